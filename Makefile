@@ -1,0 +1,41 @@
+# openai-batch for Airflow: every target bootstraps .venv from nothing on a fresh machine.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install test lint demo stop bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check uv==0.13.8 2>/dev/null
+	$(VENV)/bin/uv pip sync -q --python $(PY) --index-url https://pypi.org/simple requirements.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## test: ruff, then the whole test suite (unit, integration against real services, end to end)
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+## demo: the main job end to end on the embedded defaults
+demo: install
+	$(PY) -m batchkit.demo
+
+stop:
+	@$(PY) -m batchkit.demo --stop 2>/dev/null || true
+
+bench: install
+	$(PY) bench/bench_split.py
+
+## lock: re-resolve requirements*.txt into requirements.lock (needs the network)
+lock:
+	$(VENV)/bin/uv pip compile requirements-dev.txt -o requirements.lock --python-version 3.11 --index-url https://pypi.org/simple
+
+clean: stop
+	rm -rf $(VENV) .demo

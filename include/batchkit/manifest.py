@@ -1,0 +1,57 @@
+"""The split manifest: what was written, from what, with which parameters."""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class BatchFileEntry:
+    """One batch input file; ``first_row``/``last_row`` are ``[source_index, row]`` positions."""
+
+    path: str
+    requests: int
+    bytes: int
+    estimated_tokens: int
+    sha256: str
+    model: str
+    endpoint: str
+    first_row: list[int]
+    last_row: list[int]
+
+
+@dataclass
+class SkippedRows:
+    """Rows not turned into requests because their prompt was null or empty."""
+
+    count: int = 0
+    reason: str = "prompt is null or empty"
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    """Everything a later step needs to submit the files and map results back to input rows."""
+
+    sources: list[dict[str, Any]]
+    parameters: dict[str, Any]
+    files: list[BatchFileEntry]
+    skipped: SkippedRows
+    totals: dict[str, int]
+    custom_id: str  # how custom_id maps back to a row: "column:<name>" or "position:<source_index>-<row>"
+    version: int = MANIFEST_VERSION
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2) + b"\n"
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Manifest":
+        data = orjson.loads(Path(path).read_bytes())
+        data["files"] = [BatchFileEntry(**f) for f in data["files"]]
+        data["skipped"] = SkippedRows(**data["skipped"])
+        return cls(**data)

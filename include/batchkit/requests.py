@@ -1,0 +1,71 @@
+"""Batch API request lines: ``{"custom_id", "method", "url", "body"}`` built from fixed byte pieces.
+
+Every line of one split shares the same JSON around two variable parts (the custom_id and the
+prompt), so the shape is serialised once and each line is ``head + id + middle + prompt + tail``.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import InputError
+
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
+_ID, _PROMPT = "\x00custom_id\x00", "\x00prompt\x00"
+_RESERVED_BODY_KEYS = {"model", "messages", "input", "instructions"}
+
+
+def dumps(value: str) -> bytes:
+    """JSON-encode one string exactly as it appears inside a request line (UTF-8, not ASCII-escaped)."""
+    return orjson.dumps(value)
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """The fixed bytes of every request line for one endpoint, model and set of body options."""
+
+    endpoint: str
+    model: str
+    head: bytes
+    middle: bytes
+    tail: bytes
+
+    @classmethod
+    def build(cls, endpoint: str, model: str, system_prompt: str | None = None,
+              body_options: dict[str, Any] | None = None) -> "RequestShape":
+        if endpoint not in ENDPOINTS:
+            raise InputError(f"unsupported endpoint {endpoint!r}; choose one of {', '.join(ENDPOINTS)}")
+        if not model or not model.strip():
+            raise InputError("a model is required (for example gpt-4o-mini)")
+        options = dict(body_options or {})
+        clash = sorted(_RESERVED_BODY_KEYS & options.keys())
+        if clash:
+            raise InputError(f"--body-json must not set {', '.join(clash)}: they are built from --model and the prompt")
+        body: dict[str, Any] = {"model": model, **options}
+        if endpoint == "/v1/chat/completions":
+            system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+            body["messages"] = [*system, {"role": "user", "content": _PROMPT}]
+        elif endpoint == "/v1/responses":
+            if system_prompt:
+                body["instructions"] = system_prompt
+            body["input"] = _PROMPT
+        else:
+            if system_prompt:
+                raise InputError("/v1/embeddings takes no system prompt: remove --system-prompt")
+            body["input"] = _PROMPT
+        line = orjson.dumps({"custom_id": _ID, "method": "POST", "url": endpoint, "body": body})
+        head, rest = line.split(dumps(_ID))
+        middle, tail = rest.split(dumps(_PROMPT))
+        return cls(endpoint, model, head, middle, tail + b"\n")
+
+    def line(self, custom_id: str, prompt: str) -> bytes:
+        """One complete JSONL line, newline included."""
+        return self.head + dumps(custom_id) + self.middle + dumps(prompt) + self.tail
+
+    @property
+    def fixed_text(self) -> str:
+        """The system prompt or instructions text, counted once per request by token estimates."""
+        body = orjson.loads(self.line("", ""))["body"]
+        messages = body.get("messages", [])
+        return (body.get("instructions") or "") + "".join(m["content"] for m in messages if m["role"] == "system")

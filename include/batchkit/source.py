@@ -1,0 +1,92 @@
+"""Parquet sources: a file, a partition directory or a glob, read as a stream of record batches."""
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+READ_BATCH_ROWS = 16_384
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One Parquet file of a partition, with its position in the sorted file list."""
+
+    index: int
+    path: str
+    rows: int
+
+
+def resolve_files(source: str) -> list[str]:
+    """List the Parquet files of ``source`` in a stable (sorted) order.
+
+    A directory is searched recursively for ``*.parquet`` files, skipping hidden and ``_``-prefixed
+    entries (``_SUCCESS``, ``.crc``) as Spark and Hive writers lay them out.
+    """
+    path = Path(source)
+    if path.is_file():
+        return [str(path.resolve())]
+    if path.is_dir():
+        found = [
+            str(Path(root, name).resolve())
+            for root, dirs, names in os.walk(path)
+            for name in names
+            if name.endswith(".parquet") and not name.startswith((".", "_"))
+            if not any(part.startswith((".", "_")) for part in Path(root).relative_to(path).parts)
+        ]
+        return sorted(found)
+    if glob.has_magic(source):
+        return sorted(str(Path(p).resolve()) for p in glob.glob(source, recursive=True) if Path(p).is_file())
+    raise InputError(f"source {source!r} does not exist (expected a Parquet file, a directory of Parquet files or a glob)")
+
+
+def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile], pa.Schema | None]:
+    """Read every file's footer, check the files share one schema and contain ``required`` columns."""
+    files: list[SourceFile] = []
+    schema: pa.Schema | None = None
+    first = ""
+    for index, path in enumerate(paths):
+        try:
+            meta = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+        file_schema = meta.schema_arrow.remove_metadata()
+        if schema is None:
+            schema, first = file_schema, path
+            missing = [c for c in required if c not in schema.names]
+            if missing:
+                raise InputError(
+                    f"{path}: column(s) {', '.join(map(repr, missing))} not found; available columns: {', '.join(schema.names)}"
+                )
+        elif not file_schema.equals(schema):
+            raise InputError(f"schema drift in the partition: {path} differs from {first}: {_schema_diff(schema, file_schema)}")
+        files.append(SourceFile(index, path, meta.metadata.num_rows))
+    return files, schema
+
+
+def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> str:
+    diffs = []
+    for field in expected:
+        if field.name not in actual.names:
+            diffs.append(f"column {field.name!r} is missing")
+        elif actual.field(field.name).type != field.type:
+            diffs.append(f"column {field.name!r} is {actual.field(field.name).type}, expected {field.type}")
+    diffs += [f"unexpected column {name!r}" for name in actual.names if name not in expected.names]
+    return "; ".join(diffs) or "column order differs"
+
+
+def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Yield ``(first_row_index, batch)`` for ``columns`` of one file, streaming."""
+    start = 0
+    try:
+        for batch in pq.ParquetFile(file.path).iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+            yield start, batch
+            start += batch.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{file.path}: cannot read rows after row {start} ({exc})") from None

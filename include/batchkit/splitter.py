@@ -1,0 +1,287 @@
+"""Split a Parquet partition into OpenAI Batch input files (JSONL) plus a manifest.
+
+Rows are streamed with pyarrow record batches; each output file respects the request, byte and
+token limits; output appears in the target directory only when the whole split succeeded.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import tokens
+from .errors import InputError
+from .manifest import MANIFEST_NAME, BatchFileEntry, Manifest, SkippedRows
+from .requests import RequestShape, dumps
+from .source import SourceFile, iter_batches, open_files, resolve_files
+from .template import PromptTemplate
+
+log = logging.getLogger(__name__)
+
+MAX_REQUESTS = 50_000
+MAX_BYTES = 200 * 1000 * 1000
+MAX_SKIPPED_EXAMPLES = 20
+
+
+@dataclass
+class SplitConfig:
+    """Parameters of one split; defaults follow the OpenAI Batch API limits."""
+
+    model: str
+    endpoint: str = "/v1/chat/completions"
+    prompt_column: str | None = None
+    prompt_template: str | None = None
+    system_prompt: str | None = None
+    id_column: str | None = None
+    max_requests: int = MAX_REQUESTS
+    max_bytes: int = MAX_BYTES
+    max_tokens: int | None = None
+    body_options: dict[str, Any] = field(default_factory=dict)
+    exact_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.prompt_column is None) == (self.prompt_template is None):
+            raise InputError("give exactly one of --prompt-column or --prompt-template")
+        if not 1 <= self.max_requests <= MAX_REQUESTS:
+            raise InputError(f"--max-requests must be between 1 and {MAX_REQUESTS}, got {self.max_requests}")
+        if not 1 <= self.max_bytes <= MAX_BYTES:
+            raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+
+
+Progress = Callable[[int, int], None]  # (rows read, files written)
+
+
+def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progress | None = None) -> Manifest:
+    """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files and ``out_dir/manifest.json``.
+
+    :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
+    """
+    shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
+    template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
+    prompt_columns = list(template.columns) if template else [config.prompt_column]
+    read_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
+    files, schema = open_files(resolve_files(source), read_columns)
+    if config.id_column:
+        check_unique_ids(files, config.id_column)
+
+    out = Path(out_dir)
+    staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        writer = _FileWriter(staging, shape, config)
+        skipped = SkippedRows()
+        rows_read = 0
+        for file in files:
+            for start, batch in iter_batches(file, read_columns):
+                _split_batch(file, start, batch, template, config, shape, writer, skipped)
+                rows_read += batch.num_rows
+                if progress:
+                    progress(rows_read, len(writer.entries))
+        writer.close()
+        manifest = Manifest(
+            sources=[{"path": f.path, "rows": f.rows} for f in files],
+            parameters=_parameters(source, config),
+            files=writer.entries,
+            skipped=skipped,
+            totals={
+                "files": len(writer.entries),
+                "requests": sum(e.requests for e in writer.entries),
+                "bytes": sum(e.bytes for e in writer.entries),
+                "estimated_tokens": sum(e.estimated_tokens for e in writer.entries),
+                "rows_read": rows_read,
+                "rows_skipped": skipped.count,
+            },
+            custom_id=f"column:{config.id_column}" if config.id_column else "position:<source_index>-<row>",
+        )
+        (staging / MANIFEST_NAME).write_bytes(manifest.to_json())
+        _publish(staging, out)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _split_batch(file: SourceFile, start: int, batch: pa.RecordBatch, template: PromptTemplate | None,
+                 config: SplitConfig, shape: RequestShape, writer: "_FileWriter", skipped: SkippedRows) -> None:
+    for name in template.columns if template else [config.prompt_column]:
+        _check_utf8(batch.column(name), file, start, name)
+    prompts = template.render(batch) if template else _as_text(batch.column(config.prompt_column), file,
+                                                               config.prompt_column)
+    keep = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(prompts)), 0), False)
+    rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+    if len(rows) < batch.num_rows:
+        _record_skipped(file, start, keep, skipped)
+        prompts = prompts.take(rows)
+    if config.id_column:
+        column = batch.column(config.id_column)
+        _check_utf8(column, file, start, config.id_column)
+        ids = _as_text(column, file, config.id_column).take(rows).to_pylist()
+    else:
+        ids = [f"{file.index}-{start + r}" for r in rows.tolist()]
+    if config.exact_tokens:
+        estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
+    else:
+        estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
+    writer.write_rows(file, start, rows, ids, prompts.to_pylist(), estimates)
+
+
+def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
+    """Fail on the first row of a string or binary column whose bytes are not valid UTF-8."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            column.validate(full=True)
+            return
+        except pa.ArrowInvalid:
+            column = column.view(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
+    elif not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        return
+    for offset, value in enumerate(column.to_pylist()):
+        try:
+            value is None or value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{file.path}: column {name!r}, row {start + offset}: text is not valid UTF-8 "
+                             f"({exc.reason} at byte {exc.start})") from None
+
+
+def _as_text(column: pa.Array, file: SourceFile, name: str) -> pa.Array:
+    """The column as strings (numbers and binary UTF-8 are converted)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    try:
+        return pc.cast(column, pa.large_string())
+    except pa.ArrowException as exc:
+        raise InputError(f"{file.path}: column {name!r} of type {column.type} cannot be used as text ({exc})") from None
+
+
+def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: SkippedRows) -> None:
+    dropped = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
+    skipped.count += len(dropped)
+    for row in dropped[: MAX_SKIPPED_EXAMPLES - len(skipped.examples)].tolist():
+        skipped.examples.append({"source": file.path, "row": start + row})
+
+
+class _FileWriter:
+    """Writes request lines into numbered files, starting a new file before any limit is crossed."""
+
+    def __init__(self, directory: Path, shape: RequestShape, config: SplitConfig) -> None:
+        self.directory, self.shape, self.config = directory, shape, config
+        self.entries: list[BatchFileEntry] = []
+        self._handle: BinaryIO | None = None
+
+    def write_rows(self, file: SourceFile, start: int, rows: np.ndarray, ids: list[str], texts: list[str],
+                   estimates: np.ndarray) -> None:
+        head, middle, tail = self.shape.head, self.shape.middle, self.shape.tail
+        max_requests, max_bytes = self.config.max_requests, self.config.max_bytes
+        max_tokens = self.config.max_tokens or 1 << 62
+        for i, (custom_id, text, estimate) in enumerate(zip(ids, texts, estimates.tolist())):
+            line = head + dumps(custom_id) + middle + dumps(text) + tail
+            size = len(line)
+            if (self._handle is None or self._requests >= max_requests or self._bytes + size > max_bytes
+                    or self._tokens + estimate > max_tokens):
+                self._check_fits(file, start + int(rows[i]), size, estimate)
+                self._rotate(file.index, start + int(rows[i]))
+            self._write(line)
+            self._bytes += size
+            self._requests += 1
+            self._tokens += estimate
+            self._last = (file.index, start + int(rows[i]))
+
+    def _check_fits(self, file: SourceFile, row: int, size: int, estimate: int) -> None:
+        if size > self.config.max_bytes:
+            raise InputError(f"{file.path}: row {row}: its request alone is {size:,} bytes, over the "
+                             f"{self.config.max_bytes:,}-byte limit per batch file")
+        if self.config.max_tokens and estimate > self.config.max_tokens:
+            raise InputError(f"{file.path}: row {row}: its request alone is about {estimate:,} tokens, over the "
+                             f"--max-tokens budget of {self.config.max_tokens:,}")
+
+    def _rotate(self, source_index: int, row: int) -> None:
+        self.close()
+        name = f"batch-{len(self.entries):05d}.jsonl"
+        self._handle = open(self.directory / name, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        self._hash = hashlib.sha256()
+        self._requests = self._bytes = self._tokens = 0
+        self._first = (source_index, row)
+        self._pending: list[bytes] = []
+        self.entries.append(BatchFileEntry(name, 0, 0, 0, "", self.shape.model, self.shape.endpoint, [], []))
+
+    def _write(self, line: bytes) -> None:
+        self._pending.append(line)
+        if len(self._pending) >= 2048:
+            self._flush()
+
+    def _flush(self) -> None:
+        chunk = b"".join(self._pending)
+        self._pending.clear()
+        self._hash.update(chunk)
+        self._handle.write(chunk)
+
+    def close(self) -> None:
+        if self._handle is None:
+            return
+        self._flush()
+        self._handle.close()
+        self._handle = None
+        entry = self.entries[-1]
+        entry.requests, entry.bytes, entry.estimated_tokens = self._requests, self._bytes, self._tokens
+        entry.sha256, entry.first_row, entry.last_row = self._hash.hexdigest(), list(self._first), list(self._last)
+
+
+def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
+    """Fail on null, empty or duplicate ids, naming the files and rows (DuckDB scan, bounded memory)."""
+    import duckdb
+
+    if not files:
+        return
+    con = duckdb.connect(config={"memory_limit": "256MB", "threads": 2})
+    con.execute("SET preserve_insertion_order=false")
+    paths = [f.path for f in files]
+    column = '"' + id_column.replace('"', '""') + '"'
+    scan = "read_parquet(?, filename=true, file_row_number=true)"
+    bad = con.execute(
+        f"SELECT filename, file_row_number FROM {scan} WHERE {column} IS NULL OR CAST({column} AS VARCHAR) = '' "
+        "ORDER BY 1, 2 LIMIT 1", [paths]).fetchone()
+    if bad:
+        raise InputError(f"{bad[0]}: column {id_column!r}, row {bad[1]}: id is null or empty; every row needs an id")
+    dup = con.execute(
+        f"SELECT CAST({column} AS VARCHAR) FROM read_parquet(?) GROUP BY 1 HAVING count(*) > 1 LIMIT 1", [paths]
+    ).fetchone()
+    if dup:
+        where = con.execute(
+            f"SELECT filename, file_row_number FROM {scan} WHERE CAST({column} AS VARCHAR) = ? ORDER BY 1, 2 LIMIT 3",
+            [paths, dup[0]]).fetchall()
+        places = "; ".join(f"{f} row {r}" for f, r in where)
+        raise InputError(f"duplicate id {dup[0]!r} in column {id_column!r} ({places}): ids must be unique in the partition")
+
+
+def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
+    return {
+        "source": source, "model": config.model, "endpoint": config.endpoint,
+        "prompt_column": config.prompt_column, "prompt_template": config.prompt_template,
+        "system_prompt": config.system_prompt, "id_column": config.id_column,
+        "max_requests": config.max_requests, "max_bytes": config.max_bytes, "max_tokens": config.max_tokens,
+        "body_options": config.body_options, "token_estimate": "exact" if config.exact_tokens else "heuristic",
+    }
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished split into ``out``, replacing a previous split there but nothing else."""
+    if out.exists():
+        leftovers = [p.name for p in out.iterdir() if p.name != MANIFEST_NAME and not p.name.startswith("batch-")]
+        if not out.is_dir() or leftovers:
+            raise InputError(f"{out} exists and holds other files ({', '.join(leftovers[:3])}); choose an empty --out")
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+        os.rename(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, out)
