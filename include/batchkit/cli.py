@@ -29,15 +29,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _add_split(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "split", help="split a Parquet partition into Batch API input files",
+        "split",
+        help="split a Parquet partition into Batch API input files",
         description="Split a Parquet file, partition directory or glob into OpenAI Batch input files "
-                    "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty are "
-                    "skipped and reported in the manifest.",
+        "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty are "
+        "skipped and reported in the manifest.",
     )
     p.add_argument("source", help="a Parquet file, a directory of Parquet files (e.g. dt=2026-11-24/) or a glob")
     p.add_argument("--out", required=True, help="output directory (created; a previous split there is replaced)")
     p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
-    p.add_argument("--endpoint", default=ENDPOINTS[0], choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)")
+    p.add_argument(
+        "--endpoint", default=ENDPOINTS[0], choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
+    )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt-column", help="column holding the prompt text")
     prompt.add_argument("--prompt-template", help='template with {column} placeholders, e.g. "Summarise: {text}"')
@@ -46,8 +49,10 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="requests per file (default: %(default)s)")
     p.add_argument("--max-bytes", type=parse_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
     p.add_argument("--max-tokens", type=int, help="estimated input tokens per file (the model's enqueued-token limit)")
-    p.add_argument("--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)")
-    p.add_argument("--body-json", type=_json_object, default={}, help='extra body fields, e.g. \'{"temperature": 0}\'')
+    p.add_argument(
+        "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
+    )
+    p.add_argument("--body-json", type=_json_object, default={}, help="extra body fields, e.g. '{\"temperature\": 0}'")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
 
@@ -81,10 +86,17 @@ def _json_object(text: str) -> dict:
 
 def _run_split(args: argparse.Namespace) -> int:
     config = SplitConfig(
-        model=args.model, endpoint=args.endpoint, prompt_column=args.prompt_column,
-        prompt_template=args.prompt_template, system_prompt=args.system_prompt, id_column=args.id_column,
-        max_requests=args.max_requests, max_bytes=args.max_bytes, max_tokens=args.max_tokens,
-        body_options=args.body_json, exact_tokens=args.exact_tokens,
+        model=args.model,
+        endpoint=args.endpoint,
+        prompt_column=args.prompt_column,
+        prompt_template=args.prompt_template,
+        system_prompt=args.system_prompt,
+        id_column=args.id_column,
+        max_requests=args.max_requests,
+        max_bytes=args.max_bytes,
+        max_tokens=args.max_tokens,
+        body_options=args.body_json,
+        exact_tokens=args.exact_tokens,
     )
     started = time.monotonic()
     last = [started]
@@ -93,13 +105,17 @@ def _run_split(args: argparse.Namespace) -> int:
         now = time.monotonic()
         if not args.quiet and now - last[0] >= 2:
             last[0] = now
-            print(f"  {rows:,} rows read, {files} file(s) started ({rows / (now - started):,.0f} rows/s)", file=sys.stderr)
+            print(
+                f"  {rows:,} rows read, {files} file(s) started ({rows / (now - started):,.0f} rows/s)", file=sys.stderr
+            )
 
     manifest = split(args.source, args.out, config, progress)
     totals = manifest.totals
-    print(f"wrote {totals['files']} batch file(s) with {totals['requests']:,} requests "
-          f"({totals['bytes'] / 1e6:,.1f} MB, ~{totals['estimated_tokens']:,} tokens) to {args.out} "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"wrote {totals['files']} batch file(s) with {totals['requests']:,} requests "
+        f"({totals['bytes'] / 1e6:,.1f} MB, ~{totals['estimated_tokens']:,} tokens) to {args.out} "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     if totals["rows_skipped"]:
         print(f"skipped {totals['rows_skipped']:,} row(s) with a null or empty prompt (listed in manifest.json)")
     if not totals["files"]:

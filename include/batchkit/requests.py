@@ -32,8 +32,9 @@ class RequestShape:
     tail: bytes
 
     @classmethod
-    def build(cls, endpoint: str, model: str, system_prompt: str | None = None,
-              body_options: dict[str, Any] | None = None) -> "RequestShape":
+    def build(
+        cls, endpoint: str, model: str, system_prompt: str | None = None, body_options: dict[str, Any] | None = None
+    ) -> "RequestShape":
         if endpoint not in ENDPOINTS:
             raise InputError(f"unsupported endpoint {endpoint!r}; choose one of {', '.join(ENDPOINTS)}")
         if not model or not model.strip():

@@ -10,6 +10,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -71,7 +72,7 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
     read_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
-    files, schema = open_files(resolve_files(source), read_columns)
+    files, _schema = open_files(resolve_files(source), read_columns)
     if config.id_column:
         check_unique_ids(files, config.id_column)
 
@@ -89,6 +90,7 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
                 if progress:
                     progress(rows_read, len(writer.entries))
         writer.close()
+        writer.shutdown()
         manifest = Manifest(
             sources=[{"path": f.path, "rows": f.rows} for f in files],
             parameters=_parameters(source, config),
@@ -111,13 +113,22 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _split_batch(file: SourceFile, start: int, batch: pa.RecordBatch, template: PromptTemplate | None,
-                 config: SplitConfig, shape: RequestShape, writer: "_FileWriter", skipped: SkippedRows) -> None:
+def _split_batch(
+    file: SourceFile,
+    start: int,
+    batch: pa.RecordBatch,
+    template: PromptTemplate | None,
+    config: SplitConfig,
+    shape: RequestShape,
+    writer: "_FileWriter",
+    skipped: SkippedRows,
+) -> None:
     for name in template.columns if template else [config.prompt_column]:
         _check_utf8(batch.column(name), file, start, name)
-    prompts = template.render(batch) if template else _as_text(batch.column(config.prompt_column), file,
-                                                               config.prompt_column)
-    keep = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(prompts)), 0), False)
+    prompts = (
+        template.render(batch) if template else _as_text(batch.column(config.prompt_column), file, config.prompt_column)
+    )
+    keep = pc.fill_null(pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False)
     rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
     if len(rows) < batch.num_rows:
         _record_skipped(file, start, keep, skipped)
@@ -149,8 +160,10 @@ def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> No
         try:
             value is None or value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{file.path}: column {name!r}, row {start + offset}: text is not valid UTF-8 "
-                             f"({exc.reason} at byte {exc.start})") from None
+            raise InputError(
+                f"{file.path}: column {name!r}, row {start + offset}: text is not valid UTF-8 "
+                f"({exc.reason} at byte {exc.start})"
+            ) from None
 
 
 def _as_text(column: pa.Array, file: SourceFile, name: str) -> pa.Array:
@@ -177,32 +190,50 @@ class _FileWriter:
         self.directory, self.shape, self.config = directory, shape, config
         self.entries: list[BatchFileEntry] = []
         self._handle: BinaryIO | None = None
+        self._requests = self._bytes = self._tokens = 0
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchkit-writer")
+        self._pending: Future | None = None
 
-    def write_rows(self, file: SourceFile, start: int, rows: np.ndarray, ids: list[str], texts: list[str],
-                   estimates: np.ndarray) -> None:
+    def write_rows(
+        self, file: SourceFile, start: int, rows: np.ndarray, ids: list[str], texts: list[str], estimates: np.ndarray
+    ) -> None:
+        """Append one record batch's requests, cutting files where the next line would cross a limit."""
         head, middle, tail = self.shape.head, self.shape.middle, self.shape.tail
-        max_requests, max_bytes = self.config.max_requests, self.config.max_bytes
+        lines = [head + dumps(custom_id) + middle + dumps(text) + tail for custom_id, text in zip(ids, texts)]
+        sizes = np.fromiter(map(len, lines), np.int64, len(lines))
         max_tokens = self.config.max_tokens or 1 << 62
-        for i, (custom_id, text, estimate) in enumerate(zip(ids, texts, estimates.tolist())):
-            line = head + dumps(custom_id) + middle + dumps(text) + tail
-            size = len(line)
-            if (self._handle is None or self._requests >= max_requests or self._bytes + size > max_bytes
-                    or self._tokens + estimate > max_tokens):
-                self._check_fits(file, start + int(rows[i]), size, estimate)
+        i = 0
+        while i < len(lines):
+            room = 0 if self._handle is None else self.config.max_requests - self._requests
+            window = slice(i, i + min(room, len(lines) - i))
+            fit = min(
+                room,
+                int(np.searchsorted(np.cumsum(sizes[window]), self.config.max_bytes - self._bytes, side="right")),
+                int(np.searchsorted(np.cumsum(estimates[window]), max_tokens - self._tokens, side="right")),
+            )
+            if fit == 0:
+                self._check_fits(file, start + int(rows[i]), int(sizes[i]), int(estimates[i]))
                 self._rotate(file.index, start + int(rows[i]))
-            self._write(line)
-            self._bytes += size
-            self._requests += 1
-            self._tokens += estimate
-            self._last = (file.index, start + int(rows[i]))
+                continue
+            chunk = b"".join(lines[i : i + fit])
+            self._write(chunk)
+            self._requests += fit
+            self._bytes += len(chunk)
+            self._tokens += int(estimates[i : i + fit].sum())
+            i += fit
+            self._last = (file.index, start + int(rows[i - 1]))
 
     def _check_fits(self, file: SourceFile, row: int, size: int, estimate: int) -> None:
         if size > self.config.max_bytes:
-            raise InputError(f"{file.path}: row {row}: its request alone is {size:,} bytes, over the "
-                             f"{self.config.max_bytes:,}-byte limit per batch file")
+            raise InputError(
+                f"{file.path}: row {row}: its request alone is {size:,} bytes, over the "
+                f"{self.config.max_bytes:,}-byte limit per batch file"
+            )
         if self.config.max_tokens and estimate > self.config.max_tokens:
-            raise InputError(f"{file.path}: row {row}: its request alone is about {estimate:,} tokens, over the "
-                             f"--max-tokens budget of {self.config.max_tokens:,}")
+            raise InputError(
+                f"{file.path}: row {row}: its request alone is about {estimate:,} tokens, over the "
+                f"--max-tokens budget of {self.config.max_tokens:,}"
+            )
 
     def _rotate(self, source_index: int, row: int) -> None:
         self.close()
@@ -211,24 +242,28 @@ class _FileWriter:
         self._hash = hashlib.sha256()
         self._requests = self._bytes = self._tokens = 0
         self._first = (source_index, row)
-        self._pending: list[bytes] = []
         self.entries.append(BatchFileEntry(name, 0, 0, 0, "", self.shape.model, self.shape.endpoint, [], []))
 
-    def _write(self, line: bytes) -> None:
-        self._pending.append(line)
-        if len(self._pending) >= 2048:
-            self._flush()
+    def shutdown(self) -> None:
+        self._io.shutdown(wait=True)
 
-    def _flush(self) -> None:
-        chunk = b"".join(self._pending)
-        self._pending.clear()
-        self._hash.update(chunk)
-        self._handle.write(chunk)
+    def _write(self, chunk: bytes) -> None:
+        """Hash and write on a background thread (both release the GIL) while the next lines are built."""
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._io.submit(self._write_now, self._handle, self._hash, chunk)
+
+    @staticmethod
+    def _write_now(handle: BinaryIO, digest: "hashlib._Hash", chunk: bytes) -> None:
+        digest.update(chunk)
+        handle.write(chunk)
 
     def close(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
         if self._handle is None:
             return
-        self._flush()
         self._handle.close()
         self._handle = None
         entry = self.entries[-1]
@@ -249,7 +284,9 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
     scan = "read_parquet(?, filename=true, file_row_number=true)"
     bad = con.execute(
         f"SELECT filename, file_row_number FROM {scan} WHERE {column} IS NULL OR CAST({column} AS VARCHAR) = '' "
-        "ORDER BY 1, 2 LIMIT 1", [paths]).fetchone()
+        "ORDER BY 1, 2 LIMIT 1",
+        [paths],
+    ).fetchone()
     if bad:
         raise InputError(f"{bad[0]}: column {id_column!r}, row {bad[1]}: id is null or empty; every row needs an id")
     dup = con.execute(
@@ -258,18 +295,28 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
     if dup:
         where = con.execute(
             f"SELECT filename, file_row_number FROM {scan} WHERE CAST({column} AS VARCHAR) = ? ORDER BY 1, 2 LIMIT 3",
-            [paths, dup[0]]).fetchall()
+            [paths, dup[0]],
+        ).fetchall()
         places = "; ".join(f"{f} row {r}" for f, r in where)
-        raise InputError(f"duplicate id {dup[0]!r} in column {id_column!r} ({places}): ids must be unique in the partition")
+        raise InputError(
+            f"duplicate id {dup[0]!r} in column {id_column!r} ({places}): ids must be unique in the partition"
+        )
 
 
 def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
     return {
-        "source": source, "model": config.model, "endpoint": config.endpoint,
-        "prompt_column": config.prompt_column, "prompt_template": config.prompt_template,
-        "system_prompt": config.system_prompt, "id_column": config.id_column,
-        "max_requests": config.max_requests, "max_bytes": config.max_bytes, "max_tokens": config.max_tokens,
-        "body_options": config.body_options, "token_estimate": "exact" if config.exact_tokens else "heuristic",
+        "source": source,
+        "model": config.model,
+        "endpoint": config.endpoint,
+        "prompt_column": config.prompt_column,
+        "prompt_template": config.prompt_template,
+        "system_prompt": config.system_prompt,
+        "id_column": config.id_column,
+        "max_requests": config.max_requests,
+        "max_bytes": config.max_bytes,
+        "max_tokens": config.max_tokens,
+        "body_options": config.body_options,
+        "token_estimate": "exact" if config.exact_tokens else "heuristic",
     }
 
 

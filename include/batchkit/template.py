@@ -29,7 +29,9 @@ class PromptTemplate:
         try:
             parts = list(Formatter().parse(text))
         except ValueError as exc:
-            raise InputError(f"invalid prompt template {text!r}: {exc} (write literal braces as {{{{ and }}}})") from None
+            raise InputError(
+                f"invalid prompt template {text!r}: {exc} (write literal braces as {{{{ and }}}})"
+            ) from None
         for literal, field, spec, conversion in parts:
             pending += literal
             if field is None:

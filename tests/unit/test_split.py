@@ -1,0 +1,321 @@
+"""The splitter's rules: valid request lines, limits, determinism, row mapping and bad input."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from batchkit.cli import main
+from batchkit.errors import InputError
+from batchkit.manifest import Manifest
+from batchkit.splitter import SplitConfig, split
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+def lines(directory: Path) -> list[dict]:
+    return [json.loads(line) for f in sorted(directory.glob("batch-*.jsonl")) for line in f.read_bytes().splitlines()]
+
+
+def cfg(**kw) -> SplitConfig:
+    kw.setdefault("model", "gpt-4o-mini")
+    if "prompt_template" not in kw:
+        kw.setdefault("prompt_column", "text")
+    return SplitConfig(**kw)
+
+
+def test_chat_requests_are_valid_batch_lines(tmp_path, write_parquet):
+    src = write_parquet("p/part-0.parquet", {"id": [10, 11], "text": ["hello", "world"]})
+    manifest = split(
+        str(src), tmp_path / "out", cfg(id_column="id", system_prompt="Be brief", body_options={"temperature": 0})
+    )
+    got = lines(tmp_path / "out")
+    assert got[0] == {
+        "custom_id": "10",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt-4o-mini",
+            "temperature": 0,
+            "messages": [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "hello"}],
+        },
+    }
+    assert [line["custom_id"] for line in got] == ["10", "11"]
+    assert manifest.totals["requests"] == 2 and manifest.totals["files"] == 1
+    on_disk = Manifest.load(tmp_path / "out" / "manifest.json")
+    assert (
+        on_disk.files[0].requests == 2 and on_disk.files[0].first_row == [0, 0] and on_disk.files[0].last_row == [0, 1]
+    )
+    assert on_disk.files[0].bytes == (tmp_path / "out" / "batch-00000.jsonl").stat().st_size
+
+
+@pytest.mark.parametrize("endpoint,key", [("/v1/responses", "input"), ("/v1/embeddings", "input")])
+def test_other_endpoints(tmp_path, write_parquet, endpoint, key):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    split(str(src), tmp_path / "o", cfg(endpoint=endpoint))
+    line = lines(tmp_path / "o")[0]
+    assert line["url"] == endpoint and line["body"][key] == "x" and line["custom_id"] == "0-0"
+
+
+def test_embeddings_reject_system_prompt(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    with pytest.raises(InputError, match="system prompt"):
+        split(str(src), tmp_path / "o", cfg(endpoint="/v1/embeddings", system_prompt="s"))
+
+
+def test_files_rotate_on_request_limit_and_split_is_byte_identical(tmp_path, write_parquet):
+    write_parquet("dt=1/part-0.parquet", {"text": [f"row {i}" for i in range(25)]})
+    write_parquet("dt=1/part-1.parquet", {"text": [f"more {i}" for i in range(10)]})
+    (tmp_path / "dt=1" / "_SUCCESS").write_text("")
+    first = split(str(tmp_path / "dt=1"), tmp_path / "a", cfg(max_requests=10))
+    split(str(tmp_path / "dt=1"), tmp_path / "b", cfg(max_requests=10))
+    assert [f.requests for f in first.files] == [10, 10, 10, 5]
+    for name in ["batch-00000.jsonl", "batch-00003.jsonl", "manifest.json"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    ids = [line["custom_id"] for line in lines(tmp_path / "a")]
+    assert len(set(ids)) == 35 and ids[25] == "1-0"
+    assert first.files[2].first_row == [0, 20] and first.files[2].last_row == [1, 4]
+
+
+def test_files_rotate_on_byte_and_token_limits(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["x" * 100] * 20})
+    by_bytes = split(str(src), tmp_path / "b", cfg(max_bytes=700))
+    assert all(f.bytes <= 700 for f in by_bytes.files) and by_bytes.totals["requests"] == 20
+    assert len(by_bytes.files) > 1
+    by_tokens = split(str(src), tmp_path / "t", cfg(max_tokens=100))
+    assert all(f.estimated_tokens <= 100 for f in by_tokens.files) and by_tokens.totals["requests"] == 20
+    assert next(f.requests for f in by_tokens.files) == 3  # 100 chars -> 25 + 8 tokens each
+
+
+def test_single_oversized_row_fails_and_leaves_nothing(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["short", "y" * 5000]})
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"a.parquet: row 1: .*over the 1,000-byte limit"):
+        split(str(src), out, cfg(max_bytes=1000))
+    with pytest.raises(InputError, match=r"row 1: .*over the --max-tokens budget of 100"):
+        split(str(src), out, cfg(max_tokens=100))
+    assert not out.exists() and list(tmp_path.iterdir()) == [src]
+
+
+def test_failed_split_keeps_previous_output(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["a", "b"], "id": [1, 1]})
+    split(str(src), tmp_path / "out", cfg())
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    with pytest.raises(InputError, match="duplicate id"):
+        split(str(src), tmp_path / "out", cfg(id_column="id"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_refuses_to_replace_foreign_directory(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["a"]})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "precious.txt").write_text("keep")
+    with pytest.raises(InputError, match="holds other files"):
+        split(str(src), tmp_path / "out", cfg())
+    assert (tmp_path / "out" / "precious.txt").read_text() == "keep"
+
+
+def test_missing_columns_are_named(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"body": ["x"]})
+    with pytest.raises(InputError, match=r"a.parquet: column\(s\) 'text' not found; available columns: body"):
+        split(str(src), tmp_path / "o", cfg())
+    with pytest.raises(InputError, match="'nope' not found"):
+        split(str(src), tmp_path / "o", cfg(prompt_template="{body} {nope}"))
+
+
+def test_null_and_empty_prompts_are_skipped_and_reported(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["ok", None, "", "  \n", "fine"]})
+    manifest = split(str(src), tmp_path / "o", cfg())
+    assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["0-0", "0-4"]
+    assert manifest.skipped.count == 3 and [e["row"] for e in manifest.skipped.examples] == [1, 2, 3]
+    assert manifest.totals == {
+        "files": 1,
+        "requests": 2,
+        "bytes": manifest.files[0].bytes,
+        "estimated_tokens": manifest.files[0].estimated_tokens,
+        "rows_read": 5,
+        "rows_skipped": 3,
+    }
+
+
+def test_null_template_value_skips_the_row(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"a": ["x", None], "b": [1, 2]})
+    manifest = split(str(src), tmp_path / "o", cfg(prompt_template="{a}/{b}"))
+    assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x/1"]
+    assert manifest.skipped.count == 1
+
+
+@pytest.mark.parametrize(
+    "ids,message",
+    [
+        ([1, 2, 1], r"duplicate id '1' in column 'id' \(.*a.parquet row 0; .*a.parquet row 2\)"),
+        (["a", None, "c"], r"a.parquet: column 'id', row 1: id is null or empty"),
+        (["a", "", "c"], r"row 1: id is null or empty"),
+    ],
+)
+def test_bad_ids(tmp_path, write_parquet, ids, message):
+    src = write_parquet("a.parquet", {"id": ids, "text": ["x", "y", "z"]})
+    with pytest.raises(InputError, match=message):
+        split(str(src), tmp_path / "o", cfg(id_column="id"))
+
+
+def test_duplicate_ids_across_files(tmp_path, write_parquet):
+    write_parquet("p/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
+    write_parquet("p/b.parquet", {"id": [3, 2], "text": ["x", "y"]})
+    with pytest.raises(InputError, match=r"duplicate id '2'.*a.parquet row 1; .*b.parquet row 1"):
+        split(str(tmp_path / "p"), tmp_path / "o", cfg(id_column="id"))
+
+
+def test_corrupt_parquet(tmp_path, write_parquet):
+    write_parquet("p/a.parquet", {"text": ["x"]})
+    (tmp_path / "p" / "b.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(InputError, match=r"b.parquet: not a readable Parquet file"):
+        split(str(tmp_path / "p"), tmp_path / "o", cfg())
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_partition_writes_manifest_only(tmp_path, write_parquet):
+    (tmp_path / "empty").mkdir()
+    manifest = split(str(tmp_path / "empty"), tmp_path / "o", cfg())
+    assert manifest.totals["files"] == 0 and manifest.sources == []
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["manifest.json"]
+    zero_rows = write_parquet("z.parquet", pa.table({"text": pa.array([], pa.string())}))
+    assert split(str(zero_rows), tmp_path / "o2", cfg()).totals["requests"] == 0
+
+
+def test_missing_source(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        split(str(tmp_path / "nope"), tmp_path / "o", cfg())
+
+
+def test_schema_drift_names_files_and_column(tmp_path, write_parquet):
+    write_parquet("p/a.parquet", {"id": [1], "text": ["x"]})
+    write_parquet("p/b.parquet", {"id": ["1"], "text": ["x"]})
+    with pytest.raises(
+        InputError, match=r"schema drift.*b.parquet differs from .*a.parquet: column 'id' is string, expected int64"
+    ):
+        split(str(tmp_path / "p"), tmp_path / "o", cfg())
+
+
+def test_invalid_utf8_is_located(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": pa.array([b"ok", b"bad \xff\xfe"], pa.binary())})
+    with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
+        split(str(src), tmp_path / "o", cfg())
+
+
+def test_unicode_round_trips_exactly(tmp_path, write_parquet):
+    texts = [
+        "emoji 🎉👍🏽 zwj 👨‍👩‍👧",
+        "RTL مرحبا بالعالم שלום",
+        'ctrl \x00\x1f \u2028 "q" \\ /',
+        "日本語テキスト",
+        "e\u0301 combining",
+    ]
+    src = write_parquet("a.parquet", {"text": texts})
+    split(str(src), tmp_path / "o", cfg(endpoint="/v1/responses"))
+    assert [line["body"]["input"] for line in lines(tmp_path / "o")] == texts
+    assert "مرحبا".encode() in (tmp_path / "o" / "batch-00000.jsonl").read_bytes()  # raw UTF-8, not \u escapes
+
+
+def test_template_values_are_data_not_code(tmp_path, write_parquet):
+    hostile = ["{text}", "{0.__class__}", "__import__('os').system('x')", "{{}}", "%s %(x)s"]
+    src = write_parquet("a.parquet", {"text": hostile})
+    split(str(src), tmp_path / "o", cfg(prompt_template="Say: {text} {{literal}}"))
+    got = [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")]
+    assert got == [f"Say: {h} {{literal}}" for h in hostile]
+
+
+@pytest.mark.parametrize(
+    "template", ["{text.upper}", "{text[0]}", "{text!r}", "{text:>10}", "{}", "no placeholder", "{unclosed"]
+)
+def test_bad_templates(tmp_path, write_parquet, template):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    with pytest.raises(InputError, match=r"template|placeholder"):
+        split(str(src), tmp_path / "o", cfg(prompt_template=template))
+
+
+def test_exact_tokens_use_the_offline_tokenizer(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["hello world", "héllo 🎉 مرحبا"]})
+    manifest = split(str(src), tmp_path / "o", cfg(exact_tokens=True))
+    import tiktoken
+
+    enc = tiktoken.get_encoding("o200k_base")  # served from the cache batchkit filled; no network here
+    expected = sum(len(enc.encode(t)) + 8 for t in ["hello world", "héllo 🎉 مرحبا"])
+    assert manifest.files[0].estimated_tokens == expected
+
+
+def test_body_options_cannot_override_model_or_prompt(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    with pytest.raises(InputError, match="must not set model"):
+        split(str(src), tmp_path / "o", cfg(body_options={"model": "other"}))
+
+
+def test_glob_source(tmp_path, write_parquet):
+    write_parquet("g/x-1.parquet", {"text": ["a"]})
+    write_parquet("g/x-2.parquet", {"text": ["b"]})
+    write_parquet("g/other.parquet", {"text": ["c"]})
+    manifest = split(str(tmp_path / "g" / "x-*.parquet"), tmp_path / "o", cfg())
+    assert manifest.totals["requests"] == 2
+
+
+def test_cli_split_and_errors(tmp_path, write_parquet, capsys):
+    src = write_parquet("a.parquet", {"id": ["a", "b", "c"], "text": ["x", "y", "z"]})
+    rc = main(
+        [
+            "split",
+            str(src),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            "m",
+            "--prompt-column",
+            "text",
+            "--id-column",
+            "id",
+            "--max-requests",
+            "2",
+            "--max-bytes",
+            "1MB",
+            "--body-json",
+            '{"temperature": 0}',
+        ]
+    )
+    assert rc == 0 and "wrote 2 batch file(s) with 3 requests" in capsys.readouterr().out
+    rc = main(["split", str(src), "--out", str(tmp_path / "o2"), "--model", "m", "--prompt-column", "nope"])
+    assert rc == 2 and "column(s) 'nope' not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "split",
+                str(src),
+                "--out",
+                str(tmp_path / "o3"),
+                "--model",
+                "m",
+                "--prompt-column",
+                "text",
+                "--max-bytes",
+                "lots",
+            ]
+        )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=300), min_size=1, max_size=60),
+    max_requests=st.integers(1, 20),
+    max_bytes=st.integers(2_000, 6_000),
+)
+def test_property_limits_and_round_trip(tmp_path_factory, texts, max_requests, max_bytes):
+    import pyarrow.parquet as pq
+
+    base = tmp_path_factory.mktemp("prop")
+    pq.write_table(pa.table({"text": texts}), base / "a.parquet")
+    manifest = split(str(base / "a.parquet"), base / "o", cfg(max_requests=max_requests, max_bytes=max_bytes))
+    for entry in manifest.files:
+        assert entry.requests <= max_requests and entry.bytes <= max_bytes
+        assert entry.bytes == (base / "o" / entry.path).stat().st_size
+    kept = [t for t in texts if t.strip()]
+    assert [line["body"]["messages"][0]["content"] for line in lines(base / "o")] == kept
+    assert manifest.totals["rows_skipped"] == len(texts) - len(kept)
