@@ -41,6 +41,7 @@ def worker(kind: str, source: str, out: str, limit: int) -> dict:
                     size += len(data) + len(pad)
     else:  # naive: what a first attempt with pandas looks like
         import pandas as pd
+
         from batchkit.source import resolve_files
 
         frame = pd.concat(pd.read_parquet(p) for p in resolve_files(source)).head(limit)

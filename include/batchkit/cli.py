@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_split(commands)
     _add_sample(commands)
+    _add_emulator(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -71,6 +72,152 @@ def _run_sample(args: argparse.Namespace) -> int:
 
     paths = write_sample_partition(args.out, args.rows, args.files, args.seed)
     print(f"wrote {args.rows:,} rows in {len(paths)} file(s) to {args.out}")
+    return 0
+
+
+def _add_emulator(commands: argparse._SubParsersAction) -> None:
+    from .emulator.config import DEFAULT_MODELS, EmulatorConfig
+
+    d = EmulatorConfig()
+    p = commands.add_parser(
+        "emulator",
+        help="run the local OpenAI Batch API emulator",
+        description="Serve OpenAI's Files, Batches and Models endpoints under /v1 on this machine, with the real "
+        "lifecycle (validating -> in_progress -> finalizing -> completed, failed, expired, cancelled), limits and "
+        "error envelopes. State persists in --data-dir. Point the openai SDK at http://HOST:PORT/v1.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument(
+        "--data-dir", default=str(d.data_dir), help="state directory: SQLite + file contents (default: %(default)s)"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' (default: env BATCHKIT_EMULATOR_API_KEY, else no auth)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["echo", "forward"],
+        default="echo",
+        help="echo: deterministic offline answers; forward: call --upstream-url (default: %(default)s)",
+    )
+    p.add_argument(
+        "--upstream-url", help="OpenAI-compatible base URL for --backend forward, e.g. http://127.0.0.1:8080/v1"
+    )
+    p.add_argument(
+        "--upstream-api-key-env",
+        default="UPSTREAM_API_KEY",
+        help="env var holding the upstream key (default: %(default)s)",
+    )
+    p.add_argument(
+        "--upstream-concurrency",
+        type=int,
+        default=d.upstream_concurrency,
+        help="parallel upstream requests (default: %(default)s)",
+    )
+    p.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated models that exist; '*' accepts any (default: common OpenAI models)",
+    )
+    p.add_argument(
+        "--max-requests", type=int, default=d.max_requests_per_batch, help="requests per batch (default: %(default)s)"
+    )
+    p.add_argument(
+        "--max-batch-bytes",
+        type=parse_size,
+        default=d.max_batch_input_bytes,
+        help="batch input file size limit (default: 200MB)",
+    )
+    p.add_argument(
+        "--max-upload-bytes", type=parse_size, default=d.max_upload_bytes, help="upload size limit (default: 512MB)"
+    )
+    p.add_argument(
+        "--completion-window-seconds",
+        type=float,
+        default=d.completion_window_seconds,
+        help="how long the '24h' window lasts here; small values test expiry (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seconds-per-request",
+        type=float,
+        default=d.seconds_per_request,
+        help="slow processing: time each request takes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--validation-seconds",
+        type=float,
+        default=d.validation_seconds,
+        help="time a batch stays 'validating' (default: %(default)s)",
+    )
+    p.add_argument("--tick-seconds", type=float, default=d.tick_seconds, help="processor tick (default: %(default)s)")
+    p.add_argument(
+        "--embedding-dimensions",
+        type=int,
+        default=d.embedding_dimensions,
+        help="echo embedding size (default: %(default)s)",
+    )
+    p.add_argument(
+        "--line-failure-rate",
+        type=float,
+        default=0.0,
+        help="fault: fraction of lines failing with 500/429 into the error file",
+    )
+    p.add_argument("--api-error-rate", type=float, default=0.0, help="fault: fraction of API calls answered 429/500")
+    p.add_argument(
+        "--validation-failure-rate",
+        type=float,
+        default=0.0,
+        help="fault: fraction of batches failing validation (token_limit_exceeded)",
+    )
+    p.add_argument(
+        "--expire-rate", type=float, default=0.0, help="fault: fraction of batches that stop halfway and expire"
+    )
+    p.add_argument(
+        "--stuck-rate",
+        type=float,
+        default=0.0,
+        help="fault: fraction of batches that stay in_progress with no progress",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for fault decisions (default: %(default)s)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=_run_emulator)
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .emulator.config import EmulatorConfig
+    from .emulator.server import serve
+
+    config = EmulatorConfig(
+        data_dir=Path(args.data_dir),
+        api_key=args.api_key or os.environ.get("BATCHKIT_EMULATOR_API_KEY"),
+        backend=args.backend,
+        upstream_url=args.upstream_url,
+        upstream_api_key=os.environ.get(args.upstream_api_key_env),
+        upstream_concurrency=args.upstream_concurrency,
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
+        max_requests_per_batch=args.max_requests,
+        max_batch_input_bytes=args.max_batch_bytes,
+        max_upload_bytes=args.max_upload_bytes,
+        completion_window_seconds=args.completion_window_seconds,
+        seconds_per_request=args.seconds_per_request,
+        validation_seconds=args.validation_seconds,
+        tick_seconds=args.tick_seconds,
+        embedding_dimensions=args.embedding_dimensions,
+        line_failure_rate=args.line_failure_rate,
+        api_error_rate=args.api_error_rate,
+        validation_failure_rate=args.validation_failure_rate,
+        expire_rate=args.expire_rate,
+        stuck_rate=args.stuck_rate,
+        seed=args.seed,
+    )
+    if config.backend == "forward" and not config.upstream_url:
+        raise BatchkitError("--backend forward needs --upstream-url")
+    serve(config, args.host, args.port, args.log_level)
     return 0
 
 

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from batchkit.cli import main
 from batchkit.errors import InputError
 from batchkit.manifest import Manifest
 from batchkit.splitter import SplitConfig, split
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 
 def lines(directory: Path) -> list[dict]:

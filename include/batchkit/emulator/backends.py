@@ -1,0 +1,191 @@
+"""What answers each request line: ``echo`` (deterministic, offline) or ``forward`` (an OpenAI-compatible upstream)."""
+
+import asyncio
+import hashlib
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+ECHO_CHARS = 200
+
+
+@dataclass
+class LineResult:
+    status_code: int
+    body: dict[str, Any]
+
+
+def _tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def _text_of(content: Any) -> str:
+    """Text of a message content: a string, or a list of parts with text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _bad_request(message: str, param: str | None, code: str = "missing_required_parameter") -> LineResult:
+    return LineResult(
+        400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+    )
+
+
+def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int) -> LineResult:
+    """A realistic, deterministic response body for one request; ``key`` makes ids unique per line."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _bad_request("you must provide a model parameter", "model")
+    if url == "/v1/chat/completions":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _bad_request("Missing required parameter: 'messages'.", "messages")
+        prompt = "\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
+        user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), prompt)
+        answer = f"echo: {user[:ECHO_CHARS]}"
+        p, c = _tokens(prompt) + 4 * len(messages), _tokens(answer)
+        return LineResult(
+            200,
+            {
+                "id": f"chatcmpl-{_digest(key)}",
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer, "refusal": None, "annotations": []},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": p,
+                    "completion_tokens": c,
+                    "total_tokens": p + c,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "completion_tokens_details": {
+                        "reasoning_tokens": 0,
+                        "audio_tokens": 0,
+                        "accepted_prediction_tokens": 0,
+                        "rejected_prediction_tokens": 0,
+                    },
+                },
+                "service_tier": "default",
+                "system_fingerprint": "fp_emulator",
+            },
+        )
+    if url == "/v1/responses":
+        if "input" not in body:
+            return _bad_request("Missing required parameter: 'input'.", "input")
+        given = body["input"]
+        text = (
+            given
+            if isinstance(given, str)
+            else "\n".join(_text_of(item.get("content")) for item in given if isinstance(item, dict))
+        )
+        answer = f"echo: {text[:ECHO_CHARS]}"
+        p, c = _tokens(text + (body.get("instructions") or "")), _tokens(answer)
+        return LineResult(
+            200,
+            {
+                "id": f"resp_{_digest(key)}",
+                "object": "response",
+                "created_at": created,
+                "status": "completed",
+                "model": model,
+                "error": None,
+                "incomplete_details": None,
+                "instructions": body.get("instructions"),
+                "output": [
+                    {
+                        "type": "message",
+                        "id": f"msg_{_digest(key, 'msg')}",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": answer, "annotations": []}],
+                    }
+                ],
+                "usage": {
+                    "input_tokens": p,
+                    "output_tokens": c,
+                    "total_tokens": p + c,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            },
+        )
+    if url == "/v1/embeddings":
+        given = body.get("input")
+        if given is None:
+            return _bad_request("Missing required parameter: 'input'.", "input")
+        inputs = given if isinstance(given, list) else [given]
+        dims = int(body.get("dimensions") or embedding_dimensions)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _vector(str(item), dims)} for i, item in enumerate(inputs)
+        ]
+        p = sum(_tokens(str(item)) for item in inputs)
+        return LineResult(
+            200, {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": p, "total_tokens": p}}
+        )
+    return _bad_request(f"Invalid URL (POST {url})", "url", "invalid_url")
+
+
+def _vector(text: str, dims: int) -> list[float]:
+    """A deterministic unit vector derived from the text."""
+    raw = b"".join(hashlib.sha256(f"{i}:{text}".encode()).digest() for i in range(math.ceil(dims * 4 / 32)))
+    values = [v / 2**31 - 1.0 for v in struct.unpack(f"<{dims}I", raw[: dims * 4])]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+class Forwarder:
+    """Runs request lines against an upstream OpenAI-compatible server with bounded concurrency."""
+
+    def __init__(self, base_url: str, api_key: str | None, concurrency: int) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=600)
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def run(self, url: str, body: dict[str, Any]) -> LineResult:
+        path = url.removeprefix("/v1")
+        async with self._slots:
+            try:
+                response = await self._client.post(path, json=body)
+            except httpx.HTTPError as exc:
+                return LineResult(
+                    502,
+                    {
+                        "error": {
+                            "message": f"upstream request failed: {type(exc).__name__}",
+                            "type": "server_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    },
+                )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {
+                "error": {
+                    "message": "upstream returned a non-JSON body",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        return LineResult(response.status_code, payload)
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,310 @@
+"""Moves batches through their lifecycle: validating -> in_progress -> finalizing -> completed
+(or failed / expired / cancelling -> cancelled), resumably: progress is saved after every chunk."""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import backends
+from .config import EmulatorConfig
+from .store import Store, new_id
+from .validate import validate_input
+
+log = logging.getLogger("batchkit.emulator")
+
+CHUNK_LINES = 2000
+EXPIRED = ("batch_expired", "This request could not be executed before the completion window expired.")
+CANCELLED = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
+
+
+def fraction(seed: int, *parts: str) -> float:
+    """A deterministic number in [0, 1) for fault decisions that must survive restarts."""
+    digest = hashlib.sha256("\x00".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class Processor:
+    """Advances every active batch a little on each tick; one instance per emulator process."""
+
+    def __init__(self, store: Store, config: EmulatorConfig) -> None:
+        self.store, self.config = store, config
+        self.forwarder = (
+            backends.Forwarder(config.upstream_url, config.upstream_api_key, config.upstream_concurrency)
+            if config.backend == "forward"
+            else None
+        )
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            for batch_id in self.store.active_batch_ids():
+                try:
+                    await self.step(batch_id)
+                except Exception:  # keep serving other batches; the next tick retries this one
+                    log.exception("processing %s failed; will retry", batch_id)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
+
+    async def step(self, batch_id: str) -> None:
+        found = self.store.get_batch(batch_id)
+        if not found:
+            return
+        batch, progress = found
+        now = time.time()
+        status = batch["status"]
+        if status in ("validating", "in_progress") and now >= batch["expires_at"]:
+            await asyncio.to_thread(self._drain, batch, progress, EXPIRED)
+            self._finish(batch, progress, "expired")
+        elif status == "validating":
+            if now - progress.get("created", batch["created_at"]) >= self.config.validation_seconds:
+                await self._validate(batch, progress)
+        elif status == "in_progress":
+            await self._process_chunk(batch, progress)
+        elif status == "finalizing":
+            self._finish(batch, progress, "completed")
+        elif status == "cancelling":
+            await asyncio.to_thread(self._drain, batch, progress, CANCELLED)
+            self._finish(batch, progress, "cancelled")
+
+    async def _validate(self, batch: dict, progress: dict) -> None:
+        path = self.store.blob_path(batch["input_file_id"])
+        if fraction(self.config.seed, batch["id"], "validation") < self.config.validation_failure_rate:
+            errors = [
+                {
+                    "code": "token_limit_exceeded",
+                    "param": None,
+                    "line": None,
+                    "message": "Enqueued token limit reached for this model. Try again once some in_progress "
+                    "batches have been completed.",
+                }
+            ]
+            total, model = 0, None
+        else:
+            result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
+            errors, total, model = result.errors, result.total, result.model
+        current = self.store.get_batch(batch["id"])[0]
+        if current["status"] == "cancelling":
+            return  # the cancel wins; the next tick finishes it
+        now = int(time.time())
+        if errors:
+            batch.update(status="failed", failed_at=now, errors={"object": "list", "data": errors})
+        else:
+            batch.update(
+                status="in_progress",
+                in_progress_at=now,
+                model=model,
+                request_counts={"total": total, "completed": 0, "failed": 0},
+            )
+            if fraction(self.config.seed, batch["id"], "stuck") < self.config.stuck_rate:
+                progress["fault"] = "stuck"
+            elif fraction(self.config.seed, batch["id"], "expire") < self.config.expire_rate:
+                progress["fault"] = "expire"
+        self.store.save_batch(batch, progress)
+
+    async def _process_chunk(self, batch: dict, progress: dict) -> None:
+        counts = batch["request_counts"]
+        done = counts["completed"] + counts["failed"]
+        fault = progress.get("fault")
+        if fault == "stuck" or (fault == "expire" and done >= counts["total"] // 2):
+            return  # makes no progress until cancelled or expired
+        limit = CHUNK_LINES
+        if self.config.seconds_per_request > 0:
+            limit = max(1, int(self.config.tick_seconds / self.config.seconds_per_request))
+        lines, next_offset = await asyncio.to_thread(self._read_lines, batch, progress["offset"], limit)
+        if lines:
+            results = await self._run_lines(batch, lines)
+            if self.config.seconds_per_request > 0:
+                await asyncio.sleep(self.config.seconds_per_request * len(lines))
+            await asyncio.to_thread(self._append_results, batch, progress, results)
+            progress["offset"] = next_offset
+        current = self.store.get_batch(batch["id"])[0]
+        if current["status"] == "cancelling":
+            batch.update(status="cancelling", cancelling_at=current["cancelling_at"])
+        elif counts["completed"] + counts["failed"] >= counts["total"]:
+            batch.update(status="finalizing", finalizing_at=int(time.time()))
+            self.wake()
+        self.store.save_batch(batch, progress)
+
+    def _read_lines(self, batch: dict, offset: int, limit: int) -> tuple[list[dict], int]:
+        lines = []
+        with self.store.blob_path(batch["input_file_id"]).open("rb") as source:
+            source.seek(offset)
+            while len(lines) < limit:
+                raw = source.readline()
+                if not raw:
+                    break
+                if raw.strip():
+                    lines.append(orjson.loads(raw))
+            return lines, source.tell()
+
+    async def _run_lines(self, batch: dict, lines: list[dict]) -> list[tuple[dict, backends.LineResult]]:
+        injected = {}
+        for index, line in enumerate(lines):
+            roll = fraction(self.config.seed, batch["id"], line["custom_id"], "line")
+            if roll < self.config.line_failure_rate:
+                injected[index] = _injected_failure(roll < self.config.line_failure_rate / 2)
+        if self.forwarder:
+            pending = [injected.get(i) or self.forwarder.run(line["url"], line["body"]) for i, line in enumerate(lines)]
+            results = await asyncio.gather(*(_as_coroutine(p) for p in pending))
+        else:
+            results = await asyncio.to_thread(self._echo_all, batch, lines, injected)
+        return list(zip(lines, results))
+
+    def _echo_all(self, batch: dict, lines: list[dict], injected: dict) -> list[backends.LineResult]:
+        created = batch.get("in_progress_at") or batch["created_at"]
+        return [
+            injected.get(i)
+            or backends.echo(
+                line["url"],
+                line["body"],
+                f"{batch['id']}/{line['custom_id']}",
+                created,
+                self.config.embedding_dimensions,
+            )
+            for i, line in enumerate(lines)
+        ]
+
+    def _append_results(self, batch: dict, progress: dict, results: list[tuple[dict, backends.LineResult]]) -> None:
+        out, err = [], []
+        usage = batch["usage"]
+        for line, result in results:
+            record = {
+                "id": f"batch_req_{_key(batch['id'], line['custom_id'])}",
+                "custom_id": line["custom_id"],
+                "response": {
+                    "status_code": result.status_code,
+                    "request_id": f"req_{_key(batch['id'], line['custom_id'], 'r')}",
+                    "body": result.body,
+                },
+                "error": None,
+            }
+            if result.status_code == 200:
+                out.append(orjson.dumps(record))
+                _add_usage(usage, result.body.get("usage") or {})
+            else:
+                err.append(orjson.dumps(record))
+        batch["request_counts"]["completed"] += len(out)
+        batch["request_counts"]["failed"] += len(err)
+        progress["out_bytes"] = self._append(batch["id"], "out", progress["out_bytes"], out)
+        progress["err_bytes"] = self._append(batch["id"], "err", progress["err_bytes"], err)
+
+    def _drain(self, batch: dict, progress: dict, reason: tuple[str, str]) -> None:
+        """Write every line not yet run to the error file with ``reason`` (expired or cancelled)."""
+        if batch.get("request_counts", {}).get("total", 0) == 0:
+            return
+        code, message = reason
+        err = []
+        lines, _ = self._read_lines(batch, progress["offset"], 10**9)
+        for line in lines:
+            err.append(
+                orjson.dumps(
+                    {
+                        "id": f"batch_req_{_key(batch['id'], line['custom_id'])}",
+                        "custom_id": line["custom_id"],
+                        "response": None,
+                        "error": {"code": code, "message": message},
+                    }
+                )
+            )
+        batch["request_counts"]["failed"] += len(err)
+        progress["err_bytes"] = self._append(batch["id"], "err", progress["err_bytes"], err)
+        progress["offset"] = self.store.blob_path(batch["input_file_id"]).stat().st_size
+
+    def work_path(self, batch_id: str, kind: str) -> Path:
+        return self.store.work_dir / f"{batch_id}.{kind}"
+
+    def _append(self, batch_id: str, kind: str, committed: int, records: list[bytes]) -> int:
+        """Append records after the last committed byte (dropping anything a crash left past it)."""
+        path = self.work_path(batch_id, kind)
+        with path.open("ab") as handle:
+            handle.truncate(committed)
+            if records:
+                handle.write(b"\n".join(records) + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            return handle.tell()
+
+    def _finish(self, batch: dict, progress: dict, status: str) -> None:
+        now = int(time.time())
+        for kind, key, suffix in (("out", "output_file_id", "output"), ("err", "error_file_id", "error")):
+            size = progress[f"{kind}_bytes"]
+            path = self.work_path(batch["id"], kind)
+            if size and path.exists():
+                file_id = new_id("file")
+                with path.open("ab") as handle:
+                    handle.truncate(size)
+                os.replace(path, self.store.blob_path(file_id))
+                self.store.add_file(file_id, f"{batch['id']}_{suffix}.jsonl", "batch_output", size)
+                batch[key] = file_id
+            else:
+                path.unlink(missing_ok=True)
+        batch.update(status=status, **{f"{status}_at": now})
+        self.store.save_batch(batch, progress)
+        log.info("batch %s %s: %s", batch["id"], status, batch.get("request_counts"))
+
+    def recover(self) -> None:
+        """After a restart, cut partial result files back to their last committed size."""
+        for batch_id in self.store.active_batch_ids():
+            _, progress = self.store.get_batch(batch_id)
+            for kind in ("out", "err"):
+                path = self.work_path(batch_id, kind)
+                if path.exists():
+                    with path.open("ab") as handle:
+                        handle.truncate(progress[f"{kind}_bytes"])
+
+    async def close(self) -> None:
+        if self.forwarder:
+            await self.forwarder.close()
+
+
+def _key(*parts: str) -> str:
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def _injected_failure(rate_limited: bool) -> backends.LineResult:
+    if rate_limited:
+        return backends.LineResult(
+            429,
+            {
+                "error": {
+                    "message": "Rate limit reached for requests (injected fault).",
+                    "type": "requests",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        )
+    return backends.LineResult(
+        500,
+        {
+            "error": {
+                "message": "The server had an error while processing your request (injected fault).",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+    )
+
+
+async def _as_coroutine(value: Any) -> Any:
+    return (await value) if asyncio.iscoroutine(value) else value
+
+
+def _add_usage(total: dict, usage: dict) -> None:
+    given_in = usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0
+    given_out = usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0
+    total["input_tokens"] += given_in
+    total["output_tokens"] += given_out
+    total["total_tokens"] += given_in + given_out

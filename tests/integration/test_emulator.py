@@ -1,0 +1,334 @@
+"""The emulator over real HTTP with the official openai SDK: lifecycle, limits, errors, faults, persistence."""
+
+import os
+import signal
+import time
+
+import httpx
+import openai
+import pytest
+
+from .conftest import chat_line, client_for, jsonl, upload, wait
+
+
+def test_chat_batch_lifecycle(emulator, tmp_path):
+    emu = emulator("--seconds-per-request", "0.002", "--validation-seconds", "0.3")
+    client = client_for(emu)
+    file_id = upload(client, tmp_path, [chat_line(f"r{i}", f"hello {i} 🎉 مرحبا") for i in range(300)])
+    batch = client.batches.create(
+        input_file_id=file_id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"dag_id": "d", "run": "1"},
+    )
+    assert batch.status == "validating" and batch.metadata == {"dag_id": "d", "run": "1"}
+    done = wait(client, batch.id)
+    assert done.seen_statuses[0] == "validating" and "in_progress" in done.seen_statuses
+    assert done.status == "completed" and done.model == "gpt-4o-mini"
+    assert done.request_counts.total == 300 and done.request_counts.completed == 300 and done.request_counts.failed == 0
+    assert done.created_at <= done.in_progress_at <= done.finalizing_at <= done.completed_at < done.expires_at
+    assert done.error_file_id is None and done.errors is None
+    out = jsonl(client, done.output_file_id)
+    assert sorted(line["custom_id"] for line in out) == sorted(f"r{i}" for i in range(300))
+    first = next(line for line in out if line["custom_id"] == "r7")
+    assert first["response"]["status_code"] == 200 and first["error"] is None
+    assert first["response"]["body"]["choices"][0]["message"]["content"] == "echo: hello 7 🎉 مرحبا"
+    assert done.usage.input_tokens > 0 and done.usage.total_tokens == done.usage.input_tokens + done.usage.output_tokens
+    output_file = client.files.retrieve(done.output_file_id)
+    assert output_file.purpose == "batch_output" and output_file.bytes == len(
+        client.files.content(done.output_file_id).content
+    )
+
+
+def test_responses_and_embeddings(emulator, tmp_path):
+    client = client_for(emulator())
+    responses = [
+        {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "gpt-4o-mini", "input": "x", "instructions": "be short"},
+        }
+    ]
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, responses, "r.jsonl"), endpoint="/v1/responses", completion_window="24h"
+    )
+    body = jsonl(client, wait(client, batch.id).output_file_id)[0]["response"]["body"]
+    assert body["object"] == "response" and body["output"][0]["content"][0]["text"] == "echo: x"
+    embeddings = [
+        {
+            "custom_id": f"e{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "text-embedding-3-small", "input": f"text {i}", "dimensions": 8},
+        }
+        for i in range(3)
+    ]
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, embeddings, "e.jsonl"),
+        endpoint="/v1/embeddings",
+        completion_window="24h",
+    )
+    out = jsonl(client, wait(client, batch.id).output_file_id)
+    vectors = {line["custom_id"]: line["response"]["body"]["data"][0]["embedding"] for line in out}
+    assert len(vectors["e0"]) == 8 and vectors["e0"] != vectors["e1"]
+    assert abs(sum(v * v for v in vectors["e0"]) - 1) < 1e-3
+
+
+def test_batch_pagination_newest_first(emulator, tmp_path):
+    client = client_for(emulator())
+    file_id = upload(client, tmp_path, [chat_line("a")])
+    ids = [
+        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h").id
+        for _ in range(5)
+    ]
+    page = client.batches.list(limit=2)
+    assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more
+    page2 = client.batches.list(limit=2, after=page.data[-1].id)
+    assert [b.id for b in page2.data] == ids[::-1][2:4]
+    assert [b.id for b in client.batches.list(limit=2)] == ids[::-1]  # the SDK follows the cursor
+    for bad in (0, 101):
+        with pytest.raises(openai.BadRequestError, match="limit"):
+            client.batches.list(limit=bad)
+    files = client.files.list(purpose="batch")
+    assert [f.id for f in files.data] == [file_id]
+
+
+def test_cancel_keeps_partial_output_and_accounts_every_line(emulator, tmp_path):
+    client = client_for(emulator("--seconds-per-request", "0.01"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(400)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    wait(client, batch.id, until=("in_progress",))
+    while client.batches.retrieve(batch.id).request_counts.completed == 0:
+        time.sleep(0.05)
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status == "cancelling" and cancelling.cancelling_at
+    done = wait(client, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at
+    out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
+    assert 0 < len(out) < 400 and len(out) + len(err) == 400
+    assert {line["error"]["code"] for line in err} == {"batch_cancelled"}
+    assert done.request_counts.completed == len(out) and done.request_counts.failed == len(err)
+    with pytest.raises(openai.ConflictError, match="Cannot cancel a batch with status 'completed'"):
+        client.batches.cancel(
+            wait(
+                client,
+                client.batches.create(
+                    input_file_id=upload(client, tmp_path, [chat_line("x")], "one.jsonl"),
+                    endpoint="/v1/chat/completions",
+                    completion_window="24h",
+                ).id,
+            ).id
+        )
+
+
+def test_expiry_writes_unfinished_lines_as_expired(emulator, tmp_path):
+    client = client_for(emulator("--seconds-per-request", "0.02", "--completion-window-seconds", "2"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(500)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    done = wait(client, batch.id)
+    assert done.status == "expired" and done.expired_at >= done.expires_at
+    out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
+    assert len(out) > 0 and len(out) + len(err) == 500
+    assert {line["error"]["code"] for line in err} == {"batch_expired"} and all(e["response"] is None for e in err)
+
+
+@pytest.mark.parametrize(
+    "payload,code,line",
+    [
+        (
+            b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini"}}\n'
+            b"not json\n",
+            "invalid_json_line",
+            2,
+        ),
+        (
+            [{"method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o-mini"}}],
+            "missing_required_parameter",
+            1,
+        ),
+        ([chat_line("a"), chat_line("a")], "duplicate_custom_id", 2),
+        ([chat_line("a", url="/v1/embeddings")], "invalid_url", 1),
+        ([chat_line("a"), chat_line("b", model="gpt-4o")], "mismatched_model", 2),
+        ([chat_line(f"r{i}") for i in range(4)], "too_many_requests", None),
+        ([chat_line("a", "x" * 3000)], "file_too_large", None),
+        (b"\n\n", "empty_file", None),
+        ([chat_line("a", model="gpt-imaginary")], "model_not_found", None),
+    ],
+)
+def test_validation_errors_fail_the_batch(emulator, tmp_path, payload, code, line):
+    client = client_for(emulator("--max-requests", "3", "--max-batch-bytes", "2KB"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, payload), endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = wait(client, batch.id)
+    assert done.status == "failed" and done.failed_at and done.output_file_id is None
+    errors = done.errors.data
+    assert code in [e.code for e in errors]
+    assert next(e for e in errors if e.code == code).line == line
+
+
+def test_create_batch_rejections(emulator, tmp_path):
+    client = client_for(emulator())
+    file_id = upload(client, tmp_path, [chat_line("a")])
+    create = client.batches.create
+    with pytest.raises(openai.BadRequestError, match="endpoint"):
+        create(input_file_id=file_id, endpoint="/v1/images", completion_window="24h")
+    with pytest.raises(openai.BadRequestError, match="completion_window"):
+        create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="48h")
+    with pytest.raises(openai.BadRequestError, match="too many properties"):
+        create(
+            input_file_id=file_id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={f"k{i}": "v" for i in range(17)},
+        )
+    with pytest.raises(openai.NotFoundError, match="No such File object"):
+        create(input_file_id="file-doesnotexist00", endpoint="/v1/chat/completions", completion_window="24h")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.batches.retrieve("batch_nope")
+    assert caught.value.body == {
+        "message": "No such Batch object: batch_nope",
+        "type": "invalid_request_error",
+        "param": "batch_id",
+        "code": None,
+    }
+
+
+def test_files_api_and_path_safety(emulator, tmp_path):
+    emu = emulator("--max-upload-bytes", "1KB")
+    client = client_for(emu)
+    file_id = upload(client, tmp_path, [chat_line("a")])
+    assert client.files.retrieve(file_id).filename == "in.jsonl"
+    with pytest.raises(openai.APIStatusError) as caught:
+        upload(client, tmp_path, [chat_line("b", "y" * 2000)], "big.jsonl")
+    assert caught.value.status_code == 413 and caught.value.code == "file_too_large"
+    data_dir = emu.log_path.parent
+    assert sorted(p.name for p in (data_dir / "files").iterdir()) == [file_id]
+    for hostile in ("..%2F..%2Femulator.sqlite3", "..%2Femulator.log", "file-..%2F..%2Fx"):
+        response = httpx.get(f"{emu.base_url}/files/{hostile}/content")
+        assert response.status_code == 404 and "error" in response.json()
+    assert client.files.delete(file_id).deleted
+    assert list((data_dir / "files").iterdir()) == []
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(file_id)
+
+
+def test_auth_required_and_key_never_logged(emulator, tmp_path):
+    secret = "sk-emulator-test-0123456789abcdef"
+    emu = emulator(env={"BATCHKIT_EMULATOR_API_KEY": secret})
+    with pytest.raises(openai.AuthenticationError, match="Incorrect API key"):
+        client_for(emu, "wrong").files.list()
+    client = client_for(emu, secret)
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line("a")]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    assert wait(client, batch.id).status == "completed"
+    assert httpx.get(emu.base_url.removesuffix("/v1") + "/health").status_code == 200
+    emu.stop()
+    assert secret not in emu.log_path.read_text()
+
+
+def test_restart_loses_nothing_and_resumes(emulator, tmp_path):
+    data_dir = tmp_path / "persist"
+    emu = emulator("--seconds-per-request", "0.005", data_dir=data_dir)
+    client = client_for(emu)
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(600)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    while client.batches.retrieve(batch.id).request_counts.completed < 100:
+        time.sleep(0.05)
+    os.killpg(emu.process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
+    emu.process.wait()
+    emu2 = emulator("--seconds-per-request", "0.001", data_dir=data_dir)
+    client2 = client_for(emu2)
+    done = wait(client2, batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 600
+    ids = [line["custom_id"] for line in jsonl(client2, done.output_file_id)]
+    assert len(ids) == 600 and len(set(ids)) == 600
+    assert client2.files.retrieve(done.input_file_id).bytes > 0
+
+
+def test_line_failures_go_to_the_error_file(emulator, tmp_path):
+    client = client_for(emulator("--line-failure-rate", "0.3", "--seed", "3"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(200)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    done = wait(client, batch.id)
+    out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
+    assert done.status == "completed" and len(out) + len(err) == 200 and 30 < len(err) < 90
+    assert {line["response"]["status_code"] for line in err} == {429, 500}
+    assert done.request_counts.failed == len(err)
+
+
+def test_api_errors_are_retried_by_the_sdk(emulator, tmp_path):
+    emu = emulator("--api-error-rate", "0.3", "--seed", "5")
+    statuses = [httpx.get(f"{emu.base_url}/batches").status_code for _ in range(40)]
+    assert {429, 500} <= set(statuses) and 200 in statuses
+    client = client_for(emu, max_retries=8)
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(10)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    assert wait(client, batch.id).status == "completed"
+
+
+def test_batch_level_faults(emulator, tmp_path):
+    client = client_for(emulator("--validation-failure-rate", "1"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line("a")]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    assert wait(client, batch.id).errors.data[0].code == "token_limit_exceeded"
+    client = client_for(emulator("--stuck-rate", "1"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line("a")]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    wait(client, batch.id, until=("in_progress",))
+    time.sleep(0.5)
+    assert client.batches.retrieve(batch.id).status == "in_progress"
+    client.batches.cancel(batch.id)
+    assert wait(client, batch.id).status == "cancelled"
+
+
+def test_forward_backend_calls_the_upstream(emulator, tmp_path):
+    upstream = emulator()
+    emu = emulator("--backend", "forward", "--upstream-url", upstream.base_url, "--upstream-concurrency", "4")
+    client = client_for(emu)
+    batch = client.batches.create(
+        input_file_id=upload(
+            client,
+            tmp_path,
+            [chat_line(f"r{i}", f"q{i}") for i in range(20)] + [chat_line("bad", model="gpt-imaginary")],
+        ),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    done = wait(client, batch.id)
+    assert done.status == "failed"  # the unknown model fails validation before anything is forwarded
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}", f"q{i}") for i in range(20)]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    out = jsonl(client, wait(client, batch.id).output_file_id)
+    assert {line["response"]["body"]["choices"][0]["message"]["content"] for line in out} == {
+        f"echo: q{i}" for i in range(20)
+    }
+    assert all(line["response"]["body"]["id"].startswith("chatcmpl-") for line in out)
