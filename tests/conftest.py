@@ -1,10 +1,16 @@
-"""Shared fixtures: small Parquet partitions written per test."""
+"""Shared fixtures: small Parquet partitions written per test; Airflow confined to a throwaway home."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+# Airflow reads its home at import time: keep tests away from ~/airflow and from any user config.
+os.environ["AIRFLOW_HOME"] = os.environ.get("BATCHKIT_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-home-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 @pytest.fixture
