@@ -1,0 +1,120 @@
+"""openai_batch_inference: one Parquet partition -> OpenAI Batch API -> a warehouse table.
+
+split -> [per batch file: submit -> wait (deferrable, on the triggerer) -> collect] -> load
+"""
+
+import os
+from datetime import datetime
+
+from airflow.sdk import Asset, Param, dag, task_group
+
+from openai_batch.operators import (
+    CollectResultsOperator,
+    LoadToWarehouseOperator,
+    SplitPartitionOperator,
+    SubmitBatchOperator,
+)
+from openai_batch.sensors import OpenAIBatchSensor
+
+DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", "data")
+STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")
+WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
+POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
+MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))
+CONN_ID = "openai_default"
+RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREHOUSE)}")
+
+
+@dag(
+    schedule="@daily",
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=4,
+    render_template_as_native_obj=True,
+    default_args={"retries": 2},
+    tags=["openai", "batch"],
+    doc_md=__doc__,
+    params={
+        "source": Param(
+            f"{DATA_ROOT}/reviews/dt={{partition}}",
+            type="string",
+            description="Parquet file, directory or glob; {partition} is replaced by the partition",
+        ),
+        "partition": Param("", type="string", description="partition key (YYYY-MM-DD); empty: the run's date"),
+        "model": Param("gpt-4o-mini", type="string"),
+        "endpoint": Param("/v1/chat/completions", enum=["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]),
+        "prompt_template": Param(
+            "Classify the sentiment of this review of {product} ({stars} stars) as positive, "
+            "negative or neutral: {text}",
+            type="string",
+            description="{column} placeholders; leave empty to use prompt_column",
+        ),
+        "prompt_column": Param("", type="string", description="column holding the prompt (if no template)"),
+        "system_prompt": Param("Answer with one word.", type="string"),
+        "id_column": Param("review_id", type="string", description="unique id column (empty: row position)"),
+        "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
+        "target_table": Param("review_sentiment", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
+        "max_requests_per_file": Param(50_000, type="integer", minimum=1, maximum=50_000),
+        "max_tokens_per_file": Param(None, type=["null", "integer"], minimum=1),
+        "max_attempts": Param(3, type="integer", minimum=1, maximum=10),
+        "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
+    },
+)
+def openai_batch_inference():
+    split = SplitPartitionOperator(
+        task_id="split",
+        source="{{ params.source }}",
+        staging_root=STAGING_ROOT,
+        model="{{ params.model }}",
+        endpoint="{{ params.endpoint }}",
+        prompt_template="{{ params.prompt_template }}",
+        prompt_column="{{ params.prompt_column }}",
+        system_prompt="{{ params.system_prompt }}",
+        id_column="{{ params.id_column }}",
+        body_options="{{ params.body_options }}",
+        max_requests="{{ params.max_requests_per_file }}",
+        max_tokens="{{ params.max_tokens_per_file }}",
+        dry_run="{{ params.dry_run }}",
+        conn_id=CONN_ID,
+    )
+
+    @task_group(group_id="batch")
+    def per_batch_file(batch_file):
+        submit = SubmitBatchOperator(
+            task_id="submit",
+            batch_file=batch_file,
+            endpoint="{{ params.endpoint }}",
+            conn_id=CONN_ID,
+            max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
+        )
+        wait = OpenAIBatchSensor(
+            task_id="wait",
+            batch_id=submit.output,
+            conn_id=CONN_ID,
+            poll_interval=POLL_SECONDS,
+            max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
+        )
+        collect = CollectResultsOperator(
+            task_id="collect",
+            batch_file=batch_file,
+            batch_id=submit.output,
+            staging_root=STAGING_ROOT,
+            conn_id=CONN_ID,
+            poll_interval=POLL_SECONDS,
+            max_attempts="{{ params.max_attempts }}",
+        )
+        wait >> collect
+        return collect
+
+    collected = per_batch_file.expand(batch_file=split.output)
+
+    LoadToWarehouseOperator(
+        task_id="load",
+        results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
+        database=WAREHOUSE,
+        table="{{ params.target_table }}",
+        outlets=[RESULTS],
+    ).set_upstream(collected)
+
+
+openai_batch_inference()

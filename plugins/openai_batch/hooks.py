@@ -1,0 +1,70 @@
+"""OpenAI access for the batch pipeline, on top of apache-airflow-providers-openai's ``OpenAIHook``.
+
+The connection is the provider's ``openai`` type: API key in the password, base URL in the host
+(the local emulator by default in the demo, ``https://api.openai.com/v1`` for real OpenAI).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import openai
+from airflow.providers.openai.hooks.openai import OpenAIHook
+
+from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+TRANSIENT = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
+
+
+class OpenAIBatchHook(OpenAIHook):
+    """The provider's hook plus what idempotent batch pipelines need: find-by-key and streamed downloads."""
+
+    hook_name = "OpenAI Batch"
+
+    def iter_batches_since(self, created_after: int) -> Iterator[Batch]:
+        """Batches newest first, stopping at the first one created before ``created_after``."""
+        for batch in self.conn.batches.list(limit=100):
+            if batch.created_at < created_after:
+                return
+            yield batch
+
+    def find_batch(self, key: str, created_after: int) -> Batch | None:
+        """The newest live or completed batch tagged with ``key`` (failed/expired/cancelled ones are ignored)."""
+        for batch in self.iter_batches_since(created_after):
+            if (batch.metadata or {}).get(METADATA_KEY) == key and batch.status not in NOT_ADOPTABLE:
+                return batch
+        return None
+
+    def download(self, file_id: str, target: Path, attempts: int = 4, chunk_bytes: int = 1 << 20) -> int:
+        """Stream a file's content to ``target`` in chunks (atomic rename), retrying transient failures.
+
+        :returns: bytes written.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        for attempt in range(1, attempts + 1):
+            try:
+                size = 0
+                with self.conn.files.with_streaming_response.content(file_id) as response, partial.open("wb") as out:
+                    for chunk in response.iter_bytes(chunk_bytes):
+                        out.write(chunk)
+                        size += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                partial.replace(target)
+                return size
+            except TRANSIENT as exc:
+                if attempt == attempts:
+                    raise
+                self.log.warning(
+                    "download of %s failed (%s); retry %d/%d", file_id, type(exc).__name__, attempt, attempts - 1
+                )
+                time.sleep(min(2**attempt, 30))
+        raise AssertionError("unreachable")

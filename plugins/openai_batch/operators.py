@@ -1,0 +1,401 @@
+"""Operators of the batch pipeline: split -> submit -> (sensor) -> collect -> load.
+
+They stay thin: the work is done by ``batchkit`` (Airflow-free) and the hook. XComs carry paths, ids
+and counts only, never data.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from batchkit.errors import BatchkitError
+from openai_batch.context import batch_key, partition_key, run_staging_dir
+from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE
+
+if TYPE_CHECKING:
+    from openai_batch.hooks import OpenAIBatchHook
+
+# The OpenAI SDK, pyarrow and DuckDB are imported inside execute(): DAG files that use these operators
+# must parse fast, and only the tasks that run need them.
+
+ADOPT_SEARCH_WINDOW = timedelta(days=7)
+
+
+class SplitPartitionOperator(BaseOperator):
+    """Split the run's partition into batch input files in the run's staging directory.
+
+    Checks the model exists before anything else, so a typo fails the run before anything is submitted.
+
+    :param source: Parquet file, directory or glob; ``{partition}`` is replaced by the partition key.
+    :param staging_root: where run-scoped staging directories are made.
+    :param dry_run: split and report only; return no files, so nothing is submitted.
+    :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
+    """
+
+    template_fields = (
+        "source",
+        "staging_root",
+        "model",
+        "endpoint",
+        "prompt_column",
+        "prompt_template",
+        "system_prompt",
+        "id_column",
+        "max_requests",
+        "max_tokens",
+        "body_options",
+        "dry_run",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        staging_root: str,
+        model: str,
+        endpoint: str = "/v1/chat/completions",
+        prompt_column: str | None = None,
+        prompt_template: str | None = None,
+        system_prompt: str | None = None,
+        id_column: str | None = None,
+        max_requests: int = 50_000,
+        max_tokens: int | None = None,
+        body_options: dict | None = None,
+        dry_run: bool = False,
+        conn_id: str = "openai_default",
+        check_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
+        self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
+        self.id_column, self.max_requests, self.max_tokens = id_column, max_requests, max_tokens
+        self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from batchkit.splitter import SplitConfig, split
+
+        partition = partition_key(context)
+        source = self.source.replace("{partition}", partition)
+        out = run_staging_dir(self.staging_root, context) / "split"
+        if self.check_model:
+            self._check_model()
+        try:
+            config = SplitConfig(
+                model=self.model,
+                endpoint=self.endpoint,
+                prompt_column=self.prompt_column or None,
+                prompt_template=self.prompt_template or None,
+                system_prompt=self.system_prompt or None,
+                id_column=self.id_column or None,
+                max_requests=int(self.max_requests),
+                max_tokens=int(self.max_tokens) if self.max_tokens else None,
+                body_options=self.body_options or {},
+            )
+            manifest = split(source, out, config, self._progress)
+        except BatchkitError as exc:
+            raise AirflowFailException(f"cannot split partition {partition} ({source}): {exc}") from None
+        totals = manifest.totals
+        self.log.info(
+            "partition %s: %d rows -> %d requests in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
+            "(null/empty prompt); manifest %s",
+            partition,
+            totals["rows_read"],
+            totals["requests"],
+            totals["files"],
+            totals["bytes"] / 1e6,
+            totals["estimated_tokens"],
+            totals["rows_skipped"],
+            out / "manifest.json",
+        )
+        if self.dry_run:
+            self.log.info("dry_run is set: nothing will be submitted")
+            return []
+        return [
+            {
+                "index": i,
+                "path": str(out / f.path),
+                "requests": f.requests,
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+                "manifest": str(out / "manifest.json"),
+                "partition": partition,
+            }
+            for i, f in enumerate(manifest.files)
+        ]
+
+    def _check_model(self) -> None:
+        import openai
+
+        from openai_batch.hooks import OpenAIBatchHook
+
+        try:
+            OpenAIBatchHook(conn_id=self.conn_id).conn.models.retrieve(self.model)
+        except openai.NotFoundError:
+            raise AirflowFailException(
+                f"model {self.model!r} does not exist at this endpoint (or this key has no "
+                "access to it); nothing was submitted"
+            ) from None
+
+    def _progress(self, rows: int, files: int) -> None:
+        if rows and rows % 500_000 < 4096:
+            self.log.info("split progress: %d rows read, %d file(s) started", rows, files)
+
+
+class SubmitBatchOperator(BaseOperator):
+    """Upload one batch file and create its batch, idempotently.
+
+    The batch is tagged with a deterministic key (DAG, run, task, map index, file digest). A retry or a
+    cleared rerun first looks for the batch it already made (task state store, then the key in the batches'
+    metadata) and adopts it unless it failed, expired or was cancelled: no batch is ever created twice.
+
+    :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated).
+    :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
+        are passed to ``batches.create``.
+    :returns: the batch id.
+    """
+
+    template_fields = ("batch_file", "endpoint", "metadata")
+
+    def __init__(
+        self,
+        *,
+        batch_file: dict[str, Any],
+        endpoint: str = "/v1/chat/completions",
+        conn_id: str = "openai_default",
+        completion_window: str = "24h",
+        metadata: dict[str, str] | None = None,
+        output_expires_after: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_file, self.endpoint, self.conn_id = batch_file, endpoint, conn_id
+        self.completion_window, self.metadata, self.output_expires_after = (
+            completion_window,
+            metadata,
+            output_expires_after,
+        )
+
+    def execute(self, context: Any) -> str:
+        from openai_batch.hooks import OpenAIBatchHook
+
+        hook = OpenAIBatchHook(conn_id=self.conn_id)
+        key = batch_key(context, self.batch_file["sha256"])
+        state = context["task_state_store"]
+        saved = state.get("batch_id")
+        if saved:
+            batch = hook.get_batch(saved)
+            if batch.status not in NOT_ADOPTABLE:
+                self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
+                return batch.id
+            self.log.warning("batch %s of an earlier try is %s; submitting a new one", batch.id, batch.status)
+        else:
+            found = hook.find_batch(key, int(time.time() - ADOPT_SEARCH_WINDOW.total_seconds()))
+            if found:
+                self.log.info("adopting batch %s (%s) found by its key %s", found.id, found.status, key)
+                state.set("batch_id", found.id)
+                return found.id
+        path = Path(self.batch_file["path"])
+        with path.open("rb") as handle:
+            uploaded = hook.conn.files.create(file=(f"{key}-{path.name}", handle), purpose="batch")
+        ti = context["ti"]
+        metadata = {
+            **(self.metadata or {}),
+            "airflow_dag_id": ti.dag_id,
+            "airflow_run_id": ti.run_id[:512],
+            "airflow_task": f"{ti.task_id}[{ti.map_index}]",
+            "partition": self.batch_file["partition"],
+            "file_sha256": self.batch_file["sha256"][:32],
+            METADATA_KEY: key,
+        }
+        extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
+        batch = hook.conn.batches.create(
+            input_file_id=uploaded.id,
+            endpoint=self.endpoint,
+            completion_window=self.completion_window,
+            metadata=metadata,
+            **extra,
+        )
+        state.set("batch_id", batch.id)
+        self.log.info(
+            "created batch %s for %s (%d requests, file %s)",
+            batch.id,
+            path.name,
+            self.batch_file["requests"],
+            uploaded.id,
+        )
+        return batch.id
+
+
+class CollectResultsOperator(BaseOperator):
+    """Download a batch's output and error files, resubmit retryable lines, merge results onto the input rows.
+
+    Retryable lines (429, 5xx, expired) are resubmitted as a new batch up to ``max_attempts`` batches in all,
+    waiting on the triggerer between attempts. Every input row owned by the batch file is written to
+    ``results/result-NNNNN.parquet`` with status ``ok`` or ``error`` (code and message), never dropped.
+
+    :returns: ``{"path", "rows", "ok", "errors", "batch_ids"}``.
+    """
+
+    template_fields = ("batch_file", "batch_id", "staging_root")
+
+    def __init__(
+        self,
+        *,
+        batch_file: dict[str, Any],
+        batch_id: str,
+        staging_root: str,
+        conn_id: str = "openai_default",
+        max_attempts: int = 3,
+        poll_interval: float = 60,
+        completion_window: timedelta = timedelta(hours=24),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
+        self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return self.collect(context, [self.batch_id])
+
+    def collect(self, context: Any, batch_ids: list[str], event: dict[str, Any] | None = None) -> dict[str, Any]:
+        from batchkit.manifest import Manifest
+        from batchkit.results import latest_results, merge_with_inputs
+        from openai_batch.hooks import OpenAIBatchHook
+
+        hook = OpenAIBatchHook(conn_id=self.conn_id)
+        if event and event.get("status") == "timeout":
+            hook.cancel_batch(batch_ids[-1])
+            raise AirflowException(f"retry batch {batch_ids[-1]} did not finish in time; cancelled it")
+        work = run_staging_dir(self.staging_root, context) / "results" / f"{self.batch_file['index']:05d}"
+        attempts = [self._download(hook, batch_id, work / f"attempt-{n}") for n, batch_id in enumerate(batch_ids)]
+        final = latest_results(attempts)
+        retry = {cid for cid, result in final.items() if result.retryable}
+        if retry and len(batch_ids) < self.max_attempts:
+            return self._resubmit(context, hook, batch_ids, retry, work)
+        manifest = Manifest.load(self.batch_file["manifest"])
+        out = work.parent / f"result-{self.batch_file['index']:05d}.parquet"
+        try:
+            counts = merge_with_inputs(manifest, self.batch_file["index"], final, out)
+        except BatchkitError as exc:
+            raise AirflowException(f"results of {batch_ids} are incomplete: {exc}") from None
+        self.log.info(
+            "merged %d rows (%d ok, %d error) from batch(es) %s into %s",
+            counts["rows"],
+            counts["ok"],
+            counts["errors"],
+            ", ".join(batch_ids),
+            out,
+        )
+        if retry:
+            self.log.warning(
+                "%d line(s) still failed after %d attempts; they are loaded with status 'error'",
+                len(retry),
+                len(batch_ids),
+            )
+        return {"path": str(out), **counts, "batch_ids": batch_ids}
+
+    def _download(self, hook: OpenAIBatchHook, batch_id: str, directory: Path) -> list:
+        from batchkit.results import parse_lines
+
+        batch = hook.get_batch(batch_id)
+        if batch.status == "failed":
+            errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
+            raise AirflowException(f"batch {batch_id} failed: {errors}")
+        results = []
+        for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
+            if file_id:
+                path = directory / f"{kind}.jsonl"
+                size = hook.download(file_id, path)
+                self.log.info("downloaded %s file %s of %s (%d bytes)", kind, file_id, batch_id, size)
+                results.extend(parse_lines(path, batch_id))
+        counts = batch.request_counts
+        if batch.status == "completed" and counts and len(results) != counts.total:
+            raise AirflowException(
+                f"batch {batch_id} reports {counts.total} requests but its files hold {len(results)} results"
+            )
+        return results
+
+    def _resubmit(self, context: Any, hook: OpenAIBatchHook, batch_ids: list[str], retry: set[str], work: Path) -> Any:
+        from batchkit.results import request_lines
+        from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+        attempt = len(batch_ids) + 1
+        key = batch_key(context, self.batch_file["sha256"], attempt)
+        batch = hook.find_batch(key, int(time.time() - ADOPT_SEARCH_WINDOW.total_seconds()))
+        if batch is None:
+            retry_file = work / f"retry-{attempt}.jsonl"
+            with retry_file.open("wb") as out:
+                out.writelines(request_lines(Path(self.batch_file["path"]), retry))
+            with retry_file.open("rb") as handle:
+                uploaded = hook.conn.files.create(file=(f"{key}-{retry_file.name}", handle), purpose="batch")
+            first = hook.get_batch(batch_ids[0])
+            metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
+            batch = hook.conn.batches.create(
+                input_file_id=uploaded.id, endpoint=first.endpoint, completion_window="24h", metadata=metadata
+            )
+        self.log.warning(
+            "resubmitting %d retryable line(s) as batch %s (attempt %d of %d)",
+            len(retry),
+            batch.id,
+            attempt,
+            self.max_attempts,
+        )
+        timeout = self.completion_window + timedelta(hours=1)
+        self.defer(
+            trigger=OpenAIBatchStatusTrigger(
+                batch_id=batch.id,
+                conn_id=self.conn_id,
+                poll_interval=self.poll_interval,
+                deadline=time.time() + timeout.total_seconds(),
+            ),
+            method_name="collect",
+            kwargs={"batch_ids": [*batch_ids, batch.id]},
+            timeout=timeout + timedelta(minutes=5),
+        )
+
+
+class LoadToWarehouseOperator(BaseOperator):
+    """Load the run's merged result files into a DuckDB table, replacing the partition's rows atomically.
+
+    :param results: the collect step's outputs (paths and counts).
+    :param database: DuckDB database file.
+    :param table: target table (``table`` or ``schema.table``; validated and quoted).
+    """
+
+    template_fields = ("results", "database", "table")
+
+    def __init__(self, *, results: list[dict[str, Any]], database: str, table: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.results, self.database, self.table = results, database, table
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from batchkit.warehouse import load_duckdb
+
+        partition = partition_key(context)
+        results = [r for r in (self.results or []) if r]
+        expected = sum(r["rows"] for r in results)
+        try:
+            rows = load_duckdb(self.database, self.table, [r["path"] for r in results], partition, context["run_id"])
+        except BatchkitError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if rows != expected:
+            raise AirflowException(f"loaded {rows} rows for partition {partition} but the results hold {expected}")
+        errors = sum(r["errors"] for r in results)
+        self.log.info(
+            "loaded %d rows (%d with status 'error') into %s.%s for partition %s",
+            rows,
+            errors,
+            self.database,
+            self.table,
+            partition,
+        )
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
+        return {"database": self.database, "table": self.table, "partition": partition, "rows": rows, "errors": errors}

@@ -1,0 +1,145 @@
+"""Wait for a batch without holding a worker slot: a deferrable sensor polling on the triggerer."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from openai_batch.statuses import TERMINAL
+
+if TYPE_CHECKING:
+    from openai_batch.hooks import OpenAIBatchHook
+
+HANDED_ON = ("expired", "cancelled")  # partial results exist: the collect step decides what to do
+
+
+class OpenAIBatchSensor(BaseSensorOperator):
+    """Wait until a batch is terminal.
+
+    Succeeds on ``completed``; on ``expired`` or ``cancelled`` succeeds too and hands the partial results to
+    the collect step (its XCom says which); fails on ``failed`` with the API's validation errors. When the
+    deadline passes (default: the completion window plus ``grace``), the remote batch is cancelled and the
+    task fails with ``AirflowSensorTimeout``.
+
+    :param batch_id: the batch to wait for (templated).
+    :param conn_id: the ``openai`` connection.
+    :param deferrable: poll on the triggerer (default) instead of a worker.
+    :param poll_interval: seconds between status checks.
+    :param completion_window: the batch's completion window.
+    :param grace: extra time after the window before giving up.
+    :param cancel_on_kill: cancel the batch when a user kills the task (mark failed/success, clear).
+    """
+
+    template_fields = ("batch_id",)
+
+    def __init__(
+        self,
+        *,
+        batch_id: str,
+        conn_id: str = "openai_default",
+        deferrable: bool = True,
+        poll_interval: float = 60,
+        completion_window: timedelta = timedelta(hours=24),
+        grace: timedelta = timedelta(hours=1),
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("timeout", (completion_window + grace).total_seconds())
+        super().__init__(poke_interval=poll_interval, **kwargs)
+        self.batch_id, self.conn_id, self.deferrable = batch_id, conn_id, deferrable
+        self.poll_interval, self.cancel_on_kill = poll_interval, cancel_on_kill
+
+    @property
+    def hook(self) -> OpenAIBatchHook:
+        from openai_batch.hooks import OpenAIBatchHook  # imported when run, keeping DAG parsing fast
+
+        return OpenAIBatchHook(conn_id=self.conn_id)
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout:
+                self._cancel("the sensor timed out")
+                raise
+        batch = self.hook.get_batch(self.batch_id)
+        if batch.status in TERMINAL:
+            return self._finish(batch.status, batch.request_counts.model_dump() if batch.request_counts else None)
+        self.log.info(
+            "batch %s is %s; deferring to the triggerer (polling every %ss, deadline in %s)",
+            self.batch_id,
+            batch.status,
+            self.poll_interval,
+            timedelta(seconds=self.timeout),
+        )
+        from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+        self.defer(
+            trigger=OpenAIBatchStatusTrigger(
+                batch_id=self.batch_id,
+                conn_id=self.conn_id,
+                poll_interval=self.poll_interval,
+                deadline=time.time() + self.timeout,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + 300),  # backstop: the trigger's own deadline fires first
+        )
+
+    def poke(self, context: Any) -> PokeReturnValue | bool:
+        batch = self.hook.get_batch(self.batch_id)
+        counts = batch.request_counts
+        self.log.info(
+            "batch %s %s: %s/%s/%s completed/failed/total",
+            self.batch_id,
+            batch.status,
+            *(counts.completed, counts.failed, counts.total) if counts else ("?", "?", "?"),
+        )
+        if batch.status not in TERMINAL:
+            return False
+        return PokeReturnValue(True, self._finish(batch.status, counts.model_dump() if counts else None))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        if status == "timeout":
+            self._cancel("the sensor's deadline passed")
+            raise AirflowSensorTimeout(f"batch {self.batch_id} did not finish before the deadline; cancelled it")
+        if status in TERMINAL:
+            return self._finish(status, event.get("request_counts"))
+        raise AirflowException(f"unexpected event for batch {self.batch_id}: {event}")
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
+        if next_method == "__fail__" and (next_kwargs or {}).get("error") == "Trigger timeout":
+            self._cancel("the deferral timed out")
+            raise AirflowSensorTimeout(f"batch {self.batch_id} did not finish before the deadline; cancelled it")
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def _finish(self, status: str, counts: dict[str, int] | None) -> dict[str, Any]:
+        if status == "failed":
+            errors = self.hook.get_batch(self.batch_id).errors
+            lines = [
+                f"  line {e.line}: {e.code}: {e.message}" if e.line else f"  {e.code}: {e.message}"
+                for e in (errors.data if errors and errors.data else [])
+            ]
+            raise AirflowFailException(f"batch {self.batch_id} failed:\n" + ("\n".join(lines) or "  (no details)"))
+        if status in HANDED_ON:
+            self.log.warning(
+                "batch %s ended %s (%s); the collect step keeps its partial results and resubmits what can be retried",
+                self.batch_id,
+                status,
+                counts,
+            )
+        else:
+            self.log.info("batch %s completed: %s", self.batch_id, counts)
+        return {"batch_id": self.batch_id, "status": status, "request_counts": counts}
+
+    def _cancel(self, reason: str) -> None:
+        try:
+            self.hook.cancel_batch(self.batch_id)
+            self.log.warning("cancelled batch %s: %s", self.batch_id, reason)
+        except Exception as exc:  # cancelling is best effort; the timeout error is what matters
+            self.log.warning("could not cancel batch %s (%s): %s", self.batch_id, reason, exc)

@@ -1,0 +1,104 @@
+"""The trigger behind the deferrable sensor: async polling of one batch on the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from openai_batch.hooks import TRANSIENT, OpenAIBatchHook
+from openai_batch.statuses import TERMINAL
+
+
+class OpenAIBatchStatusTrigger(BaseTrigger):
+    """Poll a batch until it reaches a terminal status or ``deadline`` (a UNIX time) passes.
+
+    State is only serialisable ids and numbers, so a restarted triggerer resumes where it left off.
+    Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task.
+
+    :param batch_id: the batch to watch.
+    :param conn_id: the ``openai`` connection.
+    :param poll_interval: seconds between polls while the API answers normally.
+    :param deadline: UNIX time after which the trigger fires ``timeout``; measured on a monotonic clock.
+    :param cancel_on_kill: cancel the batch when a user marks the task failed/success or clears it.
+    """
+
+    def __init__(
+        self,
+        batch_id: str,
+        conn_id: str,
+        poll_interval: float = 60,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+        max_poll_interval: float = 600,
+    ) -> None:
+        super().__init__()
+        self.batch_id, self.conn_id = batch_id, conn_id
+        self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
+        self.deadline, self.cancel_on_kill = deadline, cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "openai_batch.triggers.OpenAIBatchStatusTrigger",
+            {
+                "batch_id": self.batch_id,
+                "conn_id": self.conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+                "max_poll_interval": self.max_poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
+        interval, last_counts = self.poll_interval, None
+        client = await OpenAIBatchHook(conn_id=self.conn_id).aget_conn()
+        async with client:
+            while True:
+                try:
+                    batch = await client.batches.retrieve(self.batch_id)
+                    interval = self.poll_interval
+                except TRANSIENT as exc:
+                    interval = min(interval * 2, self.max_poll_interval)
+                    self.log.warning(
+                        "polling %s failed (%s); next try in %.0fs", self.batch_id, type(exc).__name__, interval
+                    )
+                else:
+                    counts = batch.request_counts
+                    progress = (batch.status, counts.completed, counts.failed, counts.total) if counts else None
+                    if progress != last_counts:
+                        self.log.info("batch %s %s: %s/%s/%s completed/failed/total", self.batch_id, *progress)
+                        last_counts = progress
+                    if batch.status in TERMINAL:
+                        yield TriggerEvent(_event(batch.status, self.batch_id, f"batch {batch.status}", counts))
+                        return
+                if ends is not None and time.monotonic() >= ends:
+                    yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
+                    return
+                remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
+                await asyncio.sleep(min(interval, remaining))
+
+    async def on_kill(self) -> None:
+        """A user acted on the deferred task (mark failed/success, clear): stop spending on the batch."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            async with await OpenAIBatchHook(conn_id=self.conn_id).aget_conn() as client:
+                await client.batches.cancel(self.batch_id)
+            self.log.info("cancelled batch %s because the task was killed", self.batch_id)
+        except openai.APIError as exc:
+            self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
+
+
+def _event(status: str, batch_id: str, message: str, counts: Any) -> dict[str, Any]:
+    return {
+        "status": status,
+        "batch_id": batch_id,
+        "message": message,
+        "request_counts": counts.model_dump() if counts is not None else None,
+    }
