@@ -4,7 +4,7 @@ split -> [per batch file: submit -> wait (deferrable, on the triggerer) -> colle
 """
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task_group
 
@@ -31,7 +31,7 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
     catchup=False,
     max_active_runs=4,
     render_template_as_native_obj=True,
-    default_args={"retries": 2},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     tags=["openai", "batch"],
     doc_md=__doc__,
     params={

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import BatchkitError
@@ -154,7 +155,7 @@ def merge_with_inputs(
     inputs = _owned_rows(manifest, file_index, columns)
     id_column = manifest.parameters["id_column"]
     if id_column:
-        ids = pa.compute.cast(inputs.column(id_column), pa.string()).to_pylist()
+        ids = pc.cast(inputs.column(id_column), pa.string()).to_pylist()
     else:
         ids = inputs.column("__custom_id").to_pylist()
         inputs = inputs.drop_columns(["__custom_id"])

@@ -1,0 +1,242 @@
+"""A local Airflow stack for the demo and the end-to-end tests: the emulator plus real Airflow components.
+
+Runs ``airflow db migrate`` then ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` as
+separate processes (LocalExecutor, SQLite metadata DB), each in its own process group, all logging under
+``<root>/logs``. Nothing here imports Airflow: it drives the ``airflow`` command and the REST API.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .emulator.launcher import EmulatorProcess, free_port, start_emulator
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+@dataclass
+class Stack:
+    """Paths, ports and processes of one local stack rooted at ``root``."""
+
+    root: Path
+    api_port: int = field(default_factory=free_port)
+    emulator_args: tuple[str, ...] = ()
+    poll_seconds: float = 5
+    emulator: EmulatorProcess | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.root / "airflow"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment of every Airflow component; secrets are pinned so components trust each other."""
+        assert self.emulator, "start the emulator first"
+        keys = _stable_keys(self.root / "keys.json")
+        return {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet"],
+            "AIRFLOW__API__SECRET_KEY": keys["secret"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(
+                {"conn_type": "openai", "password": "emulator", "host": self.emulator.base_url}
+            ),
+            "OPENAI_BATCH_DATA": str(self.data_dir),
+            "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
+        }
+
+    def start(self, progress: Any = print) -> None:
+        """Start the emulator and Airflow; return when the API answers and the DAG is parsed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        progress(f"starting the OpenAI Batch API emulator (state in {self.root / 'emulator'})")
+        self.emulator = start_emulator(self.root / "emulator", *self.emulator_args)
+        self._write_pids()
+        progress("migrating the Airflow metadata database (SQLite)")
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=self.env(), capture_output=True, text=True
+        )
+        if migrate.returncode:
+            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-2000:]}")
+        for component in COMPONENTS:
+            log = (self.root / "logs" / f"{component}.log").open("ab")
+            self.processes[component] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", component],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._write_pids()
+        progress(f"starting Airflow {', '.join(COMPONENTS)} (logs in {self.root / 'logs'})")
+        self._wait(lambda: self.api("GET", "/api/v2/monitor/health").status_code == 200, 120, "the API server")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        self._wait(
+            lambda: self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200, timeout, f"DAG {dag_id} to be parsed"
+        )
+        errors = self.api("GET", "/api/v2/importErrors").json().get("import_errors", [])
+        if errors:
+            raise RuntimeError(f"DAG import errors: {errors}")
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+
+    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            return httpx.request(method, self.api_url + path, timeout=30, **kw)
+        except httpx.HTTPError as exc:
+            return httpx.Response(599, text=str(exc))
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
+        response = self.api(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        )
+        if response.status_code >= 300:
+            raise RuntimeError(f"triggering {dag_id} failed: {response.status_code} {response.text}")
+
+    def clear(self, dag_id: str, run_id: str) -> None:
+        """Clear every task of a run (a rerun of the same run, as from the UI)."""
+        response = self.api(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False, "only_failed": False}
+        )
+        if response.status_code >= 300:
+            raise RuntimeError(f"clearing {run_id} failed: {response.status_code} {response.text}")
+
+    def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
+        return response.json().get("task_instances", []) if response.status_code == 200 else []
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, progress: Any = print) -> dict[str, Any]:
+        """Poll until the run ends; returns the run plus every task state observed (``seen``)."""
+        deadline, seen, last = time.monotonic() + timeout, set(), None
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+            tasks = self.task_states(dag_id, run_id)
+            seen |= {(t["task_id"], t["state"]) for t in tasks}
+            summary = _summary(tasks)
+            if summary != last:
+                progress(f"  [{time.strftime('%H:%M:%S')}] run {run.get('state')}: {summary}")
+                last = summary
+            if run.get("state") in ("success", "failed"):
+                return {**run, "seen": seen, "tasks": tasks}
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s (last: {last})")
+
+    def stop(self) -> None:
+        for component, process in self.processes.items():
+            _stop_group(process.pid, component)
+        self.processes.clear()
+        if self.emulator:
+            self.emulator.stop()
+        (self.root / "pids.json").unlink(missing_ok=True)
+
+    def _wait(self, ready: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [name for name, p in self.processes.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"Airflow {dead[0]} exited; see {self.root / 'logs' / (dead[0] + '.log')}")
+            if ready():
+                return
+            time.sleep(1)
+        raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
+
+    def _write_pids(self) -> None:
+        pids = {name: p.pid for name, p in self.processes.items()}
+        if self.emulator:
+            pids["emulator"] = self.emulator.process.pid
+        (self.root / "pids.json").write_text(json.dumps(pids))
+
+
+def stop_recorded(root: Path) -> list[str]:
+    """Stop a stack started by another process (``make stop``), from its pid file."""
+    pid_file = root / "pids.json"
+    if not pid_file.exists():
+        return []
+    pids = json.loads(pid_file.read_text())
+    for name, pid in pids.items():
+        _stop_group(pid, name)
+    pid_file.unlink()
+    return list(pids)
+
+
+def _stop_group(pid: int, name: str, timeout: float = 20) -> None:
+    """SIGTERM the process group (the scheduler's workers included), then SIGKILL what is left."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _stable_keys(path: Path) -> dict[str, str]:
+    if path.exists():
+        return json.loads(path.read_text())
+    import base64
+    import secrets
+
+    keys = {
+        "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "secret": secrets.token_hex(16),
+        "jwt": secrets.token_hex(32),
+    }
+    path.write_text(json.dumps(keys))
+    path.chmod(0o600)
+    return keys
+
+
+def _summary(tasks: list[dict[str, Any]]) -> str:
+    counts: dict[str, dict[str, int]] = {}
+    for t in tasks:
+        per = counts.setdefault(t["task_id"], {})
+        per[t["state"] or "none"] = per.get(t["state"] or "none", 0) + 1
+    return "; ".join(
+        f"{task} " + ",".join(f"{n} {s}" for s, n in sorted(states.items())) for task, states in counts.items()
+    )

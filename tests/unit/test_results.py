@@ -1,0 +1,159 @@
+"""Result parsing, retry selection and merging results back onto input rows."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from batchkit.errors import BatchkitError
+from batchkit.manifest import Manifest
+from batchkit.results import Result, latest_results, merge_with_inputs, parse_line, parse_lines, request_lines
+from batchkit.splitter import SplitConfig, split
+
+
+def ok_line(custom_id: str, text: str = "fine") -> dict:
+    return {
+        "id": "batch_req_1",
+        "custom_id": custom_id,
+        "error": None,
+        "response": {
+            "status_code": 200,
+            "request_id": "req_1",
+            "body": {
+                "object": "chat.completion",
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+            },
+        },
+    }
+
+
+def error_line(custom_id: str, status: int | None, code: str | None, message: str = "boom") -> dict:
+    if status is None:
+        return {"id": "x", "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}
+    return {
+        "id": "x",
+        "custom_id": custom_id,
+        "error": None,
+        "response": {"status_code": status, "request_id": "r", "body": {"error": {"code": code, "message": message}}},
+    }
+
+
+def test_parse_ok_and_error_lines():
+    ok = parse_line(ok_line("a", "positive"), "b1")
+    assert (ok.status, ok.response_text, ok.prompt_tokens, ok.total_tokens, ok.model) == (
+        "ok",
+        "positive",
+        10,
+        12,
+        "gpt-4o-mini",
+    )
+    server = parse_line(error_line("b", 500, None), "b1")
+    assert server.status == "error" and server.error_code == "http_500" and server.retryable
+    assert parse_line(error_line("c", 429, "rate_limit_exceeded"), "b1").retryable
+    expired = parse_line(error_line("d", None, "batch_expired"), "b1")
+    assert expired.retryable and expired.http_status is None
+    bad = parse_line(error_line("e", 400, "invalid_request_error", "bad body"), "b1")
+    assert not bad.retryable and bad.error_message == "bad body"
+    assert not parse_line(error_line("f", None, "batch_cancelled"), "b1").retryable
+
+
+def test_parse_responses_and_embeddings():
+    responses = {
+        "custom_id": "a",
+        "response": {
+            "status_code": 200,
+            "body": {
+                "object": "response",
+                "model": "m",
+                "output": [
+                    {
+                        "type": "message",
+                        "content": [{"type": "output_text", "text": "he"}, {"type": "output_text", "text": "llo"}],
+                    }
+                ],
+                "usage": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+            },
+        },
+        "error": None,
+    }
+    result = parse_line(responses, "b")
+    assert result.response_text == "hello" and result.prompt_tokens == 3 and result.completion_tokens == 1
+    embedding = {
+        "custom_id": "e",
+        "response": {
+            "status_code": 200,
+            "body": {
+                "object": "list",
+                "data": [{"embedding": [0.1, 0.2]}],
+                "model": "m",
+                "usage": {"prompt_tokens": 2},
+            },
+        },
+        "error": None,
+    }
+    assert parse_line(embedding, "b").embedding == [0.1, 0.2]
+
+
+def test_parse_lines_names_the_bad_line(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text(json.dumps(ok_line("a")) + "\nnot json\n")
+    with pytest.raises(BatchkitError, match=r"out.jsonl: line 2"):
+        list(parse_lines(path, "b"))
+
+
+def test_latest_attempt_wins():
+    first = [Result("a", "b1", "error", 500, error_code="http_500"), Result("b", "b1", "ok", 200)]
+    second = [Result("a", "b2", "ok", 200)]
+    final = latest_results([first, second])
+    assert final["a"].batch_id == "b2" and final["a"].attempts == 2 and final["b"].attempts == 1
+
+
+def test_request_lines_selects_originals(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["x", "y", "z"]})
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
+    picked = list(request_lines(tmp_path / "o" / "batch-00000.jsonl", {"0-0", "0-2"}))
+    assert [json.loads(line)["body"]["messages"][0]["content"] for line in picked] == ["x", "z"]
+
+
+def test_merge_every_input_row_exactly_once(tmp_path, write_parquet):
+    write_parquet("p/a.parquet", {"id": [1, 2, 3, 4], "text": ["a", "", "c", "d"], "extra": [10, 20, 30, 40]})
+    write_parquet("p/b.parquet", {"id": [5, 6], "text": ["e", "f"], "extra": [50, 60]})
+    manifest = split(
+        str(tmp_path / "p"),
+        tmp_path / "o",
+        SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=2),
+    )
+    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
+    assert [f.requests for f in manifest.files] == [2, 2, 1]
+    merged = []
+    for index, entry in enumerate(manifest.files):
+        ids = [json.loads(line)["custom_id"] for line in (tmp_path / "o" / entry.path).read_text().splitlines()]
+        results = {
+            cid: parse_line(ok_line(cid, f"answer {cid}") if cid != "4" else error_line(cid, 400, "bad"), "b")
+            for cid in ids
+        }
+        counts = merge_with_inputs(manifest, index, results, tmp_path / "r" / f"{index}.parquet")
+        merged.append(pq.read_table(tmp_path / "r" / f"{index}.parquet"))
+        assert counts["rows"] == merged[-1].num_rows
+    rows = [row for table in merged for row in table.to_pylist()]
+    assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
+    by_id = {r["id"]: r for r in rows}
+    assert by_id[1]["response_text"] == "answer 1" and by_id[1]["extra"] == 10 and by_id[1]["status"] == "ok"
+    assert by_id[2]["status"] == "error" and by_id[2]["error_code"] == "skipped"
+    assert by_id[4]["status"] == "error" and by_id[4]["error_code"] == "bad"
+    assert by_id[6]["custom_id"] == "6" and by_id[6]["total_tokens"] == 12
+
+
+def test_merge_by_row_position_and_missing_results_fail(tmp_path, write_parquet):
+    write_parquet("a.parquet", {"text": ["a", "b", "c"]})
+    split(str(tmp_path / "a.parquet"), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
+    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
+    results = {cid: parse_line(ok_line(cid), "b") for cid in ["0-0", "0-1", "0-2"]}
+    merge_with_inputs(manifest, 0, results, tmp_path / "r.parquet")
+    assert pq.read_table(tmp_path / "r.parquet").column("custom_id").to_pylist() == ["0-0", "0-1", "0-2"]
+    del results["0-1"]
+    with pytest.raises(BatchkitError, match="1 request"):
+        merge_with_inputs(manifest, 0, results, tmp_path / "r2.parquet")
+    assert not (tmp_path / "r2.parquet").exists()
