@@ -21,12 +21,13 @@ STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
 MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))
+SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # "none": manual and backfill runs only
 CONN_ID = "openai_default"
 RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREHOUSE)}")
 
 
 @dag(
-    schedule="@daily",
+    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=4,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .devstack import REPO, Stack, stop_recorded
+from .emulator.launcher import free_port
 from .sample import write_sample_partition
 
 DAG_ID = "openai_batch_inference"
@@ -31,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.monotonic()
-    stack = Stack(root, poll_seconds=5, emulator_args=("--seconds-per-request", "0.002"))
+    stack = Stack(
+        root,
+        api_port=free_port(8080),
+        emulator_port=free_port(8000),
+        poll_seconds=5,
+        emulator_args=("--seconds-per-request", "0.002"),
+    )
     partition_dir = stack.data_dir / "reviews" / f"dt={PARTITION}"
     if not partition_dir.exists():
         print(f"writing a sample partition of {args.rows:,} reviews to {partition_dir}")

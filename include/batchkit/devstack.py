@@ -30,6 +30,7 @@ class Stack:
 
     root: Path
     api_port: int = field(default_factory=free_port)
+    emulator_port: int | None = None
     emulator_args: tuple[str, ...] = ()
     poll_seconds: float = 5
     emulator: EmulatorProcess | None = None
@@ -81,6 +82,7 @@ class Stack:
             ),
             "OPENAI_BATCH_DATA": str(self.data_dir),
             "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
+            "OPENAI_BATCH_SCHEDULE": "none",  # only the runs we trigger
         }
 
     def start(self, progress: Any = print) -> None:
@@ -88,7 +90,7 @@ class Stack:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "logs").mkdir(exist_ok=True)
         progress(f"starting the OpenAI Batch API emulator (state in {self.root / 'emulator'})")
-        self.emulator = start_emulator(self.root / "emulator", *self.emulator_args)
+        self.emulator = start_emulator(self.root / "emulator", *self.emulator_args, port=self.emulator_port)
         self._write_pids()
         progress("migrating the Airflow metadata database (SQLite)")
         migrate = subprocess.run(

@@ -27,6 +27,22 @@ if TYPE_CHECKING:
 ADOPT_SEARCH_WINDOW = timedelta(days=7)
 
 
+def as_bool(value: Any) -> bool:
+    """A templated flag: rendered Params may arrive as ``"False"`` when native rendering does not apply."""
+    return value.strip().lower() in ("true", "1", "yes") if isinstance(value, str) else bool(value)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A templated JSON object that may arrive as its text."""
+    if isinstance(value, str):
+        import ast
+
+        value = ast.literal_eval(value) if value.strip() else {}
+    if not isinstance(value, dict):
+        raise AirflowFailException(f"expected a JSON object, got {value!r}")
+    return value
+
+
 class SplitPartitionOperator(BaseOperator):
     """Split the run's partition into batch input files in the run's staging directory.
 
@@ -114,7 +130,7 @@ class SplitPartitionOperator(BaseOperator):
             totals["rows_skipped"],
             out / "manifest.json",
         )
-        if self.dry_run:
+        if as_bool(self.dry_run):
             self.log.info("dry_run is set: nothing will be submitted")
             return []
         return [
@@ -243,7 +259,7 @@ class CollectResultsOperator(BaseOperator):
     :returns: ``{"path", "rows", "ok", "errors", "batch_ids"}``.
     """
 
-    template_fields = ("batch_file", "batch_id", "staging_root")
+    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
 
     def __init__(
         self,
@@ -277,7 +293,7 @@ class CollectResultsOperator(BaseOperator):
         attempts = [self._download(hook, batch_id, work / f"attempt-{n}") for n, batch_id in enumerate(batch_ids)]
         final = latest_results(attempts)
         retry = {cid for cid, result in final.items() if result.retryable}
-        if retry and len(batch_ids) < self.max_attempts:
+        if retry and len(batch_ids) < int(self.max_attempts):
             return self._resubmit(context, hook, batch_ids, retry, work)
         manifest = Manifest.load(self.batch_file["manifest"])
         out = work.parent / f"result-{self.batch_file['index']:05d}.parquet"

@@ -47,14 +47,17 @@ class Processor:
 
     async def run_forever(self) -> None:
         while True:
-            for batch_id in self.store.active_batch_ids():
-                try:
-                    await self.step(batch_id)
-                except Exception:  # keep serving other batches; the next tick retries this one
-                    log.exception("processing %s failed; will retry", batch_id)
+            # Batches advance side by side, as the real service runs many at once.
+            await asyncio.gather(*(self._safe_step(batch_id) for batch_id in self.store.active_batch_ids()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
+
+    async def _safe_step(self, batch_id: str) -> None:
+        try:
+            await self.step(batch_id)
+        except Exception:  # keep serving other batches; the next tick retries this one
+            log.exception("processing %s failed; will retry", batch_id)
 
     async def step(self, batch_id: str) -> None:
         found = self.store.get_batch(batch_id)

@@ -1,0 +1,103 @@
+"""The main DAG end to end on real Airflow components: api-server, scheduler, dag-processor and triggerer
+(LocalExecutor, SQLite) against the emulator, with DuckDB as the warehouse.
+
+The emulator fails 5% of lines with 429/500 so the collect step's resubmission runs too.
+"""
+
+import re
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from batchkit.devstack import Stack
+from batchkit.sample import write_sample_partition
+
+DAG_ID = "openai_batch_inference"
+ROWS, PER_FILE = 3000, 1000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stack")
+    stack = Stack(
+        root,
+        poll_seconds=2,
+        emulator_args=("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1"),
+    )
+    write_sample_partition(stack.data_dir / "reviews" / "dt=2026-11-24", ROWS, files=3)
+    stack.start(progress=lambda message: None)
+    try:
+        stack.wait_for_dag(DAG_ID)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def batches(stack: Stack) -> list[dict]:
+    found, after = [], None
+    while True:
+        page = httpx.get(
+            f"{stack.emulator.base_url}/batches", params={"limit": 100, **({"after": after} if after else {})}
+        ).json()
+        found += page["data"]
+        if not page["has_more"]:
+            return found
+        after = page["last_id"]
+
+
+def loaded(stack: Stack, partition: str) -> tuple[int, int, dict[str, int]]:
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT review_id) FROM review_sentiment WHERE partition_key = ?", [partition]
+        ).fetchone()
+        statuses = dict(
+            con.execute(
+                "SELECT status, count(*) FROM review_sentiment WHERE partition_key = ? GROUP BY 1", [partition]
+            ).fetchall()
+        )
+    return total, distinct, statuses
+
+
+def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotently(stack):
+    conf = {"partition": "2026-11-24", "max_requests_per_file": PER_FILE}
+    stack.trigger(DAG_ID, "it_1", conf)
+    run = stack.wait_for_run(DAG_ID, "it_1", timeout=480, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    assert ("batch.wait", "deferred") in run["seen"]
+    trigger_logs = list((stack.airflow_home / "logs").rglob("run_id=it_1/task_id=batch.wait/*/*.trigger.*.log"))
+    assert trigger_logs, "no trigger log: the wait did not run on the triggerer"
+    assert any(
+        "openai_batch.triggers.OpenAIBatchStatusTrigger" in p.read_text() and "completed/failed/total" in p.read_text()
+        for p in trigger_logs
+    )
+    assert len([t for t in run["tasks"] if t["task_id"] == "batch.submit"]) == ROWS // PER_FILE
+
+    total, distinct, statuses = loaded(stack, "2026-11-24")
+    assert total == ROWS and distinct == ROWS
+    assert statuses.get("ok", 0) >= ROWS * 0.99  # 5% injected failures were resubmitted
+    created = batches(stack)
+    originals = [b for b in created if "attempt" not in (b["metadata"] or {})]
+    assert len(originals) == ROWS // PER_FILE and len(created) > len(originals)  # retry batches ran
+    for batch in originals:
+        meta = batch["metadata"]
+        assert meta["airflow_dag_id"] == DAG_ID and meta["airflow_run_id"] == "it_1"
+        assert meta["partition"] == "2026-11-24" and re.fullmatch(r"[0-9a-f]{32}", meta["file_sha256"])
+
+    stack.clear(DAG_ID, "it_1")
+    rerun = stack.wait_for_run(DAG_ID, "it_1", timeout=480, progress=lambda message: None)
+    assert rerun["state"] == "success", rerun["tasks"]
+    assert len(batches(stack)) == len(created)  # adopted, never resubmitted
+    assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)
+
+
+def test_unknown_model_fails_before_anything_is_submitted(stack):
+    before = len(batches(stack))
+    stack.trigger(DAG_ID, "it_bad_model", {"partition": "2026-11-24", "model": "gpt-imaginary"})
+    run = stack.wait_for_run(DAG_ID, "it_bad_model", timeout=240, progress=lambda message: None)
+    assert run["state"] == "failed"
+    assert {t["task_id"]: t["state"] for t in run["tasks"]}["split"] == "failed"
+    assert len(batches(stack)) == before
+    log = next(Path(stack.airflow_home / "logs").rglob("run_id=it_bad_model/task_id=split/*.log")).read_text()
+    assert "model 'gpt-imaginary' does not exist" in log
