@@ -2,15 +2,11 @@
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from .conftest import chat_line, client_for, upload, wait
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Every DAG imports without errors, fast (the dag-processor re-parses files all the time)."""
 
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +11,6 @@ DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 
 @pytest.fixture(scope="module")
 def dagbag_class():
-    sys.path.insert(0, str(REPO / "plugins"))
     import airflow.sdk  # noqa: F401  (Airflow itself is loaded once, before timing DAG files)
     from airflow.dag_processing.dagbag import DagBag
 
