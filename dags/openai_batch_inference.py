@@ -55,6 +55,9 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
         "id_column": Param("review_id", type="string", description="unique id column (empty: row position)"),
         "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
         "target_table": Param("review_sentiment", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
+        "warehouse_conn_id": Param(
+            "", type="string", description="a postgres connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB"
+        ),
         "max_requests_per_file": Param(50_000, type="integer", minimum=1, maximum=50_000),
         "max_tokens_per_file": Param(None, type=["null", "integer"], minimum=1),
         "max_attempts": Param(3, type="integer", minimum=1, maximum=10),
@@ -114,6 +117,7 @@ def openai_batch_inference():
         results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
         database=WAREHOUSE,
         table="{{ params.target_table }}",
+        warehouse_conn_id="{{ params.warehouse_conn_id }}",
         outlets=[RESULTS],
     ).set_upstream(collected)
 

@@ -378,40 +378,66 @@ class CollectResultsOperator(BaseOperator):
 
 
 class LoadToWarehouseOperator(BaseOperator):
-    """Load the run's merged result files into a DuckDB table, replacing the partition's rows atomically.
+    """Load the run's merged result files into a warehouse table, replacing the partition's rows atomically.
+
+    The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow
+    ``postgres`` connection, in which case rows are streamed to PostgreSQL with binary COPY.
 
     :param results: the collect step's outputs (paths and counts).
-    :param database: DuckDB database file.
+    :param database: DuckDB database file (when no connection is given).
     :param table: target table (``table`` or ``schema.table``; validated and quoted).
+    :param warehouse_conn_id: optional ``postgres`` connection id.
     """
 
-    template_fields = ("results", "database", "table")
+    template_fields = ("results", "database", "table", "warehouse_conn_id")
 
-    def __init__(self, *, results: list[dict[str, Any]], database: str, table: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, results: list[dict[str, Any]], database: str, table: str, warehouse_conn_id: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.results, self.database, self.table = results, database, table
+        self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from batchkit.warehouse import load_duckdb
-
         partition = partition_key(context)
         results = [r for r in (self.results or []) if r]
         expected = sum(r["rows"] for r in results)
+        paths = [r["path"] for r in results]
         try:
-            rows = load_duckdb(self.database, self.table, [r["path"] for r in results], partition, context["run_id"])
+            target, rows = self._load(paths, partition, context["run_id"])
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
         if rows != expected:
             raise AirflowException(f"loaded {rows} rows for partition {partition} but the results hold {expected}")
         errors = sum(r["errors"] for r in results)
         self.log.info(
-            "loaded %d rows (%d with status 'error') into %s.%s for partition %s",
+            "loaded %d rows (%d with status 'error') into %s table %s for partition %s",
             rows,
             errors,
-            self.database,
+            target,
             self.table,
             partition,
         )
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
-        return {"database": self.database, "table": self.table, "partition": partition, "rows": rows, "errors": errors}
+        return {"warehouse": target, "table": self.table, "partition": partition, "rows": rows, "errors": errors}
+
+    def _load(self, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
+        if not self.warehouse_conn_id:
+            from batchkit.warehouse.duckdb_loader import load_duckdb
+
+            return f"duckdb {self.database}", load_duckdb(self.database, self.table, paths, partition, run_id)
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(self.warehouse_conn_id)
+        if conn.conn_type not in ("postgres", "postgresql"):
+            raise AirflowFailException(
+                f"connection {self.warehouse_conn_id!r} is of type {conn.conn_type!r}; "
+                "use a postgres connection or leave it empty for DuckDB"
+            )
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from batchkit.warehouse.postgres_loader import load_postgres
+
+        uri = PostgresHook(postgres_conn_id=self.warehouse_conn_id).get_uri()
+        uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
+        return f"postgres {conn.host}/{conn.schema}", load_postgres(uri, self.table, paths, partition, run_id)

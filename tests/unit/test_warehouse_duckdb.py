@@ -1,12 +1,15 @@
 """DuckDB loads: create, replace a partition, keep other partitions, refuse hostile names, roll back."""
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from batchkit.errors import InputError
-from batchkit.warehouse import load_duckdb, quote_identifier
+from batchkit.warehouse import quote_identifier
+from batchkit.warehouse.duckdb_loader import load_duckdb
 
 
 def parquet(tmp_path, name, ids):
@@ -32,15 +35,42 @@ def test_schema_qualified_table(tmp_path):
     assert load_duckdb(db, "llm.results", [parquet(tmp_path, "a.parquet", [1])], "p", "r") == 1
 
 
+def corrupt_data_pages(path: str) -> str:
+    """Keep the footer (the schema reads fine) but break the data, so the load fails mid-transaction."""
+    data = bytearray(Path(path).read_bytes())
+    for i in range(8, len(data) // 2):
+        data[i] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    return path
+
+
 def test_failed_load_keeps_previous_rows(tmp_path):
     db = tmp_path / "w.duckdb"
     load_duckdb(db, "results", [parquet(tmp_path, "a.parquet", [1, 2])], "p", "r1")
-    bad = tmp_path / "bad.parquet"
-    bad.write_bytes(b"not parquet")
-    with pytest.raises(duckdb.Error):
-        load_duckdb(db, "results", [str(bad)], "p", "r2")
+    unreadable = tmp_path / "junk.parquet"
+    unreadable.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"junk\.parquet: not a readable Parquet result file"):
+        load_duckdb(db, "results", [str(unreadable)], "p", "r2")
+    good = parquet(tmp_path, "b.parquet", [7, 8, 9])
+    broken = corrupt_data_pages(parquet(tmp_path, "c.parquet", list(range(5000))))
+    with pytest.raises(Exception):  # noqa: B017 (whatever the decoder raises, the transaction must roll back)
+        load_duckdb(db, "results", [good, broken], "p", "r3")
     with duckdb.connect(str(db)) as con:
         assert con.execute("SELECT count(*), min(dag_run_id) FROM results").fetchone() == (2, "r1")
+
+
+def test_schema_growth_adds_columns_and_type_changes_are_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    load_duckdb(db, "results", [parquet(tmp_path, "a.parquet", [1])], "p1", "r")
+    grown = tmp_path / "g.parquet"
+    pq.write_table(pa.table({"id": [2], "status": ["ok"], "note": ["new"]}), grown)
+    assert load_duckdb(db, "results", [str(grown)], "p2", "r") == 1
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT id, note FROM results ORDER BY id").fetchall() == [(1, None), (2, "new")]
+    changed = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"id": ["x"], "status": ["ok"]}), changed)
+    with pytest.raises(InputError, match=r"incompatible schema change.*'id' is BIGINT in the table but VARCHAR"):
+        load_duckdb(db, "results", [str(changed)], "p3", "r")
 
 
 @pytest.mark.parametrize("name", ["x; DROP TABLE y", 'a"b', "a.b.c", "1abc", "", "a b"])
