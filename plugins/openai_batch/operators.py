@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
 from openai_batch.context import batch_key, partition_key, run_staging_dir
-from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE
+from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE, TERMINAL
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -356,6 +356,9 @@ class CollectResultsOperator(BaseOperator):
             batch = hook.conn.batches.create(
                 input_file_id=uploaded.id, endpoint=first.endpoint, completion_window="24h", metadata=metadata
             )
+        if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
+            self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
+            return self.collect(context, [*batch_ids, batch.id])
         self.log.warning(
             "resubmitting %d retryable line(s) as batch %s (attempt %d of %d)",
             len(retry),
