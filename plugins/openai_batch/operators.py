@@ -432,10 +432,12 @@ class LoadToWarehouseOperator(BaseOperator):
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(self.warehouse_conn_id)
+        if conn.conn_type == "redshift":
+            return self._load_redshift(conn, paths, partition, run_id)
         if conn.conn_type not in ("postgres", "postgresql"):
             raise AirflowFailException(
                 f"connection {self.warehouse_conn_id!r} is of type {conn.conn_type!r}; "
-                "use a postgres connection or leave it empty for DuckDB"
+                "use a postgres or redshift connection, or leave it empty for DuckDB"
             )
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -444,3 +446,37 @@ class LoadToWarehouseOperator(BaseOperator):
         uri = PostgresHook(postgres_conn_id=self.warehouse_conn_id).get_uri()
         uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
         return f"postgres {conn.host}/{conn.schema}", load_postgres(uri, self.table, paths, partition, run_id)
+
+    def _load_redshift(self, conn: Any, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
+        """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra)."""
+        import psycopg
+        import s3fs
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from batchkit.warehouse.redshift_loader import load_redshift
+
+        extra = conn.extra_dejson
+        missing = [key for key in ("s3_staging", "iam_role") if not extra.get(key)]
+        if missing:
+            raise AirflowFailException(
+                f"redshift connection {self.warehouse_conn_id!r} needs {', '.join(missing)} in its extra "
+                "(s3_staging: s3://bucket/prefix, iam_role: the ARN Redshift's COPY assumes)"
+            )
+        s3 = S3Hook(aws_conn_id=extra.get("aws_conn_id", "aws_default"))
+        credentials = s3.get_credentials()
+        endpoint = s3.conn_config.endpoint_url
+        fs = s3fs.S3FileSystem(
+            key=credentials.access_key,
+            secret=credentials.secret_key,
+            token=credentials.token,
+            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        )
+        stage = f"{extra['s3_staging'].rstrip('/')}/{self.table}/{partition}/{run_id}"
+
+        def connect() -> Any:
+            return psycopg.connect(
+                host=conn.host, port=conn.port or 5439, user=conn.login, password=conn.password, dbname=conn.schema
+            )
+
+        rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
+        return f"redshift {conn.host}/{conn.schema}", rows

@@ -67,3 +67,43 @@ def jsonl(client: OpenAI, file_id: str | None) -> list[dict]:
     if file_id is None:
         return []
     return [json.loads(line) for line in client.files.content(file_id).content.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """A real local S3 endpoint: moto's server on 127.0.0.1 with a random port."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from batchkit.emulator.launcher import free_port
+
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def s3fs_client(s3_endpoint, monkeypatch):
+    import s3fs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3fs.S3FileSystem(
+        key="testing", secret="testing", client_kwargs={"endpoint_url": s3_endpoint}, use_listings_cache=False
+    )

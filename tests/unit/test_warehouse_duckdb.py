@@ -77,3 +77,28 @@ def test_schema_growth_adds_columns_and_type_changes_are_refused(tmp_path):
 def test_hostile_identifiers_rejected(name):
     with pytest.raises(InputError, match="invalid table name"):
         quote_identifier(name)
+
+
+def test_concurrent_loads_of_two_partitions(tmp_path):
+    import threading
+
+    db = tmp_path / "w.duckdb"
+    load_duckdb(db, "results", [parquet(tmp_path, "seed.parquet", [0])], "seed", "r")
+    files = {p: parquet(tmp_path, f"{p}.parquet", list(range(n))) for p, n in (("p1", 300), ("p2", 200))}
+    errors = []
+
+    def load(partition):
+        try:
+            load_duckdb(db, "results", [files[partition]], partition, "r")
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with duckdb.connect(str(db)) as con:
+        got = con.execute("SELECT partition_key, count(*) FROM results GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("p1", 300), ("p2", 200), ("seed", 1)]
