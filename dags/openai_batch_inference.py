@@ -61,6 +61,13 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
         "max_requests_per_file": Param(50_000, type="integer", minimum=1, maximum=50_000),
         "max_tokens_per_file": Param(None, type=["null", "integer"], minimum=1),
         "max_attempts": Param(3, type="integer", minimum=1, maximum=10),
+        "max_error_rate": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="fail the run (after loading) when more rows than this ended in error",
+        ),
         "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
     },
 )
@@ -118,6 +125,7 @@ def openai_batch_inference():
         database=WAREHOUSE,
         table="{{ params.target_table }}",
         warehouse_conn_id="{{ params.warehouse_conn_id }}",
+        max_error_rate="{{ params.max_error_rate }}",
         outlets=[RESULTS],
     ).set_upstream(collected)
 

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import openai
 from airflow.providers.openai.hooks.openai import OpenAIHook
@@ -21,12 +21,18 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
 TRANSIENT = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError)
+# The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter; a batch pipeline
+# can afford more patience than its default of 2 retries. A connection's openai_client_kwargs still win.
+CLIENT_DEFAULTS = {"max_retries": 6, "timeout": 300.0}
 
 
 class OpenAIBatchHook(OpenAIHook):
     """The provider's hook plus what idempotent batch pipelines need: find-by-key and streamed downloads."""
 
     hook_name = "OpenAI Batch"
+
+    def _client_kwargs(self, conn: Any, extras: dict[str, Any]) -> dict[str, Any]:
+        return {**CLIENT_DEFAULTS, **super()._client_kwargs(conn, extras)}
 
     def iter_batches_since(self, created_after: int) -> Iterator[Batch]:
         """Batches newest first, stopping at the first one created before ``created_after``."""

@@ -315,7 +315,14 @@ class CollectResultsOperator(BaseOperator):
                 len(retry),
                 len(batch_ids),
             )
-        return {"path": str(out), **counts, "batch_ids": batch_ids}
+        return {
+            "path": str(out),
+            **counts,
+            "batch_ids": batch_ids,
+            "manifest": self.batch_file["manifest"],
+            "requests": self.batch_file["requests"],
+            "resubmitted": sum(len(a) for a in attempts[1:]),
+        }
 
     def _download(self, hook: OpenAIBatchHook, batch_id: str, directory: Path) -> list:
         from batchkit.results import parse_lines
@@ -392,37 +399,65 @@ class LoadToWarehouseOperator(BaseOperator):
     :param warehouse_conn_id: optional ``postgres`` connection id.
     """
 
-    template_fields = ("results", "database", "table", "warehouse_conn_id")
+    template_fields = ("results", "database", "table", "warehouse_conn_id", "max_error_rate")
 
     def __init__(
-        self, *, results: list[dict[str, Any]], database: str, table: str, warehouse_conn_id: str = "", **kwargs: Any
+        self,
+        *,
+        results: list[dict[str, Any]],
+        database: str,
+        table: str,
+        warehouse_conn_id: str = "",
+        max_error_rate: float = 1.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
+        self.max_error_rate = max_error_rate
 
     def execute(self, context: Any) -> dict[str, Any]:
         partition = partition_key(context)
         results = [r for r in (self.results or []) if r]
-        expected = sum(r["rows"] for r in results)
-        paths = [r["path"] for r in results]
         try:
-            target, rows = self._load(paths, partition, context["run_id"])
+            target, rows = self._load([r["path"] for r in results], partition, context["run_id"])
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
-        if rows != expected:
-            raise AirflowException(f"loaded {rows} rows for partition {partition} but the results hold {expected}")
-        errors = sum(r["errors"] for r in results)
+        report = self._reconcile(results, rows)
         self.log.info(
-            "loaded %d rows (%d with status 'error') into %s table %s for partition %s",
-            rows,
-            errors,
+            "loaded into %s table %s for partition %s; reconciliation: %s",
             target,
             self.table,
             partition,
+            ", ".join(f"{k} {v}" for k, v in report.items()),
         )
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
-        return {"warehouse": target, "table": self.table, "partition": partition, "rows": rows, "errors": errors}
+        if report["loaded"] != report["input_rows"]:
+            raise AirflowException(f"loaded {report['loaded']} rows but the partition has {report['input_rows']}")
+        rate = report["results_error"] / max(1, report["loaded"])
+        if rate > float(self.max_error_rate):
+            raise AirflowFailException(
+                f"{report['results_error']} of {report['loaded']} rows ({rate:.1%}) ended in "
+                f"error, over max_error_rate {float(self.max_error_rate):.1%}; the rows are "
+                "loaded with their error codes for inspection"
+            )
+        return {"warehouse": target, "table": self.table, "partition": partition, **report}
+
+    @staticmethod
+    def _reconcile(results: list[dict[str, Any]], loaded: int) -> dict[str, int]:
+        """Input rows (from the split manifest) against what was submitted, answered and loaded."""
+        from batchkit.manifest import Manifest
+
+        manifests = {r["manifest"] for r in results if r.get("manifest")}
+        input_rows = sum(Manifest.load(m).totals["rows_read"] for m in manifests) if manifests else loaded
+        return {
+            "input_rows": input_rows,
+            "requests_submitted": sum(r.get("requests", 0) for r in results),
+            "resubmitted": sum(r.get("resubmitted", 0) for r in results),
+            "results_ok": sum(r["ok"] for r in results),
+            "results_error": sum(r["errors"] for r in results),
+            "loaded": loaded,
+        }
 
     def _load(self, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
         if not self.warehouse_conn_id:

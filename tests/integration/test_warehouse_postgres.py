@@ -123,13 +123,49 @@ def test_load_operator_targets_postgres_through_a_connection(database, tmp_path,
     path = results(tmp_path, "r.parquet", [1, 2, 3])
     operator = LoadToWarehouseOperator(
         task_id="load",
-        results=[{"path": path, "rows": 3, "errors": 0}],
+        results=[{"path": path, "rows": 3, "ok": 3, "errors": 0}],
         database="unused.duckdb",
         table="from_operator",
         warehouse_conn_id="warehouse",
     )
     outcome = operator.execute({"params": {"partition": "2026-11-24"}, "run_id": "manual__1"})
-    assert outcome["rows"] == 3 and outcome["warehouse"].startswith("postgres")
+    assert outcome["loaded"] == 3 and outcome["warehouse"].startswith("postgres")
     assert rows(database, "SELECT count(*), min(dag_run_id) FROM from_operator WHERE partition_key = '2026-11-24'") == [
         (3, "manual__1")
     ]
+
+
+def test_load_operator_reconciles_and_enforces_the_error_rate(tmp_path):
+    import pyarrow.parquet as pq
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from batchkit.splitter import SplitConfig, split
+    from openai_batch.operators import LoadToWarehouseOperator
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3, 4], "text": ["a", "b", "c", "d"]}), source)
+    split(str(source), tmp_path / "split", SplitConfig(model="m", prompt_column="text", id_column="id"))
+    path = results(tmp_path, "r.parquet", [1, 2, 3, 4])
+    manifest = str(tmp_path / "split" / "manifest.json")
+    outcome = {"path": path, "rows": 4, "ok": 3, "errors": 1, "manifest": manifest, "requests": 4, "resubmitted": 1}
+    context = {"params": {"partition": "d"}, "run_id": "r"}
+    load = LoadToWarehouseOperator(
+        task_id="load", results=[outcome], database=str(tmp_path / "w.duckdb"), table="t", max_error_rate=0.5
+    )
+    report = load.execute(context)
+    assert {
+        k: report[k]
+        for k in ("input_rows", "requests_submitted", "resubmitted", "results_ok", "results_error", "loaded")
+    } == {"input_rows": 4, "requests_submitted": 4, "resubmitted": 1, "results_ok": 3, "results_error": 1, "loaded": 4}
+    load.max_error_rate = 0.2
+    with pytest.raises(AirflowFailException, match=r"1 of 4 rows \(25.0%\) ended in error"):
+        load.execute(context)
+    short = results(tmp_path, "short.parquet", [1, 2, 3])
+    load = LoadToWarehouseOperator(
+        task_id="load",
+        database=str(tmp_path / "w.duckdb"),
+        table="t",
+        results=[{**outcome, "path": short, "rows": 3, "ok": 3, "errors": 0}],
+    )
+    with pytest.raises(AirflowException, match="loaded 3 rows but the partition has 4"):
+        load.execute(context)

@@ -189,7 +189,7 @@ def test_load_operator_stages_through_an_aws_connection(
         database="unused",
         table="rs_results",
         warehouse_conn_id="rs",
-        results=[{"path": results(tmp_path, "a.parquet", [1, 2]), "rows": 2, "errors": 0}],
+        results=[{"path": results(tmp_path, "a.parquet", [1, 2]), "rows": 2, "ok": 2, "errors": 0}],
     )
     with pytest.raises(psycopg.errors.SyntaxError, match="IAM_ROLE"):
         operator.execute({"params": {"partition": "2026-11-24"}, "run_id": "manual__1"})
