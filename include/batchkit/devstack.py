@@ -33,6 +33,7 @@ class Stack:
     emulator_port: int | None = None
     emulator_args: tuple[str, ...] = ()
     poll_seconds: float = 5
+    schedule: str = "none"  # the DAG's schedule here: "none" runs only what we trigger (backfills need one)
     emulator: EmulatorProcess | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -82,7 +83,7 @@ class Stack:
             ),
             "OPENAI_BATCH_DATA": str(self.data_dir),
             "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
-            "OPENAI_BATCH_SCHEDULE": "none",  # only the runs we trigger
+            "OPENAI_BATCH_SCHEDULE": self.schedule,
         }
 
     def start(self, progress: Any = print) -> None:

@@ -417,7 +417,9 @@ class LoadToWarehouseOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         partition = partition_key(context)
-        results = [r for r in (self.results or []) if r]
+        given = self.results or []
+        # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
+        results = [r for r in ([given] if isinstance(given, dict) else given) if r]
         try:
             target, rows = self._load([r["path"] for r in results], partition, context["run_id"])
         except BatchkitError as exc:

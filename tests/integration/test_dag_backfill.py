@@ -1,0 +1,74 @@
+"""Backfills: `airflow backfill create` over two dates runs one DAG run per partition on the real scheduler
+and triggerer, each loading its own partition (a one-file partition included)."""
+
+import subprocess
+import sys
+import time
+
+import duckdb
+import pytest
+
+from batchkit.devstack import Stack
+from batchkit.sample import write_sample_partition
+
+DAG_ID = "openai_batch_inference"
+DATES = {"2026-11-22": 300, "2026-11-23": 450}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = Stack(
+        tmp_path_factory.mktemp("backfill"),
+        poll_seconds=2,
+        schedule="@daily",
+        emulator_args=("--seconds-per-request", "0.01"),
+    )
+    for day, rows in DATES.items():
+        write_sample_partition(stack.data_dir / "reviews" / f"dt={day}", rows, files=2, seed=int(day[-2:]))
+    stack.start(progress=lambda message: None)
+    try:
+        stack.wait_for_dag(DAG_ID)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_backfill_runs_each_partition(stack):
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow",
+            "backfill",
+            "create",
+            "--dag-id",
+            DAG_ID,
+            "--from-date",
+            min(DATES),
+            "--to-date",
+            max(DATES),
+            "--max-active-runs",
+            "2",
+        ],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert created.returncode == 0, created.stderr[-2000:]
+    run_ids = [f"backfill__{day}T00:00:00+00:00" for day in DATES]
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline:
+        states = {
+            run_id: stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json().get("state")
+            for run_id in run_ids
+        }
+        if all(state in ("success", "failed") for state in states.values()):
+            break
+        time.sleep(3)
+    assert set(states.values()) == {"success"}, states
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        loaded = con.execute(
+            "SELECT partition_key, dag_run_id, count(*), count(DISTINCT review_id) "
+            "FROM review_sentiment GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+    assert loaded == [(day, f"backfill__{day}T00:00:00+00:00", rows, rows) for day, rows in DATES.items()]
