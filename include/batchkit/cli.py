@@ -172,6 +172,12 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         help="fault: fraction of batches failing validation (token_limit_exceeded)",
     )
     p.add_argument(
+        "--enqueued-token-limit",
+        type=int,
+        default=None,
+        help="per-model enqueued-token limit: a batch that would pass it fails with token_limit_exceeded",
+    )
+    p.add_argument(
         "--expire-rate", type=float, default=0.0, help="fault: fraction of batches that stop halfway and expire"
     )
     p.add_argument(
@@ -211,6 +217,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         line_failure_rate=args.line_failure_rate,
         api_error_rate=args.api_error_rate,
         validation_failure_rate=args.validation_failure_rate,
+        enqueued_token_limit=args.enqueued_token_limit,
         expire_rate=args.expire_rate,
         stuck_rate=args.stuck_rate,
         seed=args.seed,

@@ -18,7 +18,7 @@ from .errors import BatchkitError
 from .manifest import Manifest
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-RETRYABLE_CODES = {"batch_expired", "rate_limit_exceeded", "server_error"}
+RETRYABLE_CODES = {"batch_expired", "rate_limit_exceeded", "server_error", "token_limit_exceeded"}
 
 RESULT_SCHEMA = pa.schema(
     [

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
 from openai_batch.context import batch_key, partition_key, run_staging_dir
-from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE, TERMINAL
+from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE, QUEUE_FULL, TERMINAL, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -271,22 +271,26 @@ class CollectResultsOperator(BaseOperator):
         max_attempts: int = 3,
         poll_interval: float = 60,
         completion_window: timedelta = timedelta(hours=24),
+        queue_wait: timedelta = timedelta(minutes=10),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
+        self.queue_wait = queue_wait
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self.collect(context, [self.batch_id])
 
-    def collect(self, context: Any, batch_ids: list[str], event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def collect(
+        self, context: Any, batch_ids: list[str], event: dict[str, Any] | None = None, waited: bool = False
+    ) -> dict[str, Any]:
         from batchkit.manifest import Manifest
         from batchkit.results import latest_results, merge_with_inputs
         from openai_batch.hooks import OpenAIBatchHook
 
         hook = OpenAIBatchHook(conn_id=self.conn_id)
-        if event and event.get("status") == "timeout":
+        if isinstance(event, dict) and event.get("status") == "timeout":
             hook.cancel_batch(batch_ids[-1])
             raise AirflowException(f"retry batch {batch_ids[-1]} did not finish in time; cancelled it")
         work = run_staging_dir(self.staging_root, context) / "results" / f"{self.batch_file['index']:05d}"
@@ -294,6 +298,8 @@ class CollectResultsOperator(BaseOperator):
         final = latest_results(attempts)
         retry = {cid for cid, result in final.items() if result.retryable}
         if retry and len(batch_ids) < int(self.max_attempts):
+            if not waited and queue_full(hook.get_batch(batch_ids[-1]).errors):
+                return self._wait_for_queue(batch_ids)
             return self._resubmit(context, hook, batch_ids, retry, work)
         manifest = Manifest.load(self.batch_file["manifest"])
         out = work.parent / f"result-{self.batch_file['index']:05d}.parquet"
@@ -328,6 +334,8 @@ class CollectResultsOperator(BaseOperator):
         from batchkit.results import parse_lines
 
         batch = hook.get_batch(batch_id)
+        if batch.status == "failed" and queue_full(batch.errors):  # nothing ran: every request is to be resubmitted
+            return self._refused_requests(hook, batch, directory)
         if batch.status == "failed":
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
             raise AirflowException(f"batch {batch_id} failed: {errors}")
@@ -344,6 +352,41 @@ class CollectResultsOperator(BaseOperator):
                 f"batch {batch_id} reports {counts.total} requests but its files hold {len(results)} results"
             )
         return results
+
+    def _refused_requests(self, hook: OpenAIBatchHook, batch: Any, directory: Path) -> list:
+        import orjson
+
+        from batchkit.results import Result
+
+        path = directory / "input.jsonl"
+        hook.download(batch.input_file_id, path)
+        with path.open("rb") as lines:
+            return [
+                Result(
+                    orjson.loads(raw)["custom_id"],
+                    batch.id,
+                    "error",
+                    error_code=QUEUE_FULL,
+                    error_message=batch.errors.data[0].message,
+                )
+                for raw in lines
+                if raw.strip()
+            ]
+
+    def _wait_for_queue(self, batch_ids: list[str]) -> Any:
+        """The batch was refused for the enqueued-token limit: wait on the triggerer, then resubmit it."""
+        from datetime import UTC, datetime
+
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        self.log.warning(
+            "batch %s was refused for the enqueued-token limit; resubmitting in %s", batch_ids[-1], self.queue_wait
+        )
+        self.defer(
+            trigger=DateTimeTrigger(moment=datetime.now(UTC) + self.queue_wait),
+            method_name="collect",
+            kwargs={"batch_ids": batch_ids, "waited": True},
+        )
 
     def _resubmit(self, context: Any, hook: OpenAIBatchHook, batch_ids: list[str], retry: set[str], work: Path) -> Any:
         from batchkit.results import request_lines

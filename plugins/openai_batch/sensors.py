@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from openai_batch.statuses import TERMINAL
+from openai_batch.statuses import TERMINAL, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -121,6 +121,12 @@ class OpenAIBatchSensor(BaseSensorOperator):
     def _finish(self, status: str, counts: dict[str, int] | None) -> dict[str, Any]:
         if status == "failed":
             errors = self.hook.get_batch(self.batch_id).errors
+            if queue_full(errors):
+                self.log.warning(
+                    "batch %s was refused for the enqueued-token limit; the collect step waits and resubmits it",
+                    self.batch_id,
+                )
+                return {"batch_id": self.batch_id, "status": status, "request_counts": counts, "queue_full": True}
             lines = [
                 f"  line {e.line}: {e.code}: {e.message}" if e.line else f"  {e.code}: {e.message}"
                 for e in (errors.data if errors and errors.data else [])

@@ -4,6 +4,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from batchkit.errors import BatchkitError
 from batchkit.manifest import Manifest
@@ -157,3 +159,56 @@ def test_merge_by_row_position_and_missing_results_fail(tmp_path, write_parquet)
     with pytest.raises(BatchkitError, match="1 request"):
         merge_with_inputs(manifest, 0, results, tmp_path / "r2.parquet")
     assert not (tmp_path / "r2.parquet").exists()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    files=st.lists(
+        st.lists(st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=40)), min_size=0, max_size=25),
+        min_size=1,
+        max_size=4,
+    ),
+    max_requests=st.integers(1, 12),
+    with_ids=st.booleans(),
+)
+def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory, files, max_requests, with_ids):
+    """Every input row comes back exactly once, carrying the answer to its own request (or 'skipped')."""
+    import pyarrow as pa
+
+    base = tmp_path_factory.mktemp("roundtrip")
+    next_id = 0
+    for index, texts in enumerate(files):
+        ids = list(range(next_id, next_id + len(texts)))
+        next_id += len(texts)
+        (base / "p").mkdir(exist_ok=True)
+        pq.write_table(
+            pa.table({"id": pa.array(ids, pa.int64()), "text": pa.array(texts, pa.string())}),
+            base / "p" / f"part-{index}.parquet",
+        )
+    config = SplitConfig(
+        model="m", prompt_column="text", id_column="id" if with_ids else None, max_requests=max_requests
+    )
+    split(str(base / "p"), base / "o", config)
+    manifest = Manifest.load(base / "o" / "manifest.json")
+    merged = []
+    for index, entry in enumerate(manifest.files):
+        lines = [json.loads(raw) for raw in (base / "o" / entry.path).read_bytes().splitlines()]
+        answers = {
+            line["custom_id"]: parse_line(
+                ok_line(line["custom_id"], "re: " + line["body"]["messages"][0]["content"]), "b"
+            )
+            for line in lines
+        }
+        merge_with_inputs(manifest, index, answers, base / "r" / f"{index}.parquet")
+        merged += pq.read_table(base / "r" / f"{index}.parquet").to_pylist()
+    all_texts = [t for texts in files for t in texts]
+    submitted = [t for t in all_texts if t is not None and t.strip()]
+    if not submitted:
+        assert manifest.files == [] and merged == []
+        return
+    assert sorted(row["id"] for row in merged) == list(range(len(all_texts)))
+    for row in merged:
+        if row["text"] is not None and row["text"].strip():
+            assert row["status"] == "ok" and row["response_text"] == "re: " + row["text"]
+        else:
+            assert row["status"] == "error" and row["error_code"] == "skipped"

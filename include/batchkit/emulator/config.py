@@ -44,6 +44,7 @@ class EmulatorConfig:
     line_failure_rate: float = 0.0  # fraction of lines answered with 500/429 into the error file
     api_error_rate: float = 0.0  # fraction of API calls answered 429/500
     validation_failure_rate: float = 0.0  # fraction of batches that fail validation
+    enqueued_token_limit: int | None = None  # per model: a batch that would pass it fails (token_limit_exceeded)
     expire_rate: float = 0.0  # fraction of batches that never progress and expire
     stuck_rate: float = 0.0  # fraction of batches that stay in_progress until cancelled or expired
     seed: int = 0

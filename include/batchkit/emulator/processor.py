@@ -83,19 +83,15 @@ class Processor:
     async def _validate(self, batch: dict, progress: dict) -> None:
         path = self.store.blob_path(batch["input_file_id"])
         if fraction(self.config.seed, batch["id"], "validation") < self.config.validation_failure_rate:
-            errors = [
-                {
-                    "code": "token_limit_exceeded",
-                    "param": None,
-                    "line": None,
-                    "message": "Enqueued token limit reached for this model. Try again once some in_progress "
-                    "batches have been completed.",
-                }
-            ]
-            total, model = 0, None
+            errors, total, model = [_token_limit_error("injected fault")], 0, None
         else:
             result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
             errors, total, model = result.errors, result.total, result.model
+            progress["tokens"] = result.tokens
+            enqueued = self._enqueued_tokens(model, batch["id"])
+            limit = self.config.enqueued_token_limit
+            if not errors and limit is not None and enqueued + result.tokens > limit:
+                errors = [_token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")]
         current = self.store.get_batch(batch["id"])[0]
         if current["status"] == "cancelling":
             return  # the cancel wins; the next tick finishes it
@@ -114,6 +110,15 @@ class Processor:
             elif fraction(self.config.seed, batch["id"], "expire") < self.config.expire_rate:
                 progress["fault"] = "expire"
         self.store.save_batch(batch, progress)
+
+    def _enqueued_tokens(self, model: str | None, exclude: str) -> int:
+        """Tokens of this model's batches that are in progress: what OpenAI's enqueued-token limit counts."""
+        total = 0
+        for batch_id in self.store.active_batch_ids():
+            other, progress = self.store.get_batch(batch_id)
+            if batch_id != exclude and other["status"] == "in_progress" and other.get("model") == model:
+                total += progress.get("tokens", 0)
+        return total
 
     async def _process_chunk(self, batch: dict, progress: dict) -> None:
         counts = batch["request_counts"]
@@ -273,6 +278,16 @@ class Processor:
 
 def _key(*parts: str) -> str:
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def _token_limit_error(detail: str) -> dict[str, Any]:
+    return {
+        "code": "token_limit_exceeded",
+        "param": None,
+        "line": None,
+        "message": f"Enqueued token limit reached for this model ({detail}). Try again once some in_progress "
+        "batches have been completed.",
+    }
 
 
 def _injected_failure(rate_limited: bool) -> backends.LineResult:

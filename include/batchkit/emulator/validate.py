@@ -14,6 +14,7 @@ MAX_REPORTED_ERRORS = 100
 @dataclass
 class Validation:
     total: int = 0
+    tokens: int = 0  # estimated input tokens (bytes / 4), what the enqueued-token limit counts
     model: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -40,6 +41,7 @@ def validate_input(path: Path, endpoint: str, config: EmulatorConfig) -> Validat
             if not raw.strip():
                 continue
             result.total += 1
+            result.tokens += len(raw) // 4 + 1
             _check_line(raw, number, endpoint, seen, result)
     if result.total == 0:
         result.error("empty_file", "The input file contains no requests.", param="input_file_id")
