@@ -107,3 +107,19 @@ def s3fs_client(s3_endpoint, monkeypatch):
     return s3fs.S3FileSystem(
         key="testing", secret="testing", client_kwargs={"endpoint_url": s3_endpoint}, use_listings_cache=False
     )
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """A scratch database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"batchkit_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

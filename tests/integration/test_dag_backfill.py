@@ -8,8 +8,7 @@ import time
 import duckdb
 import pytest
 
-from batchkit.devstack import Stack
-from batchkit.sample import write_sample_partition
+from ..helpers import running_stack
 
 DAG_ID = "openai_batch_inference"
 DATES = {"2026-11-22": 300, "2026-11-23": 450}
@@ -17,20 +16,15 @@ DATES = {"2026-11-22": 300, "2026-11-23": 450}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = Stack(
+    with running_stack(
         tmp_path_factory.mktemp("backfill"),
+        DATES,
+        DAG_ID,
         poll_seconds=2,
         schedule="@daily",
         emulator_args=("--seconds-per-request", "0.01"),
-    )
-    for day, rows in DATES.items():
-        write_sample_partition(stack.data_dir / "reviews" / f"dt={day}", rows, files=2, seed=int(day[-2:]))
-    stack.start(progress=lambda message: None)
-    try:
-        stack.wait_for_dag(DAG_ID)
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_backfill_runs_each_partition(stack):

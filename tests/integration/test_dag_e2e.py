@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from batchkit.devstack import Stack
-from batchkit.sample import write_sample_partition
+
+from ..helpers import running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000
@@ -20,19 +21,11 @@ ROWS, PER_FILE = 3000, 1000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stack")
-    stack = Stack(
-        root,
-        poll_seconds=2,
-        emulator_args=("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1"),
-    )
-    write_sample_partition(stack.data_dir / "reviews" / "dt=2026-11-24", ROWS, files=3)
-    stack.start(progress=lambda message: None)
-    try:
-        stack.wait_for_dag(DAG_ID)
+    args = ("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1")
+    with running_stack(
+        tmp_path_factory.mktemp("stack"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def batches(stack: Stack) -> list[dict]:

@@ -1,8 +1,6 @@
 """PostgreSQL loads against the machine's real server: create, append, replace, concurrency, rollback,
 schema growth, hostile identifiers."""
 
-import secrets
-import threading
 from pathlib import Path
 
 import psycopg
@@ -13,17 +11,7 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse.postgres_loader import load_postgres
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture(scope="module")
-def database():
-    name = f"batchkit_test_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN, autocommit=True) as con:
-        con.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+from ..helpers import corrupt_data_pages, run_concurrently
 
 
 def results(tmp_path: Path, name: str, ids: list[int], **extra) -> str:
@@ -61,20 +49,7 @@ def test_create_append_replace(database, tmp_path):
 
 def test_concurrent_loads_of_two_partitions(database, tmp_path):
     files = {f"p{i}": results(tmp_path, f"p{i}.parquet", list(range(i * 1000, i * 1000 + 500))) for i in range(2)}
-    errors = []
-
-    def load(partition):
-        try:
-            load_postgres(database, "concurrent", [files[partition]], partition, "r")
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=load, args=(p,)) for p in files]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(lambda p: load_postgres(database, "concurrent", [files[p]], p, "r"), files) == []
     assert rows(database, "SELECT partition_key, count(*) FROM concurrent GROUP BY 1 ORDER BY 1") == [
         ("p0", 500),
         ("p1", 500),
@@ -83,13 +58,9 @@ def test_concurrent_loads_of_two_partitions(database, tmp_path):
 
 def test_failure_mid_load_keeps_previous_rows(database, tmp_path):
     load_postgres(database, "rollback", [results(tmp_path, "a.parquet", [1, 2])], "d", "r1")
-    broken = Path(results(tmp_path, "broken.parquet", list(range(5000))))
-    data = bytearray(broken.read_bytes())
-    for i in range(8, len(data) // 2):
-        data[i] ^= 0xFF
-    broken.write_bytes(bytes(data))
+    broken = corrupt_data_pages(results(tmp_path, "broken.parquet", list(range(5000))))
     with pytest.raises(Exception):  # noqa: B017 (the decoder's error; what matters is the rollback)
-        load_postgres(database, "rollback", [results(tmp_path, "b.parquet", [7, 8, 9]), str(broken)], "d", "r2")
+        load_postgres(database, "rollback", [results(tmp_path, "b.parquet", [7, 8, 9]), broken], "d", "r2")
     assert rows(database, "SELECT count(*), min(dag_run_id) FROM rollback") == [(2, "r1")]
 
 

@@ -15,8 +15,6 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse.redshift_loader import load_redshift, plan_load, stage_results
 
-from .test_warehouse_postgres import ADMIN
-
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
 
 
@@ -25,16 +23,6 @@ def bucket(s3fs_client):
     name = f"stage-{secrets.token_hex(4)}"
     s3fs_client.mkdir(name)
     return name
-
-
-@pytest.fixture(scope="module")
-def database():
-    name = f"batchkit_rs_{secrets.token_hex(4)}"
-    with psycopg.connect(ADMIN, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN, autocommit=True) as con:
-        con.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def results(tmp_path, name, ids):

@@ -1,7 +1,5 @@
 """DuckDB loads: create, replace a partition, keep other partitions, refuse hostile names, roll back."""
 
-from pathlib import Path
-
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,6 +8,8 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse import quote_identifier
 from batchkit.warehouse.duckdb_loader import load_duckdb
+
+from ..helpers import corrupt_data_pages, run_concurrently
 
 
 def parquet(tmp_path, name, ids):
@@ -33,15 +33,6 @@ def test_create_replace_and_keep_other_partitions(tmp_path):
 def test_schema_qualified_table(tmp_path):
     db = tmp_path / "w.duckdb"
     assert load_duckdb(db, "llm.results", [parquet(tmp_path, "a.parquet", [1])], "p", "r") == 1
-
-
-def corrupt_data_pages(path: str) -> str:
-    """Keep the footer (the schema reads fine) but break the data, so the load fails mid-transaction."""
-    data = bytearray(Path(path).read_bytes())
-    for i in range(8, len(data) // 2):
-        data[i] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
-    return path
 
 
 def test_failed_load_keeps_previous_rows(tmp_path):
@@ -80,25 +71,10 @@ def test_hostile_identifiers_rejected(name):
 
 
 def test_concurrent_loads_of_two_partitions(tmp_path):
-    import threading
-
     db = tmp_path / "w.duckdb"
     load_duckdb(db, "results", [parquet(tmp_path, "seed.parquet", [0])], "seed", "r")
     files = {p: parquet(tmp_path, f"{p}.parquet", list(range(n))) for p, n in (("p1", 300), ("p2", 200))}
-    errors = []
-
-    def load(partition):
-        try:
-            load_duckdb(db, "results", [files[partition]], partition, "r")
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=load, args=(p,)) for p in files]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(lambda p: load_duckdb(db, "results", [files[p]], p, "r"), files) == []
     with duckdb.connect(str(db)) as con:
         got = con.execute("SELECT partition_key, count(*) FROM results GROUP BY 1 ORDER BY 1").fetchall()
     assert got == [("p1", 300), ("p2", 200), ("seed", 1)]

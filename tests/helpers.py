@@ -1,0 +1,51 @@
+"""Small helpers shared by tests (no fixtures here)."""
+
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from batchkit.devstack import Stack
+from batchkit.sample import write_sample_partition
+
+
+def run_concurrently(work: Callable[[Any], Any], arguments: Iterable[Any]) -> list[BaseException]:
+    """Run ``work(argument)`` for every argument in its own thread at once; return the errors raised."""
+    errors: list[BaseException] = []
+
+    def guarded(argument: Any) -> None:
+        try:
+            work(argument)
+        except Exception as exc:  # returned to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def corrupt_data_pages(path: str | Path) -> str:
+    """Keep a Parquet file's footer (its schema reads fine) but break its data, so reading fails midway."""
+    data = bytearray(Path(path).read_bytes())
+    for i in range(8, len(data) // 2):
+        data[i] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    return str(path)
+
+
+@contextmanager
+def running_stack(root: Path, partitions: dict[str, int], dag_id: str, **settings: Any):
+    """A started emulator + Airflow stack with sample partitions ``{date: rows}``; stopped on exit."""
+    stack = Stack(root, **settings)
+    for day, rows in partitions.items():
+        write_sample_partition(stack.data_dir / "reviews" / f"dt={day}", rows, files=3, seed=int(day[-2:]))
+    stack.start(progress=lambda message: None)
+    try:
+        stack.wait_for_dag(dag_id)
+        yield stack
+    finally:
+        stack.stop()
