@@ -2,6 +2,8 @@
 
 import glob
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,26 @@ def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> str:
             diffs.append(f"column {field.name!r} is {actual.field(field.name).type}, expected {field.type}")
     diffs += [f"unexpected column {name!r}" for name in actual.names if name not in expected.names]
     return "; ".join(diffs) or "column order differs"
+
+
+def prefetch(batches: Iterator[tuple[int, pa.RecordBatch]], depth: int = 2) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Read ahead on a background thread: Parquet decoding releases the GIL, so it overlaps the caller's work."""
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                ahead.put(item)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+        ahead.put(done)
+
+    threading.Thread(target=produce, name="batchkit-reader", daemon=True).start()
+    while (item := ahead.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa.RecordBatch]]:

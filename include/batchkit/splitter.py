@@ -25,7 +25,7 @@ from . import tokens
 from .errors import InputError
 from .manifest import MANIFEST_NAME, BatchFileEntry, Manifest, SkippedRows
 from .requests import RequestShape, dumps
-from .source import SourceFile, iter_batches, open_files, resolve_files
+from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
         skipped = SkippedRows()
         rows_read = 0
         for file in files:
-            for start, batch in iter_batches(file, read_columns):
+            for start, batch in prefetch(iter_batches(file, read_columns)):
                 _split_batch(file, start, batch, template, config, shape, writer, skipped)
                 rows_read += batch.num_rows
                 if progress:
@@ -128,8 +128,26 @@ def _split_batch(
     writer: "_FileWriter",
     skipped: SkippedRows,
 ) -> None:
-    for name in template.columns if template else [config.prompt_column]:
-        _check_utf8(batch.column(name), file, start, name)
+    try:
+        _build_requests(file, start, batch, template, config, shape, writer, skipped)
+    except (UnicodeDecodeError, pa.ArrowInvalid):
+        # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
+        names = [*(template.columns if template else [config.prompt_column]), config.id_column]
+        for name in dict.fromkeys(n for n in names if n):
+            _check_utf8(batch.column(name), file, start, name)
+        raise
+
+
+def _build_requests(
+    file: SourceFile,
+    start: int,
+    batch: pa.RecordBatch,
+    template: PromptTemplate | None,
+    config: SplitConfig,
+    shape: RequestShape,
+    writer: "_FileWriter",
+    skipped: SkippedRows,
+) -> None:
     prompts = (
         template.render(batch) if template else _as_text(batch.column(config.prompt_column), file, config.prompt_column)
     )
@@ -139,9 +157,7 @@ def _split_batch(
         _record_skipped(file, start, keep, skipped)
         prompts = prompts.take(rows)
     if config.id_column:
-        column = batch.column(config.id_column)
-        _check_utf8(column, file, start, config.id_column)
-        ids = _as_text(column, file, config.id_column).take(rows).to_pylist()
+        ids = _as_text(batch.column(config.id_column), file, config.id_column).take(rows).to_pylist()
     else:
         ids = [f"{file.index}-{start + r}" for r in rows.tolist()]
     if config.exact_tokens:
@@ -177,6 +193,8 @@ def _as_text(column: pa.Array, file: SourceFile, name: str) -> pa.Array:
         return column
     try:
         return pc.cast(column, pa.large_string())
+    except pa.ArrowInvalid:
+        raise  # invalid UTF-8 in a binary column: the caller locates the row
     except pa.ArrowException as exc:
         raise InputError(f"{file.path}: column {name!r} of type {column.type} cannot be used as text ({exc})") from None
 

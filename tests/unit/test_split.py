@@ -199,8 +199,10 @@ def test_schema_drift_names_files_and_column(tmp_path, write_parquet):
         split(str(tmp_path / "p"), tmp_path / "o", cfg())
 
 
-def test_invalid_utf8_is_located(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": pa.array([b"ok", b"bad \xff\xfe"], pa.binary())})
+@pytest.mark.parametrize("as_string", [False, True], ids=["binary column", "string column from a sloppy writer"])
+def test_invalid_utf8_is_located(tmp_path, write_parquet, as_string):
+    raw = pa.array([b"ok", b"bad \xff\xfe"], pa.binary())
+    src = write_parquet("a.parquet", {"text": raw.view(pa.string()) if as_string else raw})
     with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
         split(str(src), tmp_path / "o", cfg())
 
