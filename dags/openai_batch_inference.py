@@ -53,6 +53,9 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
         "prompt_column": Param("", type="string", description="column holding the prompt (if no template)"),
         "system_prompt": Param("Answer with one word.", type="string"),
         "id_column": Param("review_id", type="string", description="unique id column (empty: row position)"),
+        "input_columns": Param(
+            [], type="array", items={"type": "string"}, description="input columns to keep in the table (empty: all)"
+        ),
         "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
         "target_table": Param("review_sentiment", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
         "warehouse_conn_id": Param(
@@ -113,6 +116,7 @@ def openai_batch_inference():
             conn_id=CONN_ID,
             poll_interval=POLL_SECONDS,
             max_attempts="{{ params.max_attempts }}",
+            input_columns="{{ params.input_columns }}",
         )
         wait >> collect
         return collect

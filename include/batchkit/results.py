@@ -193,6 +193,9 @@ def merge_with_inputs(
 
 def _owned_rows(manifest: Manifest, file_index: int, columns: list[str] | None) -> pa.Table:
     """Input rows from this file's first row up to (not including) the next file's first row."""
+    id_column = manifest.parameters["id_column"]
+    if columns is not None and id_column and id_column not in columns:
+        columns = [*columns, id_column]  # needed to match results; kept in the output
     files = manifest.files
     start = (0, 0) if file_index == 0 else tuple(files[file_index].first_row)
     stop = tuple(files[file_index + 1].first_row) if file_index + 1 < len(files) else (len(manifest.sources), 0)

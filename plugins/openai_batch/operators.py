@@ -32,6 +32,16 @@ def as_bool(value: Any) -> bool:
     return value.strip().lower() in ("true", "1", "yes") if isinstance(value, str) else bool(value)
 
 
+def as_list(value: Any) -> list[str]:
+    """A templated list of names that may arrive as its text (``"['a', 'b']"``) or as ``"a, b"``."""
+    if isinstance(value, str):
+        import ast
+
+        text = value.strip()
+        value = ast.literal_eval(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+    return list(value or [])
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """A templated JSON object that may arrive as its text."""
     if isinstance(value, str):
@@ -259,7 +269,7 @@ class CollectResultsOperator(BaseOperator):
     :returns: ``{"path", "rows", "ok", "errors", "batch_ids"}``.
     """
 
-    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
+    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts", "input_columns")
 
     def __init__(
         self,
@@ -272,12 +282,13 @@ class CollectResultsOperator(BaseOperator):
         poll_interval: float = 60,
         completion_window: timedelta = timedelta(hours=24),
         queue_wait: timedelta = timedelta(minutes=10),
+        input_columns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
-        self.queue_wait = queue_wait
+        self.queue_wait, self.input_columns = queue_wait, input_columns
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self.collect(context, [self.batch_id])
@@ -304,7 +315,8 @@ class CollectResultsOperator(BaseOperator):
         manifest = Manifest.load(self.batch_file["manifest"])
         out = work.parent / f"result-{self.batch_file['index']:05d}.parquet"
         try:
-            counts = merge_with_inputs(manifest, self.batch_file["index"], final, out)
+            columns = as_list(self.input_columns)
+            counts = merge_with_inputs(manifest, self.batch_file["index"], final, out, columns or None)
         except BatchkitError as exc:
             raise AirflowException(f"results of {batch_ids} are incomplete: {exc}") from None
         self.log.info(

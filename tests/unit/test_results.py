@@ -212,3 +212,20 @@ def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory,
             assert row["status"] == "ok" and row["response_text"] == "re: " + row["text"]
         else:
             assert row["status"] == "error" and row["error_code"] == "skipped"
+
+
+def test_merge_keeps_only_selected_input_columns(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"id": [1, 2], "text": ["a", "b"], "secret": ["x", "y"], "extra": [1, 2]})
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text", id_column="id"))
+    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
+    results = {cid: parse_line(ok_line(cid), "b") for cid in ["1", "2"]}
+    merge_with_inputs(manifest, 0, results, tmp_path / "r.parquet", columns=["text"])
+    names = pq.read_table(tmp_path / "r.parquet").column_names
+    assert names[:2] == ["text", "id"] and "secret" not in names and "extra" not in names
+
+
+def test_templated_lists_are_parsed():
+    from openai_batch.operators import as_list
+
+    assert as_list("['a', 'b']") == ["a", "b"] and as_list("a, b") == ["a", "b"]
+    assert as_list("") == [] and as_list(["c"]) == ["c"] and as_list(None) == []
