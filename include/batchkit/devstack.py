@@ -100,17 +100,25 @@ class Stack:
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-2000:]}")
         for component in COMPONENTS:
-            log = (self.root / "logs" / f"{component}.log").open("ab")
-            self.processes[component] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", component],
-                env=self.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._spawn(component)
         self._write_pids()
         progress(f"starting Airflow {', '.join(COMPONENTS)} (logs in {self.root / 'logs'})")
         self._wait(lambda: self.api("GET", "/api/v2/monitor/health").status_code == 200, 120, "the API server")
+
+    def kill(self, component: str) -> None:
+        """SIGKILL a component's whole process group, as a crash would (``emulator`` included)."""
+        process = self.emulator.process if component == "emulator" else self.processes[component]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, component: str) -> None:
+        """Start a killed component again with the same settings and state."""
+        if component == "emulator":
+            self.emulator = start_emulator(self.root / "emulator", *self.emulator_args, port=self.emulator.port)
+        else:
+            self._spawn(component)
+        self._write_pids()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         self._wait(
@@ -180,6 +188,17 @@ class Stack:
                 return
             time.sleep(1)
         raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
+
+    def _spawn(self, component: str) -> None:
+        """Start one Airflow component in its own process group, logging to ``<root>/logs``."""
+        log = (self.root / "logs" / f"{component}.log").open("ab")
+        self.processes[component] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", component],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def _write_pids(self) -> None:
         pids = {name: p.pid for name, p in self.processes.items()}

@@ -1,0 +1,46 @@
+"""Crashes during a run: the triggerer and the emulator are killed with SIGKILL while batches are in flight,
+then restarted. The run still succeeds, with no second batch for any file and every row loaded exactly once."""
+
+import time
+
+import duckdb
+import httpx
+
+from ..helpers import running_stack
+
+DAG_ID = "openai_batch_inference"
+ROWS, PER_FILE = 1200, 400
+
+
+def test_triggerer_and_emulator_crash_mid_wait(tmp_path_factory):
+    args = ("--seconds-per-request", "0.03", "--validation-seconds", "1")
+    with running_stack(
+        tmp_path_factory.mktemp("crash"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
+    ) as stack:
+        stack.trigger(DAG_ID, "crash_1", {"partition": "2026-11-24", "max_requests_per_file": PER_FILE})
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            states = [t["state"] for t in stack.task_states(DAG_ID, "crash_1") if t["task_id"] == "batch.wait"]
+            if states and all(state == "deferred" for state in states):
+                break
+            time.sleep(1)
+        assert states and all(state == "deferred" for state in states), states
+
+        killed_at = time.time()
+        stack.kill("triggerer")
+        stack.kill("emulator")
+        time.sleep(3)
+        stack.restart("emulator")
+        stack.restart("triggerer")
+
+        run = stack.wait_for_run(DAG_ID, "crash_1", timeout=420, progress=lambda message: None)
+        assert run["state"] == "success", run["tasks"]
+        batches = httpx.get(f"{stack.emulator.base_url}/batches", params={"limit": 100}).json()["data"]
+        assert len(batches) == ROWS // PER_FILE  # nothing resubmitted twice
+        assert {b["status"] for b in batches} == {"completed"}
+        assert all(b["completed_at"] >= int(killed_at) for b in batches)  # they were in flight at the crash
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            assert con.execute(
+                "SELECT count(*), count(DISTINCT review_id), count(*) FILTER (WHERE status = 'ok') "
+                "FROM review_sentiment"
+            ).fetchone() == (ROWS, ROWS, ROWS)
