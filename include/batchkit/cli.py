@@ -186,6 +186,12 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         default=0.0,
         help="fault: fraction of batches that stay in_progress with no progress",
     )
+    p.add_argument(
+        "--create-delay-seconds",
+        type=float,
+        default=0.0,
+        help="fault: answer batch creation this many seconds late (after creating it), so clients time out",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for fault decisions (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_run_emulator)
@@ -220,6 +226,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         enqueued_token_limit=args.enqueued_token_limit,
         expire_rate=args.expire_rate,
         stuck_rate=args.stuck_rate,
+        create_delay_seconds=args.create_delay_seconds,
         seed=args.seed,
     )
     if config.backend == "forward" and not config.upstream_url:

@@ -48,6 +48,31 @@ class OpenAIBatchHook(OpenAIHook):
                 return batch
         return None
 
+    def create_batch_once(self, key: str, attempts: int = 5, **create: Any) -> Batch:
+        """Create a batch tagged with ``key`` without ever creating two.
+
+        The SDK retries a POST that timed out or got a 5xx, but the first request may have created the batch
+        already: each automatic retry could bill the same file again. Here the SDK does not retry the create;
+        after a transient failure the key is looked up first, and the create is repeated only if no batch has it.
+        """
+        client = self.conn.with_options(max_retries=0)
+        since = int(time.time()) - 3600
+        for attempt in range(1, attempts + 1):
+            try:
+                return client.batches.create(**create)
+            except TRANSIENT as exc:
+                self.log.warning(
+                    "creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__
+                )
+                time.sleep(min(2**attempt, 60))
+                found = self.find_batch(key, since)
+                if found:
+                    self.log.info("the batch was created despite the error: adopting %s", found.id)
+                    return found
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
     def download(self, file_id: str, target: Path, attempts: int = 4, chunk_bytes: int = 1 << 20) -> int:
         """Stream a file's content to ``target`` in chunks (atomic rename), retrying transient failures.
 

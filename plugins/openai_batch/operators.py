@@ -241,7 +241,8 @@ class SubmitBatchOperator(BaseOperator):
             METADATA_KEY: key,
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
-        batch = hook.conn.batches.create(
+        batch = hook.create_batch_once(
+            key,
             input_file_id=uploaded.id,
             endpoint=self.endpoint,
             completion_window=self.completion_window,
@@ -415,8 +416,8 @@ class CollectResultsOperator(BaseOperator):
                 uploaded = hook.conn.files.create(file=(f"{key}-{retry_file.name}", handle), purpose="batch")
             first = hook.get_batch(batch_ids[0])
             metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
-            batch = hook.conn.batches.create(
-                input_file_id=uploaded.id, endpoint=first.endpoint, completion_window="24h", metadata=metadata
+            batch = hook.create_batch_once(
+                key, input_file_id=uploaded.id, endpoint=first.endpoint, completion_window="24h", metadata=metadata
             )
         if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
             self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)

@@ -237,6 +237,8 @@ def create_app(config: EmulatorConfig) -> FastAPI:
             batch["output_expires_after"] = body["output_expires_after"]
         store.add_batch(batch, {"offset": 0, "out_bytes": 0, "err_bytes": 0, "fault": None, "created": time.time()})
         processor.wake()
+        if config.create_delay_seconds:
+            await asyncio.sleep(config.create_delay_seconds)  # created already: a client that times out retries
         return batch
 
     def _batch_or_404(batch_id: str) -> dict:

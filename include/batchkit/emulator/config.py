@@ -47,6 +47,7 @@ class EmulatorConfig:
     enqueued_token_limit: int | None = None  # per model: a batch that would pass it fails (token_limit_exceeded)
     expire_rate: float = 0.0  # fraction of batches that never progress and expire
     stuck_rate: float = 0.0  # fraction of batches that stay in_progress until cancelled or expired
+    create_delay_seconds: float = 0.0  # answer POST /v1/batches this late (after creating): client timeouts
     seed: int = 0
 
     def accepts_model(self, model: str) -> bool:

@@ -1,0 +1,71 @@
+"""Submitting never bills a file twice: retries after a lost create response adopt the batch that exists."""
+
+import json
+from types import SimpleNamespace
+
+import openai
+import pytest
+
+from .conftest import chat_line, client_for, upload
+
+
+class StateStore:
+    """Airflow's task state store contract (get/set of JSON values), in memory."""
+
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def set(self, key, value, **_):
+        self.values[key] = value
+
+
+def context(state: StateStore) -> dict:
+    ti = SimpleNamespace(dag_id="d", run_id="manual__1", task_id="batch.submit", map_index=0)
+    return {"ti": ti, "task_state_store": state, "run_id": ti.run_id, "params": {}}
+
+
+def test_the_sdk_alone_would_create_duplicates(emulator, tmp_path):
+    emu = emulator("--create-delay-seconds", "1.5")
+    client = client_for(emu, max_retries=2, timeout=0.5)
+    file_id = upload(client, tmp_path, [chat_line("a")])
+    with pytest.raises(openai.APITimeoutError):
+        client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert len(client_for(emu).batches.list().data) == 3  # one per automatic retry: the trap we avoid
+
+
+def test_submit_adopts_the_batch_whose_create_timed_out(emulator, tmp_path, monkeypatch):
+    from openai_batch.operators import SubmitBatchOperator
+
+    emu = emulator("--create-delay-seconds", "1.5")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_SLOW",
+        json.dumps(
+            {
+                "conn_type": "openai",
+                "password": "x",
+                "host": emu.base_url,
+                "extra": {"openai_client_kwargs": {"timeout": 0.5}},
+            }
+        ),
+    )
+    path = tmp_path / "batch-00000.jsonl"
+    path.write_text(json.dumps(chat_line("a")) + "\n")
+    descriptor = {
+        "index": 0,
+        "path": str(path),
+        "requests": 1,
+        "sha256": "ab" * 32,
+        "partition": "p",
+        "manifest": "unused",
+    }
+    state = StateStore()
+    operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, conn_id="openai_slow")
+    batch_id = operator.execute(context(state))
+    batches = client_for(emu).batches.list().data
+    assert [b.id for b in batches] == [batch_id] and state.get("batch_id") == batch_id
+    assert operator.execute(context(state)) == batch_id  # a retry of the task adopts it too
+    assert operator.execute(context(StateStore())) == batch_id  # even with no state left (found by its key)
+    assert len(client_for(emu).batches.list().data) == 1
