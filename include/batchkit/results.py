@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from .errors import BatchkitError
 from .manifest import Manifest
+from .source import open_parquet
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 RETRYABLE_CODES = {"batch_expired", "rate_limit_exceeded", "server_error", "token_limit_exceeded"}
@@ -217,7 +218,7 @@ def _owned_rows(manifest: Manifest, file_index: int, columns: list[str] | None) 
 
 def _read_rows(path: str, first: int, last: int, columns: list[str] | None) -> pa.Table:
     """Rows [first, last) of one Parquet file, reading only the row groups that hold them."""
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     groups, offset, group_start = [], 0, None
     for index in range(parquet.metadata.num_row_groups):
         size = parquet.metadata.row_group(index).num_rows

@@ -25,12 +25,19 @@ class SourceFile:
     rows: int
 
 
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
 def resolve_files(source: str) -> list[str]:
     """List the Parquet files of ``source`` in a stable (sorted) order.
 
-    A directory is searched recursively for ``*.parquet`` files, skipping hidden and ``_``-prefixed
-    entries (``_SUCCESS``, ``.crc``) as Spark and Hive writers lay them out.
+    ``source`` is a local path or an fsspec URL such as ``s3://bucket/table/dt=2026-11-24/`` (credentials and
+    ``AWS_ENDPOINT_URL`` come from the environment). A directory is searched recursively for ``*.parquet``
+    files, skipping hidden and ``_``-prefixed entries (``_SUCCESS``, ``.crc``) as Spark and Hive writers do.
     """
+    if is_remote(source):
+        return _resolve_remote(source)
     path = Path(source)
     if path.is_file():
         return [str(path.resolve())]
@@ -50,6 +57,45 @@ def resolve_files(source: str) -> list[str]:
     )
 
 
+def _resolve_remote(source: str) -> list[str]:
+    import fsspec
+
+    protocol = source.split("://", 1)[0]
+    try:
+        fs, root = fsspec.core.url_to_fs(source)
+        if glob.has_magic(root):
+            found = fs.glob(root)
+        elif fs.isfile(root):
+            found = [root]
+        elif fs.isdir(root):
+            base = root.rstrip("/")
+            found = [
+                p
+                for p in fs.find(root)
+                if p.endswith(".parquet")
+                and not any(part.startswith((".", "_")) for part in p[len(base) :].split("/") if part)
+            ]
+        else:
+            found = None
+    except PermissionError as exc:
+        raise InputError(f"access to {source} was denied ({exc}); check the credentials") from None
+    except (FileNotFoundError, OSError) as exc:
+        raise InputError(f"cannot list {source}: {exc}") from None
+    if found is None:
+        raise InputError(f"source {source!r} does not exist (no such object or prefix)")
+    return sorted(f"{protocol}://{p}" for p in found)
+
+
+def open_parquet(path: str, **options: object) -> pq.ParquetFile:
+    """A Parquet file on local disk or object storage, read in ranges (never downloaded whole)."""
+    if not is_remote(path):
+        return pq.ParquetFile(path, **options)
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(path)
+    return pq.ParquetFile(fs.open(inner, "rb", block_size=8 << 20), **options)
+
+
 def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile], pa.Schema | None]:
     """Read every file's footer, check the files share one schema and contain ``required`` columns."""
     files: list[SourceFile] = []
@@ -57,7 +103,7 @@ def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile],
     first = ""
     for index, path in enumerate(paths):
         try:
-            meta = pq.ParquetFile(path)
+            meta = open_parquet(path)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
         file_schema = meta.schema_arrow.remove_metadata()
@@ -111,7 +157,7 @@ def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa
     """Yield ``(first_row_index, batch)`` for ``columns`` of one file, streaming."""
     start = 0
     try:
-        for batch in pq.ParquetFile(file.path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
+        for batch in open_parquet(file.path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
             batch_size=READ_BATCH_ROWS, columns=columns
         ):
             yield start, batch

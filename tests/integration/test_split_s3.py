@@ -1,0 +1,85 @@
+"""`batchkit split s3://...` against a real local S3 endpoint (moto server): listing, streaming reads, the id
+check through DuckDB, merging back from S3, and clear errors for missing buckets and prefixes."""
+
+import json
+import secrets
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchkit.cli import main
+from batchkit.errors import InputError
+from batchkit.manifest import Manifest
+from batchkit.results import merge_with_inputs, parse_line
+from batchkit.splitter import SplitConfig, split
+
+
+@pytest.fixture
+def partition(s3fs_client, s3_endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    bucket = f"lake-{secrets.token_hex(4)}"
+    s3fs_client.mkdir(bucket)
+    prefix = f"{bucket}/reviews/dt=2026-11-24"
+    for index in range(2):
+        ids = list(range(index * 50, index * 50 + 50))
+        with s3fs_client.open(f"{prefix}/part-{index}.parquet", "wb") as handle:
+            pq.write_table(pa.table({"id": ids, "text": [f"review {i} ✓" for i in ids]}), handle)
+    s3fs_client.pipe(f"{prefix}/_SUCCESS", b"")
+    return f"s3://{prefix}"
+
+
+def test_split_and_merge_from_s3(partition, tmp_path):
+    manifest = split(
+        partition + "/", tmp_path / "out", SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=60)
+    )
+    assert [s["path"] for s in manifest.sources] == [f"{partition}/part-0.parquet", f"{partition}/part-1.parquet"]
+    assert [f.requests for f in manifest.files] == [60, 40] and manifest.totals["rows_read"] == 100
+    lines = [json.loads(line) for line in (tmp_path / "out" / "batch-00001.jsonl").read_bytes().splitlines()]
+    results = {
+        line["custom_id"]: parse_line(
+            {
+                "custom_id": line["custom_id"],
+                "error": None,
+                "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "ok"}}]}},
+            },
+            "b",
+        )
+        for line in lines
+    }
+    counts = merge_with_inputs(Manifest.load(tmp_path / "out" / "manifest.json"), 1, results, tmp_path / "r.parquet")
+    assert counts == {"rows": 40, "ok": 40, "errors": 0}
+    assert pq.read_table(tmp_path / "r.parquet").column("text").to_pylist()[0] == "review 60 ✓"
+
+
+def test_duplicate_ids_in_s3_are_located(partition, s3fs_client, tmp_path):
+    with s3fs_client.open(partition.removeprefix("s3://") + "/part-2.parquet", "wb") as handle:
+        pq.write_table(pa.table({"id": [7], "text": ["again"]}), handle)
+    with pytest.raises(InputError, match=r"duplicate id '7'.*part-0.parquet row 7.*part-2.parquet row 0"):
+        split(partition, tmp_path / "out", SplitConfig(model="m", prompt_column="text", id_column="id"))
+
+
+def test_missing_bucket_and_prefix(partition, tmp_path, capsys):
+    config = SplitConfig(model="m", prompt_column="text")
+    with pytest.raises(InputError, match=r"does not exist|cannot list"):
+        split("s3://no-such-bucket-here/x/", tmp_path / "o", config)
+    bucket = partition.split("/")[2]
+    with pytest.raises(InputError, match="does not exist"):
+        split(f"s3://{bucket}/reviews/dt=1999-01-01/", tmp_path / "o", config)
+    assert (
+        main(
+            [
+                "split",
+                f"s3://{bucket}/nothing/",
+                "--out",
+                str(tmp_path / "o"),
+                "--model",
+                "m",
+                "--prompt-column",
+                "text",
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
