@@ -86,11 +86,12 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
     staging.mkdir(parents=True)
     try:
         writer = _FileWriter(staging, shape, config)
-        skipped = SkippedRows()
+        job = _SplitJob(template, config, shape, writer)
+        skipped = job.skipped
         rows_read = 0
         for file in files:
             for start, batch in prefetch(iter_batches(file, read_columns)):
-                _split_batch(file, start, batch, template, config, shape, writer, skipped)
+                job.add(file, start, batch)
                 rows_read += batch.num_rows
                 if progress:
                     progress(rows_read, len(writer.entries))
@@ -118,53 +119,48 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _split_batch(
-    file: SourceFile,
-    start: int,
-    batch: pa.RecordBatch,
-    template: PromptTemplate | None,
-    config: SplitConfig,
-    shape: RequestShape,
-    writer: "_FileWriter",
-    skipped: SkippedRows,
-) -> None:
-    try:
-        _build_requests(file, start, batch, template, config, shape, writer, skipped)
-    except (UnicodeDecodeError, pa.ArrowInvalid):
-        # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
-        names = [*(template.columns if template else [config.prompt_column]), config.id_column]
-        for name in dict.fromkeys(n for n in names if n):
-            _check_utf8(batch.column(name), file, start, name)
-        raise
+@dataclass
+class _SplitJob:
+    """What turns record batches into request lines for one split."""
 
+    template: PromptTemplate | None
+    config: SplitConfig
+    shape: RequestShape
+    writer: "_FileWriter"
+    skipped: SkippedRows = field(default_factory=SkippedRows)
 
-def _build_requests(
-    file: SourceFile,
-    start: int,
-    batch: pa.RecordBatch,
-    template: PromptTemplate | None,
-    config: SplitConfig,
-    shape: RequestShape,
-    writer: "_FileWriter",
-    skipped: SkippedRows,
-) -> None:
-    prompts = (
-        template.render(batch) if template else _as_text(batch.column(config.prompt_column), file, config.prompt_column)
-    )
-    keep = pc.fill_null(pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False)
-    rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
-    if len(rows) < batch.num_rows:
-        _record_skipped(file, start, keep, skipped)
-        prompts = prompts.take(rows)
-    if config.id_column:
-        ids = _as_text(batch.column(config.id_column), file, config.id_column).take(rows).to_pylist()
-    else:
-        ids = [f"{file.index}-{start + r}" for r in rows.tolist()]
-    if config.exact_tokens:
-        estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
-    else:
-        estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-    writer.write_rows(file, start, rows, ids, prompts.to_pylist(), estimates)
+    def add(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
+        try:
+            self._build_requests(file, start, batch)
+        except (UnicodeDecodeError, pa.ArrowInvalid):
+            # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
+            names = [*(self.template.columns if self.template else [self.config.prompt_column]), self.config.id_column]
+            for name in dict.fromkeys(n for n in names if n):
+                _check_utf8(batch.column(name), file, start, name)
+            raise
+
+    def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
+        config, shape = self.config, self.shape
+        if self.template:
+            prompts = self.template.render(batch)
+        else:
+            prompts = _as_text(batch.column(config.prompt_column), file, config.prompt_column)
+        keep = pc.fill_null(
+            pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False
+        )
+        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+        if len(rows) < batch.num_rows:
+            _record_skipped(file, start, keep, self.skipped)
+            prompts = prompts.take(rows)
+        if config.id_column:
+            ids = _as_text(batch.column(config.id_column), file, config.id_column).take(rows).to_pylist()
+        else:
+            ids = [f"{file.index}-{start + r}" for r in rows.tolist()]
+        if config.exact_tokens:
+            estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
+        else:
+            estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
+        self.writer.write_rows(file, start, rows, ids, prompts.to_pylist(), estimates)
 
 
 def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
