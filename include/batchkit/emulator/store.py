@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-_ID = re.compile(r"^(file|batch)-[A-Za-z0-9]{8,64}$")
+_FILE_ID = re.compile(r"^file-[A-Za-z0-9]{8,64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -62,7 +62,7 @@ class Store:
     # Files
     def blob_path(self, file_id: str) -> Path:
         """The content path of ``file_id``; ids are checked so a path can never leave the data dir."""
-        if not _ID.match(file_id) or not file_id.startswith("file-"):
+        if not _FILE_ID.match(file_id):
             raise KeyError(file_id)
         return self.files_dir / file_id
 
