@@ -161,23 +161,17 @@ def merge_with_inputs(
         ids = inputs.column("__custom_id").to_pylist()
         inputs = inputs.drop_columns(["__custom_id"])
     entry = manifest.files[file_index]
-    rows, missing = [], 0
-    for custom_id in ids:
-        result = results.get(custom_id)
-        if result is None:
-            result = Result(
-                custom_id,
-                "",
-                "error",
-                error_code="skipped",
-                error_message="not submitted: the prompt was null or empty",
-                attempts=0,
-            )
-        rows.append(result)
-    submitted = {cid for cid in ids if cid in results}
-    missing = entry.requests - len(submitted)
+    missing = entry.requests - sum(1 for custom_id in ids if custom_id in results)
     if missing:
         raise BatchkitError(f"{missing} request(s) of {entry.path} have no result in the output or error files")
+    skipped = {
+        "batch_id": "",
+        "status": "error",
+        "error_code": "skipped",
+        "attempts": 0,
+        "error_message": "not submitted: the prompt was null or empty",
+    }
+    rows = [results.get(custom_id) or Result(custom_id, **skipped) for custom_id in ids]
     table = inputs
     for field in RESULT_SCHEMA:
         if field.name in table.column_names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ TRANSIENT = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimit
 # The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter; a batch pipeline
 # can afford more patience than its default of 2 retries. A connection's openai_client_kwargs still win.
 CLIENT_DEFAULTS = {"max_retries": 6, "timeout": 300.0}
+ADOPT_SEARCH_WINDOW = timedelta(days=7)  # how far back a retry looks for the batch it may have created
 
 
 class OpenAIBatchHook(OpenAIHook):
@@ -41,9 +43,10 @@ class OpenAIBatchHook(OpenAIHook):
                 return
             yield batch
 
-    def find_batch(self, key: str, created_after: int) -> Batch | None:
-        """The newest live or completed batch tagged with ``key`` (failed/expired/cancelled ones are ignored)."""
-        for batch in self.iter_batches_since(created_after):
+    def find_batch(self, key: str, within: timedelta = ADOPT_SEARCH_WINDOW) -> Batch | None:
+        """The newest live or completed batch tagged with ``key`` created in the last ``within``
+        (failed/expired/cancelled ones are ignored)."""
+        for batch in self.iter_batches_since(int(time.time() - within.total_seconds())):
             if (batch.metadata or {}).get(METADATA_KEY) == key and batch.status not in NOT_ADOPTABLE:
                 return batch
         return None
@@ -56,7 +59,6 @@ class OpenAIBatchHook(OpenAIHook):
         after a transient failure the key is looked up first, and the create is repeated only if no batch has it.
         """
         client = self.conn.with_options(max_retries=0)
-        since = int(time.time()) - 3600
         for attempt in range(1, attempts + 1):
             try:
                 return client.batches.create(**create)
@@ -65,13 +67,21 @@ class OpenAIBatchHook(OpenAIHook):
                     "creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__
                 )
                 time.sleep(min(2**attempt, 60))
-                found = self.find_batch(key, since)
+                found = self.find_batch(key, within=timedelta(hours=1))
                 if found:
                     self.log.info("the batch was created despite the error: adopting %s", found.id)
                     return found
                 if attempt == attempts:
                     raise
         raise AssertionError("unreachable")
+
+    def submit_file(self, key: str, path: Path, **create: Any) -> Batch:
+        """Upload a batch input file (named after ``key``) and create its batch once (``create_batch_once``)."""
+        with path.open("rb") as handle:
+            uploaded = self.conn.files.create(file=(f"{key}-{path.name}", handle), purpose="batch")
+        batch = self.create_batch_once(key, input_file_id=uploaded.id, **create)
+        self.log.info("created batch %s from %s (file %s)", batch.id, path.name, uploaded.id)
+        return batch
 
     def download(self, file_id: str, target: Path, attempts: int = 4, chunk_bytes: int = 1 << 20) -> int:
         """Stream a file's content to ``target`` in chunks (atomic rename), retrying transient failures.

@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 # The OpenAI SDK, pyarrow and DuckDB are imported inside execute(): DAG files that use these operators
 # must parse fast, and only the tasks that run need them.
 
-ADOPT_SEARCH_WINDOW = timedelta(days=7)
-
 
 def as_bool(value: Any) -> bool:
     """A templated flag: rendered Params may arrive as ``"False"`` when native rendering does not apply."""
@@ -222,14 +220,11 @@ class SubmitBatchOperator(BaseOperator):
                 return batch.id
             self.log.warning("batch %s of an earlier try is %s; submitting a new one", batch.id, batch.status)
         else:
-            found = hook.find_batch(key, int(time.time() - ADOPT_SEARCH_WINDOW.total_seconds()))
+            found = hook.find_batch(key)
             if found:
                 self.log.info("adopting batch %s (%s) found by its key %s", found.id, found.status, key)
                 state.set("batch_id", found.id)
                 return found.id
-        path = Path(self.batch_file["path"])
-        with path.open("rb") as handle:
-            uploaded = hook.conn.files.create(file=(f"{key}-{path.name}", handle), purpose="batch")
         ti = context["ti"]
         metadata = {
             **(self.metadata or {}),
@@ -241,22 +236,16 @@ class SubmitBatchOperator(BaseOperator):
             METADATA_KEY: key,
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
-        batch = hook.create_batch_once(
+        batch = hook.submit_file(
             key,
-            input_file_id=uploaded.id,
+            Path(self.batch_file["path"]),
             endpoint=self.endpoint,
             completion_window=self.completion_window,
             metadata=metadata,
             **extra,
         )
         state.set("batch_id", batch.id)
-        self.log.info(
-            "created batch %s for %s (%d requests, file %s)",
-            batch.id,
-            path.name,
-            self.batch_file["requests"],
-            uploaded.id,
-        )
+        self.log.info("batch %s holds %d requests", batch.id, self.batch_file["requests"])
         return batch.id
 
 
@@ -407,17 +396,15 @@ class CollectResultsOperator(BaseOperator):
 
         attempt = len(batch_ids) + 1
         key = batch_key(context, self.batch_file["sha256"], attempt)
-        batch = hook.find_batch(key, int(time.time() - ADOPT_SEARCH_WINDOW.total_seconds()))
+        batch = hook.find_batch(key)
         if batch is None:
             retry_file = work / f"retry-{attempt}.jsonl"
             with retry_file.open("wb") as out:
                 out.writelines(request_lines(Path(self.batch_file["path"]), retry))
-            with retry_file.open("rb") as handle:
-                uploaded = hook.conn.files.create(file=(f"{key}-{retry_file.name}", handle), purpose="batch")
             first = hook.get_batch(batch_ids[0])
             metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
-            batch = hook.create_batch_once(
-                key, input_file_id=uploaded.id, endpoint=first.endpoint, completion_window="24h", metadata=metadata
+            batch = hook.submit_file(
+                key, retry_file, endpoint=first.endpoint, completion_window="24h", metadata=metadata
             )
         if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
             self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
