@@ -1,6 +1,7 @@
 """openai_batch_inference: one Parquet partition -> OpenAI Batch API -> a warehouse table.
 
 split -> [per batch file: submit -> wait (deferrable, on the triggerer) -> collect] -> load
+prune_staging (independent): deletes staging areas of runs older than the retention.
 """
 
 import os
@@ -11,13 +12,16 @@ from airflow.sdk import Asset, Param, dag, task_group
 from openai_batch.operators import (
     CollectResultsOperator,
     LoadToWarehouseOperator,
+    PruneStagingOperator,
     SplitPartitionOperator,
     SubmitBatchOperator,
 )
 from openai_batch.sensors import OpenAIBatchSensor
 
 DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", "data")
-STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")
+STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
+STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
+RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
 MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))
@@ -39,7 +43,7 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
         "source": Param(
             f"{DATA_ROOT}/reviews/dt={{partition}}",
             type="string",
-            description="Parquet file, directory or glob; {partition} is replaced by the partition",
+            description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition",
         ),
         "partition": Param("", type="string", description="partition key (YYYY-MM-DD); empty: the run's date"),
         "model": Param("gpt-4o-mini", type="string"),
@@ -90,6 +94,7 @@ def openai_batch_inference():
         max_tokens="{{ params.max_tokens_per_file }}",
         dry_run="{{ params.dry_run }}",
         conn_id=CONN_ID,
+        storage_conn_id=STORAGE_CONN_ID,
     )
 
     @task_group(group_id="batch")
@@ -99,6 +104,7 @@ def openai_batch_inference():
             batch_file=batch_file,
             endpoint="{{ params.endpoint }}",
             conn_id=CONN_ID,
+            storage_conn_id=STORAGE_CONN_ID,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
         )
         wait = OpenAIBatchSensor(
@@ -114,6 +120,7 @@ def openai_batch_inference():
             batch_id=submit.output,
             staging_root=STAGING_ROOT,
             conn_id=CONN_ID,
+            storage_conn_id=STORAGE_CONN_ID,
             poll_interval=POLL_SECONDS,
             max_attempts="{{ params.max_attempts }}",
             input_columns="{{ params.input_columns }}",
@@ -130,8 +137,17 @@ def openai_batch_inference():
         table="{{ params.target_table }}",
         warehouse_conn_id="{{ params.warehouse_conn_id }}",
         max_error_rate="{{ params.max_error_rate }}",
+        storage_conn_id=STORAGE_CONN_ID,
         outlets=[RESULTS],
     ).set_upstream(collected)
+
+    PruneStagingOperator(
+        task_id="prune_staging",
+        staging_root=STAGING_ROOT,
+        retention=RETENTION,
+        source="{{ params.source }}",
+        storage_conn_id=STORAGE_CONN_ID,
+    )
 
 
 openai_batch_inference()

@@ -34,6 +34,7 @@ class Stack:
     emulator_args: tuple[str, ...] = ()
     poll_seconds: float = 5
     schedule: str = "none"  # the DAG's schedule here: "none" runs only what we trigger (backfills need one)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. S3 staging settings and connections
     emulator: EmulatorProcess | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -84,6 +85,7 @@ class Stack:
             "OPENAI_BATCH_DATA": str(self.data_dir),
             "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
             "OPENAI_BATCH_SCHEDULE": self.schedule,
+            **self.extra_env,
         }
 
     def start(self, progress: Any = print) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from .storage import open_file
+
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
 
@@ -51,7 +53,8 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> "Manifest":
-        data = orjson.loads(Path(path).read_bytes())
+        with open_file(path) as handle:
+            data = orjson.loads(handle.read())
         data["files"] = [BatchFileEntry(**f) for f in data["files"]]
         data["skipped"] = SkippedRows(**data["skipped"])
         return cls(**data)

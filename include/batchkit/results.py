@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from .errors import BatchkitError
 from .manifest import Manifest
 from .source import open_parquet
+from .storage import open_file
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 RETRYABLE_CODES = {"batch_expired", "rate_limit_exceeded", "server_error", "token_limit_exceeded"}
@@ -135,9 +136,9 @@ def latest_results(attempts: Iterable[Iterable[Result]]) -> dict[str, Result]:
     return final
 
 
-def request_lines(batch_file: Path, custom_ids: set[str]) -> Iterator[bytes]:
+def request_lines(batch_file: str | Path, custom_ids: set[str]) -> Iterator[bytes]:
     """The original request lines for ``custom_ids`` (to resubmit them), streamed from the batch file."""
-    with batch_file.open("rb") as lines:
+    with open_file(batch_file) as lines:
         for raw in lines:
             if raw.strip() and orjson.loads(raw)["custom_id"] in custom_ids:
                 yield raw if raw.endswith(b"\n") else raw + b"\n"

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
+from .storage import is_remote, open_file, url_to_fs
 
 READ_BATCH_ROWS = 4096  # small batches keep peak memory low; per-batch overhead stays negligible
 
@@ -25,15 +26,12 @@ class SourceFile:
     rows: int
 
 
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 def resolve_files(source: str) -> list[str]:
     """List the Parquet files of ``source`` in a stable (sorted) order.
 
     ``source`` is a local path or an fsspec URL such as ``s3://bucket/table/dt=2026-11-24/`` (credentials and
-    ``AWS_ENDPOINT_URL`` come from the environment). A directory is searched recursively for ``*.parquet``
+    ``AWS_ENDPOINT_URL`` come from the environment unless a filesystem was registered with
+    ``storage.use_filesystem``). A directory is searched recursively for ``*.parquet``
     files, skipping hidden and ``_``-prefixed entries (``_SUCCESS``, ``.crc``) as Spark and Hive writers do.
     """
     if is_remote(source):
@@ -58,11 +56,9 @@ def resolve_files(source: str) -> list[str]:
 
 
 def _resolve_remote(source: str) -> list[str]:
-    import fsspec
-
     protocol = source.split("://", 1)[0]
     try:
-        fs, root = fsspec.core.url_to_fs(source)
+        fs, root = url_to_fs(source)
         if glob.has_magic(root):
             found = fs.glob(root)
         elif fs.isfile(root):
@@ -90,10 +86,7 @@ def open_parquet(path: str, **options: object) -> pq.ParquetFile:
     """A Parquet file on local disk or object storage, read in ranges (never downloaded whole)."""
     if not is_remote(path):
         return pq.ParquetFile(path, **options)
-    import fsspec
-
-    fs, inner = fsspec.core.url_to_fs(path)
-    return pq.ParquetFile(fs.open(inner, "rb", block_size=8 << 20), **options)
+    return pq.ParquetFile(open_file(path, "rb", block_size=8 << 20), **options)
 
 
 def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile], pa.Schema | None]:

@@ -25,7 +25,8 @@ from . import tokens
 from .errors import InputError
 from .manifest import MANIFEST_NAME, BatchFileEntry, Manifest, SkippedRows
 from .requests import RequestShape, dumps
-from .source import SourceFile, is_remote, iter_batches, open_files, prefetch, resolve_files
+from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
+from .storage import is_remote, url_to_fs
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -311,9 +312,7 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
         con.execute("SET preserve_insertion_order=false")
         remote = [f.path for f in files if is_remote(f.path)]
         if remote:  # DuckDB reads object storage through the same fsspec filesystem
-            import fsspec
-
-            con.register_filesystem(fsspec.core.url_to_fs(remote[0])[0])
+            con.register_filesystem(url_to_fs(remote[0])[0])
         _find_bad_ids(con, [f.path for f in files], id_column)
 
 

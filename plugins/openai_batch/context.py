@@ -1,10 +1,8 @@
-"""What every task of a run agrees on: the partition key, the run's staging directory, the batch key."""
+"""What every task of a run agrees on: the partition key and the batch key."""
 
 from __future__ import annotations
 
 import hashlib
-import re
-from pathlib import Path
 from typing import Any
 
 
@@ -16,12 +14,6 @@ def partition_key(context: Any) -> str:
     dag_run = context["dag_run"]
     when = dag_run.logical_date or dag_run.run_after
     return when.strftime("%Y-%m-%d")
-
-
-def run_staging_dir(staging_root: str, context: Any) -> Path:
-    """``<staging_root>/<dag_id>/<run_id>`` with characters that are awkward in paths replaced."""
-    run_id = re.sub(r"[^A-Za-z0-9._-]", "_", context["run_id"])
-    return Path(staging_root) / context["dag"].dag_id / run_id
 
 
 def batch_key(context: Any, file_sha256: str, attempt: int = 1) -> str:

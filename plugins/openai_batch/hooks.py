@@ -75,12 +75,16 @@ class OpenAIBatchHook(OpenAIHook):
                     raise
         raise AssertionError("unreachable")
 
-    def submit_file(self, key: str, path: Path, **create: Any) -> Batch:
-        """Upload a batch input file (named after ``key``) and create its batch once (``create_batch_once``)."""
-        with path.open("rb") as handle:
-            uploaded = self.conn.files.create(file=(f"{key}-{path.name}", handle), purpose="batch")
+    def submit_file(self, key: str, path: str | Path, **create: Any) -> Batch:
+        """Upload a batch input file (local or remote, streamed; named after ``key``) and create its batch once
+        (``create_batch_once``)."""
+        from batchkit.storage import open_file
+
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        with open_file(path) as handle:
+            uploaded = self.conn.files.create(file=(f"{key}-{name}", handle), purpose="batch")
         batch = self.create_batch_once(key, input_file_id=uploaded.id, **create)
-        self.log.info("created batch %s from %s (file %s)", batch.id, path.name, uploaded.id)
+        self.log.info("created batch %s from %s (file %s)", batch.id, name, uploaded.id)
         return batch
 
     def download(self, file_id: str, target: Path, attempts: int = 4, chunk_bytes: int = 1 << 20) -> int:

@@ -15,7 +15,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
-from openai_batch.context import batch_key, partition_key, run_staging_dir
+from batchkit.manifest import MANIFEST_NAME
+from openai_batch.context import batch_key, partition_key
 from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE, QUEUE_FULL, TERMINAL, queue_full
 
 if TYPE_CHECKING:
@@ -56,8 +57,11 @@ class SplitPartitionOperator(BaseOperator):
 
     Checks the model exists before anything else, so a typo fails the run before anything is submitted.
 
-    :param source: Parquet file, directory or glob; ``{partition}`` is replaced by the partition key.
-    :param staging_root: where run-scoped staging directories are made.
+    :param source: Parquet file, directory or glob, local or ``s3://``; ``{partition}`` is replaced by the
+        partition key.
+    :param staging_root: local directory or ``s3://bucket/prefix`` holding run-scoped staging areas
+        (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
+    :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
     """
@@ -93,38 +97,34 @@ class SplitPartitionOperator(BaseOperator):
         body_options: dict | None = None,
         dry_run: bool = False,
         conn_id: str = "openai_default",
+        storage_conn_id: str | None = None,
         check_model: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.storage_conn_id = storage_conn_id
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
         self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
         self.id_column, self.max_requests, self.max_tokens = id_column, max_requests, max_tokens
         self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from batchkit.splitter import SplitConfig, split
+        from batchkit.splitter import split
+        from openai_batch.staging import RunStaging, connect_storage
 
         partition = partition_key(context)
         source = self.source.replace("{partition}", partition)
-        out = run_staging_dir(self.staging_root, context) / "split"
+        connect_storage(source, self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
         if self.check_model:
             self._check_model()
-        try:
-            config = SplitConfig(
-                model=self.model,
-                endpoint=self.endpoint,
-                prompt_column=self.prompt_column or None,
-                prompt_template=self.prompt_template or None,
-                system_prompt=self.system_prompt or None,
-                id_column=self.id_column or None,
-                max_requests=int(self.max_requests),
-                max_tokens=int(self.max_tokens) if self.max_tokens else None,
-                body_options=self.body_options or {},
-            )
-            manifest = split(source, out, config, self._progress)
-        except BatchkitError as exc:
-            raise AirflowFailException(f"cannot split partition {partition} ({source}): {exc}") from None
+        with staging.scratch() as scratch:
+            try:
+                manifest = split(source, scratch / "split", self._config(), self._progress)
+            except BatchkitError as exc:
+                raise AirflowFailException(f"cannot split partition {partition} ({source}): {exc}") from None
+            paths = [staging.publish(scratch / "split" / f.path, "inputs", f.path) for f in manifest.files]
+            manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
             "partition %s: %d rows -> %d requests in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
@@ -136,7 +136,7 @@ class SplitPartitionOperator(BaseOperator):
             totals["bytes"] / 1e6,
             totals["estimated_tokens"],
             totals["rows_skipped"],
-            out / "manifest.json",
+            manifest_url,
         )
         if as_bool(self.dry_run):
             self.log.info("dry_run is set: nothing will be submitted")
@@ -144,15 +144,33 @@ class SplitPartitionOperator(BaseOperator):
         return [
             {
                 "index": i,
-                "path": str(out / f.path),
+                "path": path,
                 "requests": f.requests,
                 "bytes": f.bytes,
                 "sha256": f.sha256,
-                "manifest": str(out / "manifest.json"),
+                "manifest": manifest_url,
                 "partition": partition,
             }
-            for i, f in enumerate(manifest.files)
+            for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
         ]
+
+    def _config(self) -> Any:
+        from batchkit.splitter import SplitConfig
+
+        try:
+            return SplitConfig(
+                model=self.model,
+                endpoint=self.endpoint,
+                prompt_column=self.prompt_column or None,
+                prompt_template=self.prompt_template or None,
+                system_prompt=self.system_prompt or None,
+                id_column=self.id_column or None,
+                max_requests=int(self.max_requests),
+                max_tokens=int(self.max_tokens) if self.max_tokens else None,
+                body_options=self.body_options or {},
+            )
+        except BatchkitError as exc:
+            raise AirflowFailException(f"invalid split parameters: {exc}") from None
 
     def _check_model(self) -> None:
         import openai
@@ -179,7 +197,8 @@ class SubmitBatchOperator(BaseOperator):
     cleared rerun first looks for the batch it already made (task state store, then the key in the batches'
     metadata) and adopts it unless it failed, expired or was cancelled: no batch is ever created twice.
 
-    :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated).
+    :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated); its file is streamed from
+        staging (local or ``s3://`` through ``storage_conn_id``) to the Files API.
     :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
         are passed to ``batches.create``.
     :returns: the batch id.
@@ -193,6 +212,7 @@ class SubmitBatchOperator(BaseOperator):
         batch_file: dict[str, Any],
         endpoint: str = "/v1/chat/completions",
         conn_id: str = "openai_default",
+        storage_conn_id: str | None = None,
         completion_window: str = "24h",
         metadata: dict[str, str] | None = None,
         output_expires_after: dict[str, Any] | None = None,
@@ -200,6 +220,7 @@ class SubmitBatchOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.endpoint, self.conn_id = batch_file, endpoint, conn_id
+        self.storage_conn_id = storage_conn_id
         self.completion_window, self.metadata, self.output_expires_after = (
             completion_window,
             metadata,
@@ -208,6 +229,7 @@ class SubmitBatchOperator(BaseOperator):
 
     def execute(self, context: Any) -> str:
         from openai_batch.hooks import OpenAIBatchHook
+        from openai_batch.staging import connect_storage
 
         hook = OpenAIBatchHook(conn_id=self.conn_id)
         key = batch_key(context, self.batch_file["sha256"])
@@ -236,9 +258,10 @@ class SubmitBatchOperator(BaseOperator):
             METADATA_KEY: key,
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
         batch = hook.submit_file(
             key,
-            Path(self.batch_file["path"]),
+            self.batch_file["path"],
             endpoint=self.endpoint,
             completion_window=self.completion_window,
             metadata=metadata,
@@ -253,8 +276,9 @@ class CollectResultsOperator(BaseOperator):
     """Download a batch's output and error files, resubmit retryable lines, merge results onto the input rows.
 
     Retryable lines (429, 5xx, expired) are resubmitted as a new batch up to ``max_attempts`` batches in all,
-    waiting on the triggerer between attempts. Every input row owned by the batch file is written to
-    ``results/result-NNNNN.parquet`` with status ``ok`` or ``error`` (code and message), never dropped.
+    waiting on the triggerer between attempts. Every input row owned by the batch file is written to the run's
+    ``merged/result-NNNNN.parquet`` with status ``ok`` or ``error`` (code and message), never dropped; the raw
+    files are kept in ``outputs/NNNNN/``, ``errors/NNNNN/`` and ``inputs/retry-*`` (see ``RunStaging``).
 
     :returns: ``{"path", "rows", "ok", "errors", "batch_ids"}``.
     """
@@ -268,6 +292,7 @@ class CollectResultsOperator(BaseOperator):
         batch_id: str,
         staging_root: str,
         conn_id: str = "openai_default",
+        storage_conn_id: str | None = None,
         max_attempts: int = 3,
         poll_interval: float = 60,
         completion_window: timedelta = timedelta(hours=24),
@@ -278,7 +303,7 @@ class CollectResultsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
-        self.queue_wait, self.input_columns = queue_wait, input_columns
+        self.queue_wait, self.input_columns, self.storage_conn_id = queue_wait, input_columns, storage_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self.collect(context, [self.batch_id])
@@ -289,33 +314,41 @@ class CollectResultsOperator(BaseOperator):
         from batchkit.manifest import Manifest
         from batchkit.results import latest_results, merge_with_inputs
         from openai_batch.hooks import OpenAIBatchHook
+        from openai_batch.staging import RunStaging, connect_storage
 
         hook = OpenAIBatchHook(conn_id=self.conn_id)
         if isinstance(event, dict) and event.get("status") == "timeout":
             hook.cancel_batch(batch_ids[-1])
             raise AirflowException(f"retry batch {batch_ids[-1]} did not finish in time; cancelled it")
-        work = run_staging_dir(self.staging_root, context) / "results" / f"{self.batch_file['index']:05d}"
-        attempts = [self._download(hook, batch_id, work / f"attempt-{n}") for n, batch_id in enumerate(batch_ids)]
-        final = latest_results(attempts)
-        retry = {cid for cid, result in final.items() if result.retryable}
-        if retry and len(batch_ids) < int(self.max_attempts):
-            if not waited and queue_full(hook.get_batch(batch_ids[-1]).errors):
-                return self._wait_for_queue(batch_ids)
-            return self._resubmit(context, hook, batch_ids, retry, work)
-        manifest = Manifest.load(self.batch_file["manifest"])
-        out = work.parent / f"result-{self.batch_file['index']:05d}.parquet"
-        try:
-            columns = as_list(self.input_columns)
-            counts = merge_with_inputs(manifest, self.batch_file["index"], final, out, columns or None)
-        except BatchkitError as exc:
-            raise AirflowException(f"results of {batch_ids} are incomplete: {exc}") from None
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        name = f"{self.batch_file['index']:05d}"
+        with staging.scratch() as scratch:
+            attempts = [
+                self._download(hook, staging, batch_id, scratch, f"{name}/attempt-{n}.jsonl")
+                for n, batch_id in enumerate(batch_ids, start=1)
+            ]
+            final = latest_results(attempts)
+            retry = {cid for cid, result in final.items() if result.retryable}
+            if retry and len(batch_ids) < int(self.max_attempts):
+                if not waited and queue_full(hook.get_batch(batch_ids[-1]).errors):
+                    return self._wait_for_queue(batch_ids)
+                return self._resubmit(context, hook, staging, scratch, batch_ids, retry)
+            manifest = Manifest.load(self.batch_file["manifest"])
+            connect_storage(manifest.parameters["source"], self.storage_conn_id)
+            out = scratch / f"result-{name}.parquet"
+            try:
+                columns = as_list(self.input_columns)
+                counts = merge_with_inputs(manifest, self.batch_file["index"], final, out, columns or None)
+            except BatchkitError as exc:
+                raise AirflowException(f"results of {batch_ids} are incomplete: {exc}") from None
+            merged = staging.publish(out, "merged", out.name)
         self.log.info(
             "merged %d rows (%d ok, %d error) from batch(es) %s into %s",
             counts["rows"],
             counts["ok"],
             counts["errors"],
             ", ".join(batch_ids),
-            out,
+            merged,
         )
         if retry:
             self.log.warning(
@@ -324,7 +357,7 @@ class CollectResultsOperator(BaseOperator):
                 len(batch_ids),
             )
         return {
-            "path": str(out),
+            "path": merged,
             **counts,
             "batch_ids": batch_ids,
             "manifest": self.batch_file["manifest"],
@@ -332,22 +365,24 @@ class CollectResultsOperator(BaseOperator):
             "resubmitted": sum(len(a) for a in attempts[1:]),
         }
 
-    def _download(self, hook: OpenAIBatchHook, batch_id: str, directory: Path) -> list:
+    def _download(self, hook: OpenAIBatchHook, staging: Any, batch_id: str, scratch: Path, name: str) -> list:
+        """Results of one batch; its output and error files are kept in the run's ``outputs/`` and ``errors/``."""
         from batchkit.results import parse_lines
 
         batch = hook.get_batch(batch_id)
         if batch.status == "failed" and queue_full(batch.errors):  # nothing ran: every request is to be resubmitted
-            return self._refused_requests(hook, batch, directory)
+            return self._refused_requests(hook, batch, scratch / f"{batch_id}-input.jsonl")
         if batch.status == "failed":
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
             raise AirflowException(f"batch {batch_id} failed: {errors}")
         results = []
-        for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
+        for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id)):
             if file_id:
-                path = directory / f"{kind}.jsonl"
+                path = scratch / kind / name
                 size = hook.download(file_id, path)
-                self.log.info("downloaded %s file %s of %s (%d bytes)", kind, file_id, batch_id, size)
                 results.extend(parse_lines(path, batch_id))
+                kept = staging.publish(path, kind, name)
+                self.log.info("downloaded file %s of %s (%d bytes) to %s", file_id, batch_id, size, kept)
         counts = batch.request_counts
         if batch.status == "completed" and counts and len(results) != counts.total:
             raise AirflowException(
@@ -355,12 +390,11 @@ class CollectResultsOperator(BaseOperator):
             )
         return results
 
-    def _refused_requests(self, hook: OpenAIBatchHook, batch: Any, directory: Path) -> list:
+    def _refused_requests(self, hook: OpenAIBatchHook, batch: Any, path: Path) -> list:
         import orjson
 
         from batchkit.results import Result
 
-        path = directory / "input.jsonl"
         hook.download(batch.input_file_id, path)
         with path.open("rb") as lines:
             return [
@@ -390,7 +424,15 @@ class CollectResultsOperator(BaseOperator):
             kwargs={"batch_ids": batch_ids, "waited": True},
         )
 
-    def _resubmit(self, context: Any, hook: OpenAIBatchHook, batch_ids: list[str], retry: set[str], work: Path) -> Any:
+    def _resubmit(
+        self,
+        context: Any,
+        hook: OpenAIBatchHook,
+        staging: Any,
+        scratch: Path,
+        batch_ids: list[str],
+        retry: set[str],
+    ) -> Any:
         from batchkit.results import request_lines
         from openai_batch.triggers import OpenAIBatchStatusTrigger
 
@@ -398,14 +440,13 @@ class CollectResultsOperator(BaseOperator):
         key = batch_key(context, self.batch_file["sha256"], attempt)
         batch = hook.find_batch(key)
         if batch is None:
-            retry_file = work / f"retry-{attempt}.jsonl"
+            retry_file = scratch / f"retry-{self.batch_file['index']:05d}-{attempt}.jsonl"
             with retry_file.open("wb") as out:
-                out.writelines(request_lines(Path(self.batch_file["path"]), retry))
+                out.writelines(request_lines(self.batch_file["path"], retry))
+            staged = staging.publish(retry_file, "inputs", retry_file.name)
             first = hook.get_batch(batch_ids[0])
             metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
-            batch = hook.submit_file(
-                key, retry_file, endpoint=first.endpoint, completion_window="24h", metadata=metadata
-            )
+            batch = hook.submit_file(key, staged, endpoint=first.endpoint, completion_window="24h", metadata=metadata)
         if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
             self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
             return self.collect(context, [*batch_ids, batch.id])
@@ -436,7 +477,7 @@ class LoadToWarehouseOperator(BaseOperator):
     The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow
     ``postgres`` connection, in which case rows are streamed to PostgreSQL with binary COPY.
 
-    :param results: the collect step's outputs (paths and counts).
+    :param results: the collect step's outputs (paths, local or ``s3://`` through ``storage_conn_id``, and counts).
     :param database: DuckDB database file (when no connection is given).
     :param table: target table (``table`` or ``schema.table``; validated and quoted).
     :param warehouse_conn_id: optional ``postgres`` connection id.
@@ -452,17 +493,22 @@ class LoadToWarehouseOperator(BaseOperator):
         table: str,
         warehouse_conn_id: str = "",
         max_error_rate: float = 1.0,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
-        self.max_error_rate = max_error_rate
+        self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from openai_batch.staging import connect_storage
+
         partition = partition_key(context)
         given = self.results or []
         # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
+        for result in results:
+            connect_storage(result["path"], self.storage_conn_id)
         try:
             target, rows = self._load([r["path"] for r in results], partition, context["run_id"])
         except BatchkitError as exc:
@@ -560,3 +606,40 @@ class LoadToWarehouseOperator(BaseOperator):
 
         rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
         return f"redshift {conn.host}/{conn.schema}", rows
+
+
+class PruneStagingOperator(BaseOperator):
+    """Delete the staging areas of this DAG's runs whose newest file is older than ``retention``.
+
+    Only ``<staging_root>/<dag_id>/<partition>/<run_id>`` directories are candidates; the current run's area and
+    any directory holding or inside the source (everything before ``{partition}`` in ``source``) are kept.
+
+    :returns: the number of run areas deleted.
+    """
+
+    template_fields = ("staging_root", "source")
+
+    def __init__(
+        self,
+        *,
+        staging_root: str,
+        retention: timedelta,
+        source: str = "",
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.staging_root, self.retention, self.source = staging_root, retention, source
+        self.storage_conn_id = storage_conn_id
+
+    def execute(self, context: Any) -> int:
+        from batchkit.storage import prune
+        from openai_batch.staging import RunStaging, connect_storage, plain_url
+
+        root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / context["dag"].dag_id)
+        keep = [self.source.split("{partition}")[0], RunStaging(self.staging_root, context, self.storage_conn_id).url()]
+        deleted = prune(root, self.retention, protect=keep)
+        for path in deleted:
+            self.log.info("deleted staging area %s (older than %s)", path, self.retention)
+        self.log.info("%d staging area(s) under %s older than %s deleted", len(deleted), root, self.retention)
+        return len(deleted)

@@ -67,7 +67,7 @@ def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypa
         "ti": SimpleNamespace(dag_id="d", run_id="r", task_id="collect", map_index=1),
         "run_id": "r",
         "dag": SimpleNamespace(dag_id="d"),
-        "params": {},
+        "params": {"partition": "p"},
     }
     with pytest.raises(TaskDeferred) as waiting:
         collect.execute(context)

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..source import open_parquet
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 LOAD_COLUMNS = [("partition_key", pa.string()), ("dag_run_id", pa.string()), ("loaded_at", pa.timestamp("us"))]
@@ -47,7 +47,7 @@ def load_schema(parquet_paths: list[str]) -> pa.Schema:
 
 def _read_schema(path: str) -> pa.Schema:
     try:
-        return pq.read_schema(path).remove_metadata()
+        return open_parquet(path).schema_arrow.remove_metadata()
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet result file ({exc})") from None
 
@@ -60,7 +60,7 @@ def result_batches(
 
     def batches() -> Iterator[pa.RecordBatch]:
         for path in parquet_paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=16_384):
+            for batch in open_parquet(path).iter_batches(batch_size=16_384):
                 n = batch.num_rows
                 extra = {
                     "partition_key": pa.array([partition_key] * n),

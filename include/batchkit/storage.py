@@ -1,0 +1,98 @@
+"""Paths on local disk or object storage (fsspec URLs such as ``s3://bucket/key``).
+
+Remote URLs are opened through fsspec. A caller that holds credentials (the Airflow layer builds filesystems from
+its connections) registers a filesystem per protocol with ``use_filesystem``; otherwise fsspec's defaults apply
+(environment credentials, ``AWS_ENDPOINT_URL``).
+"""
+
+import os
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+_filesystems: dict[str, Any] = {}
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def use_filesystem(protocol: str, fs: Any) -> None:
+    """Open ``protocol://`` URLs through ``fs`` (an fsspec filesystem) from now on, in this process."""
+    _filesystems[protocol] = fs
+
+
+def url_to_fs(url: str) -> tuple[Any, str]:
+    """The filesystem for ``url`` and the path inside it."""
+    import fsspec
+
+    protocol, _, rest = url.partition("://")
+    fs = _filesystems.get(protocol)
+    return (fs, rest) if fs is not None else fsspec.core.url_to_fs(url)
+
+
+def open_file(path: str | Path, mode: str = "rb", **options: Any) -> IO:
+    """Open a local path or a remote URL (remote reads are ranged and streamed, never downloaded whole)."""
+    if not is_remote(str(path)):
+        return open(path, mode)
+    fs, inner = url_to_fs(str(path))
+    return fs.open(inner, mode, **options)
+
+
+def put_file(local: Path, target: str) -> None:
+    """Copy a finished local file to ``target`` so it appears whole or not at all (rename; S3 upload)."""
+    if is_remote(target):
+        fs, inner = url_to_fs(target)
+        fs.put_file(str(local), inner)
+        return
+    destination = Path(target)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        os.replace(local, partial)
+    except OSError:  # another filesystem: copy instead of moving
+        shutil.copyfile(local, partial)
+    os.replace(partial, destination)
+
+
+def prune(root: str, older_than: timedelta, protect: list[str] = ()) -> list[str]:
+    """Delete the run directories ``root/<partition>/<run>`` whose newest file is older than ``older_than``.
+
+    Anything under ``root`` that is not two levels deep is left alone, and so is every directory that holds or
+    lies inside a ``protect`` path (the source data must never be deleted by a misconfigured staging root).
+
+    :returns: the deleted directories.
+    """
+    fs, base = url_to_fs(root) if is_remote(root) else url_to_fs(Path(root).resolve().as_uri())
+    base = base.rstrip("/")
+    if not fs.exists(base):
+        return []
+    newest: dict[str, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=UTC))
+    for path, info in fs.find(base, detail=True).items():
+        parts = path[len(base) :].strip("/").split("/")
+        if len(parts) > 2:
+            run = f"{base}/{parts[0]}/{parts[1]}"
+            newest[run] = max(newest[run], _modified(info))
+    cutoff = datetime.now(UTC) - older_than
+    guarded = [_inner(p) for p in protect if p]
+    deleted = []
+    for run, modified in sorted(newest.items()):
+        if modified < cutoff and not any(g.startswith(run + "/") or run.startswith(g) for g in guarded):
+            fs.rm(run, recursive=True)
+            deleted.append(run)
+    return deleted
+
+
+def _inner(path: str) -> str:
+    """A path as the filesystem names it (bucket/key for S3, absolute path for local files)."""
+    return (path.partition("://")[2] if is_remote(path) else str(Path(path).resolve())).rstrip("/")
+
+
+def _modified(info: dict[str, Any]) -> datetime:
+    """Last modification of an fsspec listing entry (local: ``mtime``; S3: ``LastModified``)."""
+    value = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or 0
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(float(value), UTC)

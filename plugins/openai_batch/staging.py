@@ -1,0 +1,69 @@
+"""Where a run keeps its files: local disk or object storage, through Airflow's ``ObjectStoragePath``.
+
+A run's files live in ``<staging_root>/<dag_id>/<partition>/<run_id>/{inputs,outputs,errors,merged}``. Work
+happens in a local scratch directory; finished files are published into the staging area whole (a rename on
+disk, a completed upload on S3), so a retry on another worker finds either the whole file or none.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from batchkit import storage
+from openai_batch.context import partition_key
+
+
+def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
+    """``url`` as an ObjectStoragePath; remote ones also become readable by ``batchkit`` with the connection's
+    credentials (an ``aws`` connection for ``s3://``, whose ``endpoint_url`` extra points at S3-compatible stores).
+    """
+    if not storage.is_remote(url):
+        return ObjectStoragePath(Path(url.removeprefix("file://")).resolve().as_uri())
+    path = ObjectStoragePath(url, conn_id=conn_id or None)
+    storage.use_filesystem(path.protocol, path.fs)
+    return path
+
+
+def plain_url(path: ObjectStoragePath) -> str:
+    """What ``batchkit`` opens: an absolute local path, or ``protocol://bucket/key`` (no connection id in it)."""
+    return path.path if path.protocol in ("file", "local") else f"{path.protocol}://{path.path}"
+
+
+class RunStaging:
+    """One DAG run's staging area (see the module docstring)."""
+
+    def __init__(self, staging_root: str, context: Any, conn_id: str | None = None) -> None:
+        run_id = re.sub(r"[^A-Za-z0-9._-]", "_", context["run_id"])
+        self.root = connect_storage(staging_root, conn_id) / context["dag"].dag_id / partition_key(context) / run_id
+        self.remote = storage.is_remote(plain_url(self.root))
+
+    def url(self, *parts: str) -> str:
+        return plain_url(self.root.joinpath(*parts))
+
+    @contextmanager
+    def scratch(self) -> Iterator[Path]:
+        """A private local directory, removed afterwards; on local staging it sits beside the run's files so
+        publishing is a rename."""
+        if self.remote:
+            directory = Path(tempfile.mkdtemp(prefix="openai-batch-"))
+        else:
+            Path(self.root.path).mkdir(parents=True, exist_ok=True)
+            directory = Path(tempfile.mkdtemp(prefix=".scratch-", dir=self.root.path))
+        try:
+            yield directory
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def publish(self, local: Path, *parts: str) -> str:
+        """Put a finished local file at ``parts`` under the run's area; returns its URL."""
+        target = self.url(*parts)
+        storage.put_file(local, target)
+        return target
