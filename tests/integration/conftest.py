@@ -3,6 +3,7 @@
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,10 @@ def jsonl(client: OpenAI, file_id: str | None) -> list[dict]:
     return [json.loads(line) for line in client.files.content(file_id).content.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    """A real local S3 endpoint: moto's server on 127.0.0.1 with a random port."""
+@contextmanager
+def moto_server(log_dir: Path, **env: str) -> Iterator[str]:
+    """A real local S3 (and IAM) endpoint: moto's server on 127.0.0.1 with a random port."""
+    import os
     import subprocess
     import sys
 
@@ -80,10 +82,13 @@ def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     from batchkit.emulator.launcher import free_port
 
     port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
+    with (log_dir / f"moto-{port}.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -92,9 +97,37 @@ def s3_endpoint(tmp_path_factory) -> Iterator[str]:
             break
         except httpx.HTTPError:
             time.sleep(0.2)
-    yield url
-    server.terminate()
-    server.wait(10)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as url:
+        yield url
+
+
+@pytest.fixture
+def locked_s3(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
+    """An S3 endpoint that enforces IAM (after the first 4 set-up calls): a bucket ``locked`` and the access key of
+    a user without any policy, for whom every S3 call is denied."""
+    import boto3
+
+    with moto_server(tmp_path, INITIAL_NO_AUTH_ACTION_COUNT="4") as url:
+        admin = {
+            "endpoint_url": url,
+            "aws_access_key_id": "a",
+            "aws_secret_access_key": "a",
+            "region_name": "us-east-1",
+        }
+        boto3.client("s3", **admin).create_bucket(Bucket="locked")
+        iam = boto3.client("iam", **admin)
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        yield url, {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
 
 
 @pytest.fixture

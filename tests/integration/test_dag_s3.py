@@ -34,7 +34,7 @@ def lake(s3_endpoint, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(lake, s3_endpoint, tmp_path_factory):
-    fs, bucket = lake
+    _, bucket = lake
     connection = {
         "conn_type": "aws",
         "login": "testing",

@@ -1,5 +1,6 @@
 """`batchkit split s3://...` against a real local S3 endpoint (moto server): listing, streaming reads, the id
-check through DuckDB, merging back from S3, and clear errors for missing buckets and prefixes."""
+check through DuckDB, merging back from S3, clear errors for missing buckets, prefixes and denied access, and
+peak memory on a partition of more than 200 MB of requests."""
 
 import json
 import secrets
@@ -83,3 +84,61 @@ def test_missing_bucket_and_prefix(partition, tmp_path, capsys):
     )
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_access_denied_names_the_source(locked_s3, tmp_path, monkeypatch):
+    import s3fs
+
+    endpoint, credentials = locked_s3
+    s3fs.S3FileSystem.clear_instance_cache()  # fsspec reuses filesystems built from earlier tests' environment
+    for name, value in {**credentials, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        with pytest.raises(InputError, match=r"access to s3://locked/reviews/ was denied .*check the credentials"):
+            split("s3://locked/reviews/", tmp_path / "out", SplitConfig(model="m", prompt_column="text"))
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert not (tmp_path / "out").exists()
+
+
+# VmHWM is this process's own peak RSS (getrusage's maxrss would include the parent's RSS inherited at fork)
+MEASURE = """
+import sys
+from batchkit.cli import main
+code = main(sys.argv[1:])
+print("peak_rss_mb", next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024)
+sys.exit(code)
+"""
+
+
+def test_large_s3_partition_streams_in_bounded_memory(s3fs_client, s3_endpoint, monkeypatch, tmp_path):
+    """> 200 MB of requests from one S3 Parquet file: several batch files within a fixed memory bound (peak RSS is
+    flat in the data size: bench/bench_split.py shows the same at 1M and 5M rows)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    rows, width = 120_000, 2_000
+    base = " ".join(np.random.default_rng(1).choice(["alpha", "beta", "gamma", "delta", "omega"], 400_000))
+    starts = np.random.default_rng(2).integers(0, len(base) - width, rows)
+    text = pa.array([base[s : s + width] for s in starts])
+    bucket = f"big-{secrets.token_hex(4)}"
+    s3fs_client.mkdir(bucket)
+    with s3fs_client.open(f"{bucket}/t/dt=1/part-0.parquet", "wb") as handle:
+        pq.write_table(pa.table({"id": range(rows), "text": text}), handle, row_group_size=10_000, compression="zstd")
+    del text, base
+
+    out = tmp_path / "out"
+    args = ["split", f"s3://{bucket}/t/dt=1/", "--out", str(out), "--model", "m", "--prompt-column", "text"]
+    done = subprocess.run([sys.executable, "-c", MEASURE, *args, "--id-column", "id"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout.split("peak_rss_mb")[-1])
+    manifest = Manifest.load(out / "manifest.json")
+    total_mb = manifest.totals["bytes"] / 2**20
+    print(f"\nsplit {total_mb:.0f} MB of requests from S3 into {len(manifest.files)} files, peak RSS {peak_mb} MB")
+    assert total_mb > 200 and len(manifest.files) >= 2
+    assert all(f.bytes <= 200 * 2**20 for f in manifest.files)
+    assert sum(f.requests for f in manifest.files) == rows
+    assert peak_mb < 640, f"peak RSS {peak_mb} MB: the split must stream, not hold the partition"
