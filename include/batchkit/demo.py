@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")
     print(f"Results:       {stack.duckdb_path}  table review_sentiment")
+    print(f"Run files:     {stack.data_dir / 'staging' / DAG_ID / PARTITION / run_id}  (inputs, outputs, merged)")
     print("Stop everything with `make stop`.")
     return 0
 
