@@ -21,6 +21,7 @@ from openai_batch.sensors import OpenAIBatchSensor
 DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", "data")
 STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
 STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_RETRY_DELAY_SECONDS", "30")))
 RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
@@ -36,7 +37,7 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
     catchup=False,
     max_active_runs=4,
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    default_args={"retries": 2, "retry_delay": RETRY_DELAY, "retry_exponential_backoff": True},
     tags=["openai", "batch"],
     doc_md=__doc__,
     params={

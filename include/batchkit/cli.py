@@ -192,6 +192,18 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         default=0.0,
         help="fault: answer batch creation this many seconds late (after creating it), so clients time out",
     )
+    p.add_argument(
+        "--create-error-rate",
+        type=float,
+        default=0.0,
+        help="fault: fraction of batch creations refused with 429 rate_limit_exceeded (nothing created)",
+    )
+    p.add_argument(
+        "--upload-delay-seconds",
+        type=float,
+        default=0.0,
+        help="fault: answer file uploads this many seconds late (after storing the file)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for fault decisions (default: %(default)s)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_run_emulator)
@@ -227,6 +239,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
         expire_rate=args.expire_rate,
         stuck_rate=args.stuck_rate,
         create_delay_seconds=args.create_delay_seconds,
+        create_error_rate=args.create_error_rate,
+        upload_delay_seconds=args.upload_delay_seconds,
         seed=args.seed,
     )
     if config.backend == "forward" and not config.upstream_url:

@@ -135,7 +135,10 @@ def create_app(config: EmulatorConfig) -> FastAPI:
         if purpose not in ("batch", "assistants", "fine-tune", "vision", "user_data", "evals"):
             target.unlink(missing_ok=True)
             raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
-        return store.add_file(file_id, filename, purpose, size)
+        stored = store.add_file(file_id, filename, purpose, size)
+        if config.upload_delay_seconds:
+            await asyncio.sleep(config.upload_delay_seconds)  # stored already: a client may die before the answer
+        return stored
 
     @app.get("/v1/files")
     async def list_files(
@@ -173,6 +176,13 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     @app.post("/v1/batches")
     async def create_batch(request: Request) -> dict:
         body = await _json_body(request)
+        if config.create_error_rate and faults.random() < config.create_error_rate:
+            raise APIError(
+                429,
+                "Too many batch creation requests; please slow down (injected fault).",
+                code="rate_limit_exceeded",
+                type_="requests",
+            )
         endpoint, window = body.get("endpoint"), body.get("completion_window")
         if endpoint not in ENDPOINTS:
             raise APIError(

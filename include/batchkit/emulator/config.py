@@ -48,6 +48,8 @@ class EmulatorConfig:
     expire_rate: float = 0.0  # fraction of batches that never progress and expire
     stuck_rate: float = 0.0  # fraction of batches that stay in_progress until cancelled or expired
     create_delay_seconds: float = 0.0  # answer POST /v1/batches this late (after creating): client timeouts
+    create_error_rate: float = 0.0  # fraction of POST /v1/batches refused with 429 before creating anything
+    upload_delay_seconds: float = 0.0  # answer POST /v1/files this late (after storing the file)
     seed: int = 0
 
     def accepts_model(self, model: str) -> bool:
