@@ -160,7 +160,11 @@ class Stack:
         """Poll until the run ends; returns the run plus every task state observed (``seen``)."""
         deadline, seen, last = time.monotonic() + timeout, set(), None
         while time.monotonic() < deadline:
-            run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if response.status_code != 200:  # the API server is restarting: ask again
+                time.sleep(1)
+                continue
+            run = response.json()
             tasks = self.task_states(dag_id, run_id)
             seen |= {(t["task_id"], t["state"]) for t in tasks}
             summary = _summary(tasks)

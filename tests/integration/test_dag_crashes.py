@@ -1,5 +1,6 @@
-"""Crashes during a run: the triggerer and the emulator are killed with SIGKILL while batches are in flight,
-then restarted. The run still succeeds, with no second batch for any file and every row loaded exactly once."""
+"""Crashes during a run: the triggerer, the emulator (the OpenAI API) and Airflow's API server (through which
+tasks report state and XComs) are killed with SIGKILL while batches are in flight, then restarted. The run still
+succeeds, with no second batch for any file and every row loaded exactly once."""
 
 import time
 
@@ -12,7 +13,7 @@ DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 1200, 400
 
 
-def test_triggerer_and_emulator_crash_mid_wait(tmp_path_factory):
+def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
     args = ("--seconds-per-request", "0.03", "--validation-seconds", "1")
     with running_stack(
         tmp_path_factory.mktemp("crash"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
@@ -29,7 +30,9 @@ def test_triggerer_and_emulator_crash_mid_wait(tmp_path_factory):
         killed_at = time.time()
         stack.kill("triggerer")
         stack.kill("emulator")
+        stack.kill("api-server")
         time.sleep(3)
+        stack.restart("api-server")
         stack.restart("emulator")
         stack.restart("triggerer")
 
