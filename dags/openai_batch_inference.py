@@ -22,6 +22,7 @@ DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", "data")
 STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
 STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_RETRY_DELAY_SECONDS", "30")))
+QUEUE_WAIT = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_QUEUE_WAIT_SECONDS", "600")))  # after a refusal
 RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
@@ -106,6 +107,7 @@ def openai_batch_inference():
             endpoint="{{ params.endpoint }}",
             conn_id=CONN_ID,
             storage_conn_id=STORAGE_CONN_ID,
+            queue_wait=QUEUE_WAIT,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
         )
         wait = OpenAIBatchSensor(
@@ -123,6 +125,7 @@ def openai_batch_inference():
             conn_id=CONN_ID,
             storage_conn_id=STORAGE_CONN_ID,
             poll_interval=POLL_SECONDS,
+            queue_wait=QUEUE_WAIT,
             max_attempts="{{ params.max_attempts }}",
             input_columns="{{ params.input_columns }}",
         )

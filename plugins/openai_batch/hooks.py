@@ -51,12 +51,13 @@ class OpenAIBatchHook(OpenAIHook):
                 return batch
         return None
 
-    def create_batch_once(self, key: str, attempts: int = 5, **create: Any) -> Batch:
+    def create_batch_once(self, key: str, attempts: int = 3, **create: Any) -> Batch:
         """Create a batch tagged with ``key`` without ever creating two.
 
         The SDK retries a POST that timed out or got a 5xx, but the first request may have created the batch
         already: each automatic retry could bill the same file again. Here the SDK does not retry the create;
         after a transient failure the key is looked up first, and the create is repeated only if no batch has it.
+        A few quick attempts only: a longer refusal (429) is the caller's to wait out without holding a worker.
         """
         client = self.conn.with_options(max_retries=0)
         for attempt in range(1, attempts + 1):

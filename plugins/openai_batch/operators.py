@@ -52,6 +52,23 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value
 
 
+def wait_on_triggerer(task: BaseOperator, delay: timedelta, method: str, kwargs: dict[str, Any]) -> None:
+    """Defer ``task`` for ``delay`` (a DateTimeTrigger on the triggerer: no worker slot is held), then call
+    ``method`` with ``kwargs``."""
+    from datetime import UTC, datetime
+
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+    task.defer(trigger=DateTimeTrigger(moment=datetime.now(UTC) + delay), method_name=method, kwargs=kwargs)
+
+
+def refused_too_long(waits: int, max_waits: int, delay: timedelta, error: object) -> AirflowException:
+    return AirflowException(
+        f"batch creation was still refused after waiting {waits} x {delay} ({error}); raise the account's "
+        "limits or the DAG's queue wait, then clear the task"
+    )
+
+
 class SplitPartitionOperator(BaseOperator):
     """Split the run's partition into batch input files in the run's staging directory.
 
@@ -216,18 +233,22 @@ class SubmitBatchOperator(BaseOperator):
         completion_window: str = "24h",
         metadata: dict[str, str] | None = None,
         output_expires_after: dict[str, Any] | None = None,
+        queue_wait: timedelta = timedelta(minutes=10),
+        max_queue_waits: int = 12,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.endpoint, self.conn_id = batch_file, endpoint, conn_id
-        self.storage_conn_id = storage_conn_id
+        self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
         self.completion_window, self.metadata, self.output_expires_after = (
             completion_window,
             metadata,
             output_expires_after,
         )
 
-    def execute(self, context: Any) -> str:
+    def execute(self, context: Any, waits: int = 0, event: Any = None) -> str:
+        import openai
+
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import connect_storage
 
@@ -259,14 +280,20 @@ class SubmitBatchOperator(BaseOperator):
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
         connect_storage(self.batch_file["path"], self.storage_conn_id)
-        batch = hook.submit_file(
-            key,
-            self.batch_file["path"],
-            endpoint=self.endpoint,
-            completion_window=self.completion_window,
-            metadata=metadata,
-            **extra,
-        )
+        try:
+            batch = hook.submit_file(
+                key,
+                self.batch_file["path"],
+                endpoint=self.endpoint,
+                completion_window=self.completion_window,
+                metadata=metadata,
+                **extra,
+            )
+        except openai.RateLimitError as exc:  # creations refused (rate or queue limits): wait, then try again
+            if waits >= self.max_queue_waits:
+                raise refused_too_long(waits, self.max_queue_waits, self.queue_wait, exc) from None
+            self.log.warning("batch creation refused (%s); trying again in %s", exc.message, self.queue_wait)
+            wait_on_triggerer(self, self.queue_wait, "execute", {"waits": waits + 1})
         state.set("batch_id", batch.id)
         self.log.info("batch %s holds %d requests", batch.id, self.batch_file["requests"])
         return batch.id
@@ -297,6 +324,7 @@ class CollectResultsOperator(BaseOperator):
         poll_interval: float = 60,
         completion_window: timedelta = timedelta(hours=24),
         queue_wait: timedelta = timedelta(minutes=10),
+        max_queue_waits: int = 12,
         input_columns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -304,12 +332,18 @@ class CollectResultsOperator(BaseOperator):
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
         self.queue_wait, self.input_columns, self.storage_conn_id = queue_wait, input_columns, storage_conn_id
+        self.max_queue_waits = max_queue_waits
 
     def execute(self, context: Any) -> dict[str, Any]:
         return self.collect(context, [self.batch_id])
 
     def collect(
-        self, context: Any, batch_ids: list[str], event: dict[str, Any] | None = None, waited: bool = False
+        self,
+        context: Any,
+        batch_ids: list[str],
+        event: dict[str, Any] | None = None,
+        waited: bool = False,
+        waits: int = 0,
     ) -> dict[str, Any]:
         from batchkit.manifest import Manifest
         from batchkit.results import latest_results, merge_with_inputs
@@ -331,8 +365,9 @@ class CollectResultsOperator(BaseOperator):
             retry = {cid for cid, result in final.items() if result.retryable}
             if retry and len(batch_ids) < int(self.max_attempts):
                 if not waited and queue_full(hook.get_batch(batch_ids[-1]).errors):
-                    return self._wait_for_queue(batch_ids)
-                return self._resubmit(context, hook, staging, scratch, batch_ids, retry)
+                    self.log.warning("batch %s was refused for the enqueued-token limit", batch_ids[-1])
+                    return self._wait(batch_ids, waits)
+                return self._resubmit(context, hook, staging, scratch, batch_ids, retry, waits)
             manifest = Manifest.load(self.batch_file["manifest"])
             connect_storage(manifest.parameters["source"], self.storage_conn_id)
             out = scratch / f"result-{name}.parquet"
@@ -409,19 +444,13 @@ class CollectResultsOperator(BaseOperator):
                 if raw.strip()
             ]
 
-    def _wait_for_queue(self, batch_ids: list[str]) -> Any:
-        """The batch was refused for the enqueued-token limit: wait on the triggerer, then resubmit it."""
-        from datetime import UTC, datetime
-
-        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-        self.log.warning(
-            "batch %s was refused for the enqueued-token limit; resubmitting in %s", batch_ids[-1], self.queue_wait
-        )
-        self.defer(
-            trigger=DateTimeTrigger(moment=datetime.now(UTC) + self.queue_wait),
-            method_name="collect",
-            kwargs={"batch_ids": batch_ids, "waited": True},
+    def _wait(self, batch_ids: list[str], waits: int, error: Exception | None = None) -> None:
+        """Wait ``queue_wait`` on the triggerer, then collect again (which resubmits)."""
+        if waits >= self.max_queue_waits:
+            raise refused_too_long(waits, self.max_queue_waits, self.queue_wait, error or "queue full")
+        self.log.warning("resubmitting in %s (wait %d of at most %d)", self.queue_wait, waits + 1, self.max_queue_waits)
+        wait_on_triggerer(
+            self, self.queue_wait, "collect", {"batch_ids": batch_ids, "waited": True, "waits": waits + 1}
         )
 
     def _resubmit(
@@ -432,7 +461,10 @@ class CollectResultsOperator(BaseOperator):
         scratch: Path,
         batch_ids: list[str],
         retry: set[str],
+        waits: int,
     ) -> Any:
+        import openai
+
         from batchkit.results import request_lines
         from openai_batch.triggers import OpenAIBatchStatusTrigger
 
@@ -446,7 +478,12 @@ class CollectResultsOperator(BaseOperator):
             staged = staging.publish(retry_file, "inputs", retry_file.name)
             first = hook.get_batch(batch_ids[0])
             metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
-            batch = hook.submit_file(key, staged, endpoint=first.endpoint, completion_window="24h", metadata=metadata)
+            try:
+                batch = hook.submit_file(
+                    key, staged, endpoint=first.endpoint, completion_window="24h", metadata=metadata
+                )
+            except openai.RateLimitError as exc:  # creations refused (rate or queue limits): wait, then again
+                return self._wait(batch_ids, waits, exc)
         if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
             self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
             return self.collect(context, [*batch_ids, batch.id])

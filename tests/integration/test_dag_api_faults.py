@@ -1,5 +1,6 @@
 """API faults in a real DAG run: 30% of lines fail with 429/500, half of all batch creations are refused with
-429 (a storm on create) and 20% of every other API call fails with 429/500.
+429 (a storm on create) and 20% of every other API call fails with 429/500. Refused creations are retried a
+few times in place, then after a wait on the triggerer.
 
 The run must succeed with every row loaded exactly once, no batch key used twice (no request billed twice),
 each successful answer loaded once, and lines that failed all attempts loaded as errors.
@@ -27,7 +28,7 @@ def test_line_failures_and_429_storms(tmp_path_factory):
         DAG_ID,
         poll_seconds=2,
         emulator_args=args,
-        extra_env={"OPENAI_BATCH_RETRY_DELAY_SECONDS": "3"},
+        extra_env={"OPENAI_BATCH_RETRY_DELAY_SECONDS": "3", "OPENAI_BATCH_QUEUE_WAIT_SECONDS": "5"},
     ) as stack:
         conf = {"partition": "2026-11-24", "max_requests_per_file": PER_FILE, "max_attempts": MAX_ATTEMPTS}
         stack.trigger(DAG_ID, "faults_1", conf)

@@ -69,3 +69,37 @@ def test_submit_adopts_the_batch_whose_create_timed_out(emulator, tmp_path, monk
     assert operator.execute(context(state)) == batch_id  # a retry of the task adopts it too
     assert operator.execute(context(StateStore())) == batch_id  # even with no state left (found by its key)
     assert len(client_for(emu).batches.list().data) == 1
+
+
+def test_refused_creations_wait_on_the_triggerer_then_give_up(emulator, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+    from openai_batch.operators import SubmitBatchOperator
+
+    emu = emulator("--create-error-rate", "1")  # every creation is refused with 429
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_BUSY",
+        json.dumps(
+            {"conn_type": "openai", "password": "x", "host": emu.base_url, "extra": {"openai_client_kwargs": {}}}
+        ),
+    )
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # the hook's quick in-process attempts
+    path = tmp_path / "batch-00000.jsonl"
+    path.write_text(json.dumps(chat_line("a")) + "\n")
+    descriptor = {"index": 0, "path": str(path), "requests": 1, "sha256": "cd" * 32, "partition": "p"}
+    operator = SubmitBatchOperator(
+        task_id="submit",
+        batch_file=descriptor,
+        conn_id="openai_busy",
+        queue_wait=timedelta(minutes=5),
+        max_queue_waits=2,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context(StateStore()))
+    assert type(deferred.value.trigger).__name__ == "DateTimeTrigger"
+    assert deferred.value.method_name == "execute" and deferred.value.kwargs == {"waits": 1}
+    with pytest.raises(AirflowException, match=r"still refused after waiting 2 x 0:05:00"):
+        operator.execute(context(StateStore()), waits=2)
+    assert client_for(emu).batches.list().data == []
