@@ -1,6 +1,7 @@
-"""Crashes during a run: the triggerer, the emulator (the OpenAI API) and Airflow's API server (through which
-tasks report state and XComs) are killed with SIGKILL while batches are in flight, then restarted. The run still
-succeeds, with no second batch for any file and every row loaded exactly once."""
+"""Crashes during a run, then restarts: Airflow's API server (through which tasks report state and XComs) is
+killed with SIGKILL while the submit tasks are running, then the triggerer, the emulator (the OpenAI API) and
+the API server again while every wait is deferred. The run still succeeds, with no second batch for any file
+and every row loaded exactly once."""
 
 import time
 
@@ -14,11 +15,27 @@ ROWS, PER_FILE = 1200, 400
 
 
 def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
-    args = ("--seconds-per-request", "0.03", "--validation-seconds", "1")
+    args = ("--seconds-per-request", "0.05", "--validation-seconds", "1", "--upload-delay-seconds", "4")
     with running_stack(
-        tmp_path_factory.mktemp("crash"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
+        tmp_path_factory.mktemp("crash"),
+        {"2026-11-24": ROWS},
+        DAG_ID,
+        poll_seconds=2,
+        emulator_args=args,
+        extra_env={"OPENAI_BATCH_RETRY_DELAY_SECONDS": "2"},  # a submit that failed with the API server retries soon
     ) as stack:
         stack.trigger(DAG_ID, "crash_1", {"partition": "2026-11-24", "max_requests_per_file": PER_FILE})
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(
+                t["task_id"] == "batch.submit" and t["state"] == "running" for t in stack.task_states(DAG_ID, "crash_1")
+            ):
+                break
+            time.sleep(0.3)
+        stack.kill("api-server")  # the submit tasks are uploading (answered 4 s late): they report to a dead API
+        time.sleep(3)
+        stack.restart("api-server")
+
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             states = [t["state"] for t in stack.task_states(DAG_ID, "crash_1") if t["task_id"] == "batch.wait"]
