@@ -49,3 +49,20 @@ def running_stack(root: Path, partitions: dict[str, int], dag_id: str, **setting
         yield stack
     finally:
         stack.stop()
+
+
+def emulator_objects(stack: Stack, kind: str) -> list[dict]:
+    """Every ``batches`` or ``files`` object of the stack's emulator, newest first (asks again on injected faults)."""
+    import httpx
+
+    found, after = [], None
+    while True:
+        params = {"limit": 100, **({"after": after} if after else {})}
+        response = httpx.get(f"{stack.emulator.base_url}/{kind}", params=params, timeout=30)
+        if response.status_code != 200:
+            continue
+        page = response.json()
+        found += page["data"]
+        if not page["has_more"]:
+            return found
+        after = page["last_id"]

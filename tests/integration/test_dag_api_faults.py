@@ -9,9 +9,8 @@ each successful answer loaded once, and lines that failed all attempts loaded as
 from collections import Counter
 
 import duckdb
-import httpx
 
-from ..helpers import running_stack
+from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE, MAX_ATTEMPTS = 1500, 500, 4
@@ -35,13 +34,7 @@ def test_line_failures_and_429_storms(tmp_path_factory):
         run = stack.wait_for_run(DAG_ID, "faults_1", timeout=480, progress=lambda message: None)
         assert run["state"] == "success", run["tasks"]
 
-        # the emulator's own listing, retried here because the emulator also fails 20% of these calls
-        batches = []
-        while True:
-            response = httpx.get(f"{stack.emulator.base_url}/batches", params={"limit": 100})
-            if response.status_code == 200:
-                batches = response.json()["data"]
-                break
+        batches = emulator_objects(stack, "batches")
         keys = Counter(b["metadata"]["batchkit_key"] for b in batches)
         assert max(keys.values()) == 1, "a batch key was used twice: a request would be billed twice"
         per_file = Counter(b["metadata"]["airflow_task"] for b in batches)

@@ -6,9 +6,8 @@ and every row loaded exactly once."""
 import time
 
 import duckdb
-import httpx
 
-from ..helpers import running_stack
+from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 1200, 400
@@ -55,7 +54,7 @@ def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
 
         run = stack.wait_for_run(DAG_ID, "crash_1", timeout=420, progress=lambda message: None)
         assert run["state"] == "success", run["tasks"]
-        batches = httpx.get(f"{stack.emulator.base_url}/batches", params={"limit": 100}).json()["data"]
+        batches = emulator_objects(stack, "batches")
         assert len(batches) == ROWS // PER_FILE  # nothing resubmitted twice
         assert {b["status"] for b in batches} == {"completed"}
         assert all(b["completed_at"] >= int(killed_at) for b in batches)  # they were in flight at the crash

@@ -8,12 +8,11 @@ import re
 from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 
 from batchkit.devstack import Stack
 
-from ..helpers import running_stack
+from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000
@@ -26,18 +25,6 @@ def stack(tmp_path_factory):
         tmp_path_factory.mktemp("stack"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
     ) as stack:
         yield stack
-
-
-def batches(stack: Stack) -> list[dict]:
-    found, after = [], None
-    while True:
-        page = httpx.get(
-            f"{stack.emulator.base_url}/batches", params={"limit": 100, **({"after": after} if after else {})}
-        ).json()
-        found += page["data"]
-        if not page["has_more"]:
-            return found
-        after = page["last_id"]
 
 
 def loaded(stack: Stack, partition: str) -> tuple[int, int, dict[str, int]]:
@@ -70,7 +57,7 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     total, distinct, statuses = loaded(stack, "2026-11-24")
     assert total == ROWS and distinct == ROWS
     assert statuses.get("ok", 0) >= ROWS * 0.99  # 5% injected failures were resubmitted
-    created = batches(stack)
+    created = emulator_objects(stack, "batches")
     originals = [b for b in created if "attempt" not in (b["metadata"] or {})]
     assert len(originals) == ROWS // PER_FILE and len(created) > len(originals)  # retry batches ran
     for batch in originals:
@@ -81,16 +68,16 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     stack.clear(DAG_ID, "it_1")
     rerun = stack.wait_for_run(DAG_ID, "it_1", timeout=480, progress=lambda message: None)
     assert rerun["state"] == "success", rerun["tasks"]
-    assert len(batches(stack)) == len(created)  # adopted, never resubmitted
+    assert len(emulator_objects(stack, "batches")) == len(created)  # adopted, never resubmitted
     assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)
 
 
 def test_unknown_model_fails_before_anything_is_submitted(stack):
-    before = len(batches(stack))
+    before = len(emulator_objects(stack, "batches"))
     stack.trigger(DAG_ID, "it_bad_model", {"partition": "2026-11-24", "model": "gpt-imaginary"})
     run = stack.wait_for_run(DAG_ID, "it_bad_model", timeout=240, progress=lambda message: None)
     assert run["state"] == "failed"
     assert {t["task_id"]: t["state"] for t in run["tasks"]}["split"] == "failed"
-    assert len(batches(stack)) == before
+    assert len(emulator_objects(stack, "batches")) == before
     log = next(Path(stack.airflow_home / "logs").rglob("run_id=it_bad_model/task_id=split/*.log")).read_text()
     assert "model 'gpt-imaginary' does not exist" in log

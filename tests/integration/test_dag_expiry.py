@@ -3,9 +3,8 @@ partial results on, collect resubmits only the unfinished lines up to max_attemp
 once: answered, or with error code batch_expired. No batch is resubmitted more than the attempts allow."""
 
 import duckdb
-import httpx
 
-from ..helpers import running_stack
+from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 600, 300
@@ -20,7 +19,7 @@ def test_expired_batches_are_collected_and_resubmitted(tmp_path_factory):
         stack.trigger(DAG_ID, "expiry_1", conf)
         run = stack.wait_for_run(DAG_ID, "expiry_1", timeout=420, progress=lambda message: None)
         assert run["state"] == "success", run["tasks"]
-        batches = httpx.get(f"{stack.emulator.base_url}/batches", params={"limit": 100}).json()["data"]
+        batches = emulator_objects(stack, "batches")
         assert {b["status"] for b in batches} == {"expired"}
         assert len(batches) == 3 * (ROWS // PER_FILE)  # one original and two resubmissions per file, no more
         with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:

@@ -13,16 +13,11 @@ import signal
 import time
 
 import duckdb
-import httpx
 
-from ..helpers import running_stack
+from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 800, 400
-
-
-def listing(base_url: str, what: str) -> list[dict]:
-    return httpx.get(f"{base_url}/{what}", params={"limit": 100}).json()["data"]
 
 
 def kill_submit(stack, map_index: int) -> int:
@@ -44,16 +39,17 @@ def test_worker_killed_between_upload_and_create_and_between_create_and_xcom(tmp
         emulator_args=args,
         extra_env={"OPENAI_BATCH_RETRY_DELAY_SECONDS": "3"},
     ) as stack:
-        base = stack.emulator.base_url
         stack.trigger(DAG_ID, "kill_1", {"partition": "2026-11-24", "max_requests_per_file": PER_FILE})
         killed: dict[int, int] = {}
         deadline = time.monotonic() + 120
         while len(killed) < 2 and time.monotonic() < deadline:
-            uploads = [f["filename"] for f in listing(base, "files") if f["purpose"] == "batch"]
+            uploads = [f["filename"] for f in emulator_objects(stack, "files") if f["purpose"] == "batch"]
             if 0 not in killed and any(name.endswith("batch-00000.jsonl") for name in uploads):
-                assert not any(b["metadata"]["airflow_task"].endswith("[0]") for b in listing(base, "batches"))
+                assert not any(
+                    b["metadata"]["airflow_task"].endswith("[0]") for b in emulator_objects(stack, "batches")
+                )
                 killed[0] = kill_submit(stack, 0)
-            created = [b["metadata"]["airflow_task"] for b in listing(base, "batches")]
+            created = [b["metadata"]["airflow_task"] for b in emulator_objects(stack, "batches")]
             if 1 not in killed and "batch.submit[1]" in created:
                 killed[1] = kill_submit(stack, 1)
             time.sleep(0.2)
@@ -68,10 +64,10 @@ def test_worker_killed_between_upload_and_create_and_between_create_and_xcom(tmp
         }
         assert tries == {0: 2, 1: 2}, "each submit task succeeded on its retry"
 
-        batches = listing(base, "batches")
+        batches = emulator_objects(stack, "batches")
         assert sorted(b["metadata"]["airflow_task"] for b in batches) == ["batch.submit[0]", "batch.submit[1]"]
         assert {b["status"] for b in batches} == {"completed"}
-        uploads = [f["filename"] for f in listing(base, "files") if f["purpose"] == "batch"]
+        uploads = [f["filename"] for f in emulator_objects(stack, "files") if f["purpose"] == "batch"]
         assert sum(name.endswith("batch-00000.jsonl") for name in uploads) == 2  # the orphan + the used one
         assert sum(name.endswith("batch-00001.jsonl") for name in uploads) == 1
         with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
