@@ -37,7 +37,11 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         "skipped and reported in the manifest.",
     )
     p.add_argument("source", help="a Parquet file, a directory of Parquet files (e.g. dt=2026-11-24/) or a glob")
-    p.add_argument("--out", required=True, help="output directory (created; a previous split there is replaced)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output directory, local or s3://bucket/prefix (created; a previous split there is replaced)",
+    )
     p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
     p.add_argument(
         "--endpoint", default=ENDPOINTS[0], choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"

@@ -26,7 +26,7 @@ from .errors import InputError
 from .manifest import MANIFEST_NAME, BatchFileEntry, Manifest, SkippedRows
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
-from .storage import is_remote, url_to_fs
+from .storage import is_remote, put_file, url_to_fs
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -72,8 +72,18 @@ Progress = Callable[[int, int], None]  # (rows read, files written)
 def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progress | None = None) -> Manifest:
     """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files and ``out_dir/manifest.json``.
 
+    ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
+    the manifest last, so a manifest there always describes complete files.
+
     :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
     """
+    if is_remote(str(out_dir)):
+        with tempfile.TemporaryDirectory(prefix="batchkit-split-") as local:
+            manifest = split(source, Path(local) / "out", config, progress)
+            target = str(out_dir).rstrip("/")
+            for name in [f.path for f in manifest.files] + [MANIFEST_NAME]:
+                put_file(Path(local) / "out" / name, f"{target}/{name}")
+            return manifest
     shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]

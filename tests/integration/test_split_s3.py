@@ -53,6 +53,19 @@ def test_split_and_merge_from_s3(partition, tmp_path):
     assert pq.read_table(tmp_path / "r.parquet").column("text").to_pylist()[0] == "review 60 ✓"
 
 
+def test_split_writes_to_s3(partition, s3fs_client):
+    bucket = partition.split("/")[2]
+    out = f"s3://{bucket}/batches/dt=2026-11-24"
+    assert (
+        main(["split", partition, "--out", out, "--model", "m", "--prompt-column", "text", "--max-requests", "60"]) == 0
+    )
+    names = sorted(p.rsplit("/", 1)[-1] for p in s3fs_client.ls(out.removeprefix("s3://")))
+    assert names == ["batch-00000.jsonl", "batch-00001.jsonl", "manifest.json"]
+    manifest = Manifest.load(f"{out}/manifest.json")
+    assert [f.requests for f in manifest.files] == [60, 40]
+    assert len(s3fs_client.cat(f"{out.removeprefix('s3://')}/batch-00001.jsonl").splitlines()) == 40
+
+
 def test_duplicate_ids_in_s3_are_located(partition, s3fs_client, tmp_path):
     with s3fs_client.open(partition.removeprefix("s3://") + "/part-2.parquet", "wb") as handle:
         pq.write_table(pa.table({"id": [7], "text": ["again"]}), handle)
