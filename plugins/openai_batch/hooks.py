@@ -67,7 +67,7 @@ class OpenAIBatchHook(OpenAIHook):
                 self.log.warning(
                     "creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__
                 )
-                time.sleep(min(2**attempt, 60))
+                time.sleep(2 ** (attempt - 1))  # 1, 2, 4 s: longer refusals are waited out on the triggerer
                 found = self.find_batch(key, within=timedelta(hours=1))
                 if found:
                     self.log.info("the batch was created despite the error: adopting %s", found.id)
