@@ -52,20 +52,26 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value
 
 
-def wait_on_triggerer(task: BaseOperator, delay: timedelta, method: str, kwargs: dict[str, Any]) -> None:
-    """Defer ``task`` for ``delay`` (a DateTimeTrigger on the triggerer: no worker slot is held), then call
-    ``method`` with ``kwargs``."""
+def wait_then_retry(task: Any, waits: int, method: str, kwargs: dict[str, Any], reason: str) -> None:
+    """A batch creation was refused (rate or queue limits): defer ``task`` for its ``queue_wait`` (a
+    DateTimeTrigger on the triggerer: no worker slot is held), then call ``method`` with ``kwargs`` and
+    ``waits + 1``. After ``max_queue_waits`` waits, fail instead."""
     from datetime import UTC, datetime
 
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
-    task.defer(trigger=DateTimeTrigger(moment=datetime.now(UTC) + delay), method_name=method, kwargs=kwargs)
-
-
-def refused_too_long(waits: int, max_waits: int, delay: timedelta, error: object) -> AirflowException:
-    return AirflowException(
-        f"batch creation was still refused after waiting {waits} x {delay} ({error}); raise the account's "
-        "limits or the DAG's queue wait, then clear the task"
+    if waits >= task.max_queue_waits:
+        raise AirflowException(
+            f"batch creation was still refused after waiting {waits} x {task.queue_wait} ({reason}); raise the "
+            "account's limits or the DAG's queue wait, then clear the task"
+        )
+    task.log.warning(
+        "%s; trying again in %s (wait %d of at most %d)", reason, task.queue_wait, waits + 1, task.max_queue_waits
+    )
+    task.defer(
+        trigger=DateTimeTrigger(moment=datetime.now(UTC) + task.queue_wait),
+        method_name=method,
+        kwargs={**kwargs, "waits": waits + 1},
     )
 
 
@@ -289,11 +295,8 @@ class SubmitBatchOperator(BaseOperator):
                 metadata=metadata,
                 **extra,
             )
-        except openai.RateLimitError as exc:  # creations refused (rate or queue limits): wait, then try again
-            if waits >= self.max_queue_waits:
-                raise refused_too_long(waits, self.max_queue_waits, self.queue_wait, exc) from None
-            self.log.warning("batch creation refused (%s); trying again in %s", exc.message, self.queue_wait)
-            wait_on_triggerer(self, self.queue_wait, "execute", {"waits": waits + 1})
+        except openai.RateLimitError as exc:
+            wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
         state.set("batch_id", batch.id)
         self.log.info("batch %s holds %d requests", batch.id, self.batch_file["requests"])
         return batch.id
@@ -356,18 +359,19 @@ class CollectResultsOperator(BaseOperator):
             raise AirflowException(f"retry batch {batch_ids[-1]} did not finish in time; cancelled it")
         staging = RunStaging(self.staging_root, context, self.storage_conn_id)
         name = f"{self.batch_file['index']:05d}"
+        batches = [hook.get_batch(batch_id) for batch_id in batch_ids]
         with staging.scratch() as scratch:
             attempts = [
-                self._download(hook, staging, batch_id, scratch, f"{name}/attempt-{n}.jsonl")
-                for n, batch_id in enumerate(batch_ids, start=1)
+                self._download(hook, staging, batch, scratch, f"{name}/attempt-{n}.jsonl")
+                for n, batch in enumerate(batches, start=1)
             ]
             final = latest_results(attempts)
             retry = {cid for cid, result in final.items() if result.retryable}
             if retry and len(batch_ids) < int(self.max_attempts):
-                if not waited and queue_full(hook.get_batch(batch_ids[-1]).errors):
-                    self.log.warning("batch %s was refused for the enqueued-token limit", batch_ids[-1])
-                    return self._wait(batch_ids, waits)
-                return self._resubmit(context, hook, staging, scratch, batch_ids, retry, waits)
+                if not waited and queue_full(batches[-1].errors):
+                    reason = f"batch {batch_ids[-1]} was refused for the enqueued-token limit"
+                    return wait_then_retry(self, waits, "collect", {"batch_ids": batch_ids, "waited": True}, reason)
+                return self._resubmit(context, hook, staging, scratch, batches, retry, waits)
             manifest = Manifest.load(self.batch_file["manifest"])
             connect_storage(manifest.parameters["source"], self.storage_conn_id)
             out = scratch / f"result-{name}.parquet"
@@ -400,11 +404,11 @@ class CollectResultsOperator(BaseOperator):
             "resubmitted": sum(len(a) for a in attempts[1:]),
         }
 
-    def _download(self, hook: OpenAIBatchHook, staging: Any, batch_id: str, scratch: Path, name: str) -> list:
+    def _download(self, hook: OpenAIBatchHook, staging: Any, batch: Any, scratch: Path, name: str) -> list:
         """Results of one batch; its output and error files are kept in the run's ``outputs/`` and ``errors/``."""
         from batchkit.results import parse_lines
 
-        batch = hook.get_batch(batch_id)
+        batch_id = batch.id
         if batch.status == "failed" and queue_full(batch.errors):  # nothing ran: every request is to be resubmitted
             return self._refused_requests(hook, batch, scratch / f"{batch_id}-input.jsonl")
         if batch.status == "failed":
@@ -444,22 +448,13 @@ class CollectResultsOperator(BaseOperator):
                 if raw.strip()
             ]
 
-    def _wait(self, batch_ids: list[str], waits: int, error: Exception | None = None) -> None:
-        """Wait ``queue_wait`` on the triggerer, then collect again (which resubmits)."""
-        if waits >= self.max_queue_waits:
-            raise refused_too_long(waits, self.max_queue_waits, self.queue_wait, error or "queue full")
-        self.log.warning("resubmitting in %s (wait %d of at most %d)", self.queue_wait, waits + 1, self.max_queue_waits)
-        wait_on_triggerer(
-            self, self.queue_wait, "collect", {"batch_ids": batch_ids, "waited": True, "waits": waits + 1}
-        )
-
     def _resubmit(
         self,
         context: Any,
         hook: OpenAIBatchHook,
         staging: Any,
         scratch: Path,
-        batch_ids: list[str],
+        batches: list[Any],
         retry: set[str],
         waits: int,
     ) -> Any:
@@ -468,6 +463,7 @@ class CollectResultsOperator(BaseOperator):
         from batchkit.results import request_lines
         from openai_batch.triggers import OpenAIBatchStatusTrigger
 
+        batch_ids = [b.id for b in batches]
         attempt = len(batch_ids) + 1
         key = batch_key(context, self.batch_file["sha256"], attempt)
         batch = hook.find_batch(key)
@@ -476,14 +472,15 @@ class CollectResultsOperator(BaseOperator):
             with retry_file.open("wb") as out:
                 out.writelines(request_lines(self.batch_file["path"], retry))
             staged = staging.publish(retry_file, "inputs", retry_file.name)
-            first = hook.get_batch(batch_ids[0])
+            first = batches[0]
             metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
             try:
                 batch = hook.submit_file(
                     key, staged, endpoint=first.endpoint, completion_window="24h", metadata=metadata
                 )
-            except openai.RateLimitError as exc:  # creations refused (rate or queue limits): wait, then again
-                return self._wait(batch_ids, waits, exc)
+            except openai.RateLimitError as exc:
+                reason = f"resubmission refused: {exc.message}"
+                return wait_then_retry(self, waits, "collect", {"batch_ids": batch_ids, "waited": True}, reason)
         if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
             self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
             return self.collect(context, [*batch_ids, batch.id])
@@ -544,8 +541,8 @@ class LoadToWarehouseOperator(BaseOperator):
         given = self.results or []
         # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
-        for result in results:
-            connect_storage(result["path"], self.storage_conn_id)
+        for url in {r["path"].partition("://")[0]: r["path"] for r in results}.values():  # one per protocol
+            connect_storage(url, self.storage_conn_id)
         try:
             target, rows = self._load([r["path"] for r in results], partition, context["run_id"])
         except BatchkitError as exc:
