@@ -1,6 +1,10 @@
 """openai_batch_inference: one Parquet partition -> OpenAI Batch API -> a warehouse table.
 
 split -> [per batch file: submit -> wait (deferrable, on the triggerer) -> collect] -> load
+
+Every task consults the partition's request ledger (in staging): the split leaves out requests answered in
+any earlier run, submit creates each file's batch once across runs, collect records answers there, and load
+merges them onto the rows and replaces the partition only when the results pass their checks.
 prune_staging (independent): deletes staging areas of runs older than the retention.
 """
 
@@ -75,9 +79,15 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
             type="number",
             minimum=0,
             maximum=1,
-            description="fail the run (after loading) when more rows than this ended in error",
+            description="refuse to load (the table stays as it was) when more rows than this ended in error",
         ),
         "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
+        "reuse_results": Param(
+            True,
+            type="boolean",
+            description="send only new, changed and unanswered requests: reuse the partition's answers from any "
+            "earlier run (off: ask everything again)",
+        ),
     },
 )
 def openai_batch_inference():
@@ -95,6 +105,8 @@ def openai_batch_inference():
         max_requests="{{ params.max_requests_per_file }}",
         max_tokens="{{ params.max_tokens_per_file }}",
         dry_run="{{ params.dry_run }}",
+        input_columns="{{ params.input_columns }}",
+        reuse_results="{{ params.reuse_results }}",
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
     )
@@ -104,6 +116,7 @@ def openai_batch_inference():
         submit = SubmitBatchOperator(
             task_id="submit",
             batch_file=batch_file,
+            staging_root=STAGING_ROOT,
             endpoint="{{ params.endpoint }}",
             conn_id=CONN_ID,
             storage_conn_id=STORAGE_CONN_ID,
@@ -127,7 +140,6 @@ def openai_batch_inference():
             poll_interval=POLL_SECONDS,
             queue_wait=QUEUE_WAIT,
             max_attempts="{{ params.max_attempts }}",
-            input_columns="{{ params.input_columns }}",
         )
         wait >> collect
         return collect
@@ -137,6 +149,8 @@ def openai_batch_inference():
     LoadToWarehouseOperator(
         task_id="load",
         results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
+        split="{{ ti.xcom_pull(task_ids='split', key='split') }}",
+        staging_root=STAGING_ROOT,
         database=WAREHOUSE,
         table="{{ params.target_table }}",
         warehouse_conn_id="{{ params.warehouse_conn_id }}",

@@ -1,9 +1,30 @@
-"""Errors raised by batchkit with messages meant for the person running the job."""
+"""Errors raised by batchkit with messages meant for the person running the job.
+
+Each error says what it is, so callers decide once: a ``TerminalError`` will fail the same way on every retry
+(bad input, schema conflict, configuration, a guard that refused the results), a ``TransientError`` may pass
+later (incomplete results, another run holding a claim, throttling).
+"""
 
 
 class BatchkitError(Exception):
     """A user-facing error: the message says what is wrong and where (file, column, row)."""
 
 
-class InputError(BatchkitError):
+class TerminalError(BatchkitError):
+    """Retrying cannot help: the input, the parameters or the state must change first."""
+
+
+class TransientError(BatchkitError):
+    """Retrying later may help."""
+
+
+class InputError(TerminalError):
     """The input data or the parameters cannot be turned into valid batch requests."""
+
+
+class LedgerError(TerminalError):
+    """The request ledger is unreadable or inconsistent; nothing is re-sent until it is repaired."""
+
+
+class ResultsRejected(TerminalError):
+    """The run's results failed a guard (reconciliation, error rate); the table was left as it was."""

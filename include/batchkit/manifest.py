@@ -9,7 +9,8 @@ import orjson
 from .storage import open_file
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+ROWS_NAME = "rows.parquet"
+MANIFEST_VERSION = 2  # 2 adds rows_file and the new/changed/retried/reused totals; version 1 still loads
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Manifest:
     skipped: SkippedRows
     totals: dict[str, int]
     custom_id: str  # how custom_id maps back to a row: "column:<name>" or "position:<source_index>-<row>"
+    rows_file: str | None = None  # the partition's rows as split (kept columns, custom_id, fingerprint)
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> bytes:

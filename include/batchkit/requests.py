@@ -13,6 +13,7 @@ from .errors import InputError
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 _ID, _PROMPT = "\x00custom_id\x00", "\x00prompt\x00"
+ID_PREFIX = b'{"custom_id":'  # every line starts so; what follows the custom_id is the request's content
 _RESERVED_BODY_KEYS = {"model", "messages", "input", "instructions"}
 
 
@@ -58,11 +59,18 @@ class RequestShape:
         line = orjson.dumps({"custom_id": _ID, "method": "POST", "url": endpoint, "body": body})
         head, rest = line.split(dumps(_ID))
         middle, tail = rest.split(dumps(_PROMPT))
+        assert head == ID_PREFIX, head
         return cls(endpoint, model, head, middle, tail + b"\n")
 
     def line(self, custom_id: str, prompt: str) -> bytes:
         """One complete JSONL line, newline included."""
         return self.head + dumps(custom_id) + self.middle + dumps(prompt) + self.tail
+
+    def fingerprint(self, prompt_json: bytes) -> str:
+        """The ledger fingerprint of the request for one JSON-encoded prompt (method, url and body)."""
+        from .ledger import fingerprint
+
+        return fingerprint(self.middle + prompt_json + self.tail)
 
     @property
     def fixed_text(self) -> str:

@@ -1,9 +1,10 @@
-"""Batch output and error files -> one result per request -> merged back onto the input rows.
+"""Batch output and error files -> one result row per request, streamed into the ledger's Parquet files.
 
 A result is ``ok`` when the request returned HTTP 200, else ``error`` with the API's code and message.
-Retryable errors (rate limits, server errors, expired lines) can be resubmitted; the latest attempt wins.
+Files are parsed in chunks of ``CHUNK_ROWS`` lines, so memory stays bounded whatever the file size.
 """
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,16 +12,14 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import BatchkitError
-from .manifest import Manifest
-from .source import open_parquet
+from .errors import BatchkitError, TransientError
+from .ledger import is_final, is_retryable
+from .requests import ID_PREFIX
 from .storage import open_file
 
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
-RETRYABLE_CODES = {"batch_expired", "rate_limit_exceeded", "server_error", "token_limit_exceeded"}
+CHUNK_ROWS = 4096
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -39,6 +38,8 @@ RESULT_SCHEMA = pa.schema(
         ("attempts", pa.int32()),
     ]
 )
+LEDGER_SCHEMA = RESULT_SCHEMA.append(pa.field("fingerprint", pa.string())).append(pa.field("final", pa.bool_()))
+LEDGER_SCHEMA = LEDGER_SCHEMA.append(pa.field("recorded_at", pa.float64()))
 
 
 @dataclass
@@ -59,7 +60,11 @@ class Result:
 
     @property
     def retryable(self) -> bool:
-        return self.status == "error" and (self.http_status in RETRYABLE_STATUS or self.error_code in RETRYABLE_CODES)
+        return is_retryable(self.status, self.http_status, self.error_code)
+
+    @property
+    def final(self) -> bool:
+        return is_final(self.status, self.http_status, self.error_code)
 
 
 def parse_lines(path: Path, batch_id: str) -> Iterator[Result]:
@@ -126,16 +131,6 @@ def _embedding(body: dict[str, Any]) -> list[float] | None:
     return data[0].get("embedding") if data else None
 
 
-def latest_results(attempts: Iterable[Iterable[Result]]) -> dict[str, Result]:
-    """Combine attempts in order: a later attempt's result replaces an earlier one for the same custom_id."""
-    final: dict[str, Result] = {}
-    for number, results in enumerate(attempts, start=1):
-        for result in results:
-            result.attempts = number
-            final[result.custom_id] = result
-    return final
-
-
 def request_lines(batch_file: str | Path, custom_ids: set[str]) -> Iterator[bytes]:
     """The original request lines for ``custom_ids`` (to resubmit them), streamed from the batch file."""
     with open_file(batch_file) as lines:
@@ -144,82 +139,58 @@ def request_lines(batch_file: str | Path, custom_ids: set[str]) -> Iterator[byte
                 yield raw if raw.endswith(b"\n") else raw + b"\n"
 
 
-def merge_with_inputs(
-    manifest: Manifest, file_index: int, results: dict[str, Result], out_path: Path, columns: list[str] | None = None
-) -> dict[str, int]:
-    """Write every input row owned by batch file ``file_index`` with its result as Parquet (atomically).
+def fingerprints(batch_file: str | Path) -> dict[str, str]:
+    """``custom_id -> fingerprint`` of a batch input file written by the splitter (see ``ledger.fingerprint``)."""
+    from .ledger import fingerprint
 
-    Rows are owned by the file whose first row starts their range, so each input row lands in exactly one
-    file's output; rows the split skipped (null or empty prompt) land with status ``error``/``skipped``.
+    found = {}
+    with open_file(batch_file) as lines:
+        for raw in lines:
+            if raw.strip():
+                line = raw if raw.endswith(b"\n") else raw + b"\n"
+                custom_id = orjson.loads(line)["custom_id"]
+                found[custom_id] = fingerprint(line[len(ID_PREFIX) + len(orjson.dumps(custom_id)) :])
+    return found
 
-    :raises BatchkitError: when a request of the batch file has no result at all (nothing may go missing).
+
+def write_results(
+    results: Iterable[Result], fingerprints: dict[str, str], attempt: int, out: Path, expected: int | None = None
+) -> int:
+    """Stream ``results`` (one batch's) into a ledger Parquet file at ``out``, in bounded memory.
+
+    :param fingerprints: the batch's requests (``fingerprints``); a result for another custom_id is refused.
+    :param expected: the batch's request count; fewer or more results than that are refused (nothing may go
+        missing silently).
+    :returns: the number of results written.
     """
-    inputs = _owned_rows(manifest, file_index, columns)
-    id_column = manifest.parameters["id_column"]
-    if id_column:
-        ids = pc.cast(inputs.column(id_column), pa.string()).to_pylist()
-    else:
-        ids = inputs.column("__custom_id").to_pylist()
-        inputs = inputs.drop_columns(["__custom_id"])
-    entry = manifest.files[file_index]
-    missing = entry.requests - sum(1 for custom_id in ids if custom_id in results)
-    if missing:
-        raise BatchkitError(f"{missing} request(s) of {entry.path} have no result in the output or error files")
-    skipped = {
-        "batch_id": "",
-        "status": "error",
-        "error_code": "skipped",
-        "attempts": 0,
-        "error_message": "not submitted: the prompt was null or empty",
-    }
-    rows = [results.get(custom_id) or Result(custom_id, **skipped) for custom_id in ids]
-    table = inputs
-    for field in RESULT_SCHEMA:
-        if field.name in table.column_names:
-            table = table.drop_columns([field.name])
-        values = [getattr(r, field.name) for r in rows]
-        table = table.append_column(field, pa.array(values, field.type))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(out_path)
-    ok = sum(1 for r in rows if r.status == "ok")
-    return {"rows": len(rows), "ok": ok, "errors": len(rows) - ok}
+    recorded_at, written = time.time(), 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(out, LEDGER_SCHEMA) as writer:
+        for chunk in _chunks(results, CHUNK_ROWS):
+            for result in chunk:
+                result.attempts = attempt
+            unknown = [r.custom_id for r in chunk if r.custom_id not in fingerprints]
+            if unknown:
+                raise BatchkitError(f"results name custom_id {unknown[0]!r}, which is not among the batch's requests")
+            columns = {f.name: [getattr(r, f.name) for r in chunk] for f in RESULT_SCHEMA}
+            columns["fingerprint"] = [fingerprints[r.custom_id] for r in chunk]
+            columns["final"] = [r.final for r in chunk]
+            columns["recorded_at"] = [recorded_at] * len(chunk)
+            writer.write_batch(
+                pa.record_batch([pa.array(columns[f.name], f.type) for f in LEDGER_SCHEMA], LEDGER_SCHEMA)
+            )
+            written += len(chunk)
+    if expected is not None and written != expected:
+        raise TransientError(f"the batch reports {expected} requests but its files hold {written} results")
+    return written
 
 
-def _owned_rows(manifest: Manifest, file_index: int, columns: list[str] | None) -> pa.Table:
-    """Input rows from this file's first row up to (not including) the next file's first row."""
-    id_column = manifest.parameters["id_column"]
-    if columns is not None and id_column and id_column not in columns:
-        columns = [*columns, id_column]  # needed to match results; kept in the output
-    files = manifest.files
-    start = (0, 0) if file_index == 0 else tuple(files[file_index].first_row)
-    stop = tuple(files[file_index + 1].first_row) if file_index + 1 < len(files) else (len(manifest.sources), 0)
-    pieces = []
-    for source_index in range(start[0], min(stop[0], len(manifest.sources) - 1) + 1):
-        source = manifest.sources[source_index]
-        first = start[1] if source_index == start[0] else 0
-        last = stop[1] if source_index == stop[0] else source["rows"]
-        if last <= first:
-            continue
-        table = _read_rows(source["path"], first, last, columns)
-        if not manifest.parameters["id_column"]:
-            table = table.append_column("__custom_id", pa.array([f"{source_index}-{r}" for r in range(first, last)]))
-        pieces.append(table)
-    if not pieces:
-        raise BatchkitError(f"batch file {files[file_index].path} owns no input rows")
-    return pa.concat_tables(pieces)
-
-
-def _read_rows(path: str, first: int, last: int, columns: list[str] | None) -> pa.Table:
-    """Rows [first, last) of one Parquet file, reading only the row groups that hold them."""
-    parquet = open_parquet(path)
-    groups, offset, group_start = [], 0, None
-    for index in range(parquet.metadata.num_row_groups):
-        size = parquet.metadata.row_group(index).num_rows
-        if offset + size > first and offset < last:
-            groups.append(index)
-            group_start = offset if group_start is None else group_start
-        offset += size
-    table = parquet.read_row_groups(groups, columns=columns)
-    return table.slice(first - (group_start or 0), last - first)
+def _chunks(items: Iterable[Result], size: int) -> Iterator[list[Result]]:
+    chunk: list[Result] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -23,7 +23,8 @@ import pyarrow.compute as pc
 
 from . import tokens
 from .errors import InputError
-from .manifest import MANIFEST_NAME, BatchFileEntry, Manifest, SkippedRows
+from .ledger import Answered
+from .manifest import MANIFEST_NAME, ROWS_NAME, BatchFileEntry, Manifest, SkippedRows
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, put_file, url_to_fs
@@ -54,6 +55,7 @@ class SplitConfig:
     max_tokens: int | None = None
     body_options: dict[str, Any] = field(default_factory=dict)
     exact_tokens: bool = False
+    keep_columns: list[str] | None = None  # input columns kept beside the results (None: all)
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -69,8 +71,20 @@ class SplitConfig:
 Progress = Callable[[int, int], None]  # (rows read, files written)
 
 
-def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progress | None = None) -> Manifest:
-    """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files and ``out_dir/manifest.json``.
+def split(
+    source: str,
+    out_dir: str | Path,
+    config: SplitConfig,
+    progress: Progress | None = None,
+    answered: Answered | None = None,
+) -> Manifest:
+    """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files, ``out_dir/rows.parquet`` and
+    ``out_dir/manifest.json``.
+
+    ``rows.parquet`` is the partition as it was read: the kept input columns of every row with its
+    ``__custom_id`` and request ``__fingerprint`` (null when the row was skipped), so later steps never
+    re-read a source that may have changed since. Requests in ``answered`` (the ledger's) are left out of the
+    batch files; the manifest counts them as reused, the rest as new, changed or retried.
 
     ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
     the manifest last, so a manifest there always describes complete files.
@@ -79,16 +93,20 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
     """
     if is_remote(str(out_dir)):
         with tempfile.TemporaryDirectory(prefix="batchkit-split-") as local:
-            manifest = split(source, Path(local) / "out", config, progress)
+            manifest = split(source, Path(local) / "out", config, progress, answered)
             target = str(out_dir).rstrip("/")
-            for name in [f.path for f in manifest.files] + [MANIFEST_NAME]:
+            for name in [f.path for f in manifest.files] + [ROWS_NAME, MANIFEST_NAME]:
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
     shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
-    read_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
-    files, _schema = open_files(resolve_files(source), read_columns)
+    request_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
+    files, schema = open_files(resolve_files(source), request_columns + list(config.keep_columns or []))
+    keep = list(config.keep_columns) if config.keep_columns is not None else list(schema.names if schema else [])
+    if config.id_column and config.id_column not in keep:
+        keep.append(config.id_column)  # rows are matched to their results by it
+    read_columns = list(dict.fromkeys(request_columns + keep))
     if config.id_column:
         check_unique_ids(files, config.id_column)
 
@@ -97,7 +115,8 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
     staging.mkdir(parents=True)
     try:
         writer = _FileWriter(staging, shape, config)
-        job = _SplitJob(template, config, shape, writer)
+        rows = _RowsWriter(staging / ROWS_NAME, schema, keep)
+        job = _SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
         skipped = job.skipped
         rows_read = 0
         for file in files:
@@ -108,6 +127,7 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
                     progress(rows_read, len(writer.entries))
         writer.close()
         writer.shutdown()
+        rows.close()
         manifest = Manifest(
             sources=[{"path": f.path, "rows": f.rows} for f in files],
             parameters=_parameters(source, config),
@@ -120,7 +140,9 @@ def split(source: str, out_dir: str | Path, config: SplitConfig, progress: Progr
                 "estimated_tokens": sum(e.estimated_tokens for e in writer.entries),
                 "rows_read": rows_read,
                 "rows_skipped": skipped.count,
+                **job.reuse,
             },
+            rows_file=ROWS_NAME,
             custom_id=f"column:{config.id_column}" if config.id_column else "position:<source_index>-<row>",
         )
         (staging / MANIFEST_NAME).write_bytes(manifest.to_json())
@@ -138,7 +160,10 @@ class _SplitJob:
     config: SplitConfig
     shape: RequestShape
     writer: "_FileWriter"
+    rows: "_RowsWriter"
+    answered: Answered
     skipped: SkippedRows = field(default_factory=SkippedRows)
+    reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
 
     def add(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
         try:
@@ -164,14 +189,39 @@ class _SplitJob:
             _record_skipped(file, start, keep, self.skipped)
             prompts = prompts.take(rows)
         if config.id_column:
-            ids = _as_text(batch.column(config.id_column), file, config.id_column).take(rows).to_pylist()
+            all_ids = _as_text(batch.column(config.id_column), file, config.id_column).to_pylist()
         else:
-            ids = [f"{file.index}-{start + r}" for r in rows.tolist()]
+            all_ids = [f"{file.index}-{start + r}" for r in range(batch.num_rows)]
+        ids = [all_ids[r] for r in rows.tolist()]
+        texts = [dumps(text) for text in prompts.to_pylist()]
+        prints = [shape.fingerprint(text) for text in texts]
+        row_prints: list[str | None] = [None] * batch.num_rows
+        for row, value in zip(rows.tolist(), prints):
+            row_prints[row] = value
+        self.rows.write(batch, all_ids, row_prints)
+        send = self._not_answered(ids, prints)
+        if len(send) < len(ids):
+            rows, ids, texts = rows[send], [ids[i] for i in send], [texts[i] for i in send]
+            prompts = prompts.take(pa.array(send, pa.int64()))
+        if not len(rows):
+            return
         if config.exact_tokens:
             estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
         else:
             estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(file, start, rows, ids, prompts.to_pylist(), estimates)
+        self.writer.write_rows(file, start, rows, ids, texts, estimates)
+
+    def _not_answered(self, ids: list[str], prints: list[str]) -> list[int]:
+        """Positions of the requests to send; counts new, changed, retried and reused requests."""
+        send, answered = [], self.answered
+        for i, (custom_id, value) in enumerate(zip(ids, prints)):
+            if f"{custom_id}\x00{value}" in answered:
+                self.reuse["reused"] += 1
+                continue
+            send.append(i)
+            kind = "changed" if custom_id in answered.final_ids else "retried" if custom_id in answered.seen else "new"
+            self.reuse[kind] += 1
+        return send
 
 
 def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
@@ -213,6 +263,26 @@ def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: Skipp
         skipped.examples.append({"source": file.path, "row": start + row})
 
 
+class _RowsWriter:
+    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet."""
+
+    def __init__(self, path: Path, schema: pa.Schema | None, keep: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        fields = [schema.field(name) for name in keep] if schema is not None else []
+        self.keep = keep
+        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string())])
+        self._writer = pq.ParquetWriter(path, self.schema)
+
+    def write(self, batch: pa.RecordBatch, ids: list[str], prints: list[str | None]) -> None:
+        columns = [batch.column(name) for name in self.keep]
+        columns += [pa.array(ids, pa.string()), pa.array(prints, pa.string())]
+        self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class _FileWriter:
     """Writes request lines into numbered files, starting a new file before any limit is crossed."""
 
@@ -225,13 +295,19 @@ class _FileWriter:
         self._pending: Future | None = None
 
     def write_rows(
-        self, file: SourceFile, start: int, rows: np.ndarray, ids: list[str], texts: list[str], estimates: np.ndarray
+        self,
+        file: SourceFile,
+        start: int,
+        rows: np.ndarray,
+        ids: list[str],
+        prompts: list[bytes],
+        estimates: np.ndarray,
     ) -> None:
-        """Append one record batch's requests, cutting files where the next line would cross a limit."""
+        """Append one record batch's requests (``prompts`` JSON-encoded), cutting files where the next line would
+        cross a limit."""
         head, middle, tail = self.shape.head, self.shape.middle, self.shape.tail
         # Three pieces per line, joined once per chunk: cheaper than concatenating every line.
         starts = [head + dumps(custom_id) + middle for custom_id in ids]
-        prompts = list(map(dumps, texts))
         sizes = np.fromiter(map(len, starts), np.int64, len(starts)) + np.fromiter(
             map(len, prompts), np.int64, len(prompts)
         )
@@ -363,6 +439,7 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
         "max_bytes": config.max_bytes,
         "max_tokens": config.max_tokens,
         "body_options": config.body_options,
+        "keep_columns": config.keep_columns,
         "token_estimate": "exact" if config.exact_tokens else "heuristic",
     }
 
@@ -370,7 +447,11 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
 def _publish(staging: Path, out: Path) -> None:
     """Move the finished split into ``out``, replacing a previous split there but nothing else."""
     if out.exists():
-        leftovers = [p.name for p in out.iterdir() if p.name != MANIFEST_NAME and not p.name.startswith("batch-")]
+        leftovers = [
+            p.name
+            for p in out.iterdir()
+            if p.name not in (MANIFEST_NAME, ROWS_NAME) and not p.name.startswith("batch-")
+        ]
         if not out.is_dir() or leftovers:
             raise InputError(f"{out} exists and holds other files ({', '.join(leftovers[:3])}); choose an empty --out")
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 _filesystems: dict[str, Any] = {}
+LEDGER_DIR = "_ledger"  # <staging>/<dag_id>/<partition>/_ledger: see batchkit.ledger
 
 
 def is_remote(path: str) -> bool:
@@ -57,6 +58,64 @@ def put_file(local: Path, target: str) -> None:
     os.replace(partial, destination)
 
 
+def read_bytes(url: str) -> bytes | None:
+    """The whole content of a small file, or None when it does not exist."""
+    try:
+        with open_file(url) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_bytes(url: str, data: bytes, exclusive: bool = False) -> bool:
+    """Write a small file whole (atomic rename on disk; one PUT on S3).
+
+    :param exclusive: create it only if it does not exist (``O_EXCL`` on disk, a conditional PUT on S3);
+        returns False when it already existed, so two writers can race for one claim and exactly one wins.
+    """
+    if is_remote(url):
+        fs, inner = url_to_fs(url)
+        try:
+            fs.pipe_file(inner, data, mode="create" if exclusive else "overwrite")
+        except FileExistsError:
+            return False
+        return True
+    path = Path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if exclusive:
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return True
+
+
+def list_files(url: str, suffix: str = "") -> list[str]:
+    """Files directly under the directory ``url`` whose names end with ``suffix``, as URLs, sorted."""
+    if is_remote(url):
+        fs, inner = url_to_fs(url)
+        protocol = url.split("://", 1)[0]
+        try:
+            names = fs.ls(inner.rstrip("/"), detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            f"{protocol}://{n}" for n in names if n.endswith(suffix) and not n.rsplit("/", 1)[-1].startswith(".")
+        )
+    directory = Path(url)
+    if not directory.is_dir():
+        return []
+    return sorted(str(p) for p in directory.iterdir() if p.name.endswith(suffix) and not p.name.startswith("."))
+
+
 def prune(root: str, older_than: timedelta, protect: list[str] = ()) -> list[str]:
     """Delete the run directories ``root/<partition>/<run>`` whose newest file is older than ``older_than``.
 
@@ -72,7 +131,7 @@ def prune(root: str, older_than: timedelta, protect: list[str] = ()) -> list[str
     newest: dict[str, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=UTC))
     for path, info in fs.find(base, detail=True).items():
         parts = path[len(base) :].strip("/").split("/")
-        if len(parts) > 2:
+        if len(parts) > 2 and parts[1] != LEDGER_DIR:  # the ledger outlives runs: it prevents paying twice
             run = f"{base}/{parts[0]}/{parts[1]}"
             newest[run] = max(newest[run], _modified(info))
     cutoff = datetime.now(UTC) - older_than

@@ -1,4 +1,4 @@
-"""What every task of a run agrees on: the partition key and the batch key."""
+"""What every task of a run agrees on: the partition key, the batch key and who is acting."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ def partition_key(context: Any) -> str:
     return when.strftime("%Y-%m-%d")
 
 
-def batch_key(context: Any, file_sha256: str, attempt: int = 1) -> str:
-    """A deterministic key for one batch of one run: the same task, run and file always give the same key."""
-    ti = context["ti"]
-    raw = "|".join([ti.dag_id, ti.run_id, ti.task_id, str(ti.map_index), file_sha256, str(attempt)])
+def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1) -> str:
+    """The key of one batch: the same DAG, partition, file content and attempt always give the same key, whichever
+    run, task or try asks, so overlapping runs of a partition share one batch per file instead of paying twice."""
+    raw = "|".join(["v2", dag_id, partition, file_sha256, str(attempt)])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def actor(context: Any) -> str:
+    """Who is acting, as recorded in ledger claims: ``<dag_id>/<run_id>/<task_id>[<map_index>]``."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}]"

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import openai
 from airflow.providers.openai.hooks.openai import OpenAIHook
 
-from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE
+from openai_batch.statuses import METADATA_KEY
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -25,7 +24,7 @@ TRANSIENT = (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimit
 # The SDK retries 408/409/429/5xx and connection errors with exponential backoff and jitter; a batch pipeline
 # can afford more patience than its default of 2 retries. A connection's openai_client_kwargs still win.
 CLIENT_DEFAULTS = {"max_retries": 6, "timeout": 300.0}
-ADOPT_SEARCH_WINDOW = timedelta(days=7)  # how far back a retry looks for the batch it may have created
+LOOKUP_MARGIN = 300  # seconds before a claim that a batch created under it may carry (clock skew)
 
 
 class OpenAIBatchHook(OpenAIHook):
@@ -43,11 +42,11 @@ class OpenAIBatchHook(OpenAIHook):
                 return
             yield batch
 
-    def find_batch(self, key: str, within: timedelta = ADOPT_SEARCH_WINDOW) -> Batch | None:
-        """The newest live or completed batch tagged with ``key`` created in the last ``within``
-        (failed/expired/cancelled ones are ignored)."""
-        for batch in self.iter_batches_since(int(time.time() - within.total_seconds())):
-            if (batch.metadata or {}).get(METADATA_KEY) == key and batch.status not in NOT_ADOPTABLE:
+    def find_batch(self, key: str, since: float) -> Batch | None:
+        """The newest batch (any status) tagged with ``key`` created after ``since`` (a UNIX time: the claim
+        under which it would have been created, so the lookup pages back minutes, not days)."""
+        for batch in self.iter_batches_since(int(since - LOOKUP_MARGIN)):
+            if (batch.metadata or {}).get(METADATA_KEY) == key:
                 return batch
         return None
 
@@ -59,7 +58,7 @@ class OpenAIBatchHook(OpenAIHook):
         after a transient failure the key is looked up first, and the create is repeated only if no batch has it.
         A few quick attempts only: a longer refusal (429) is the caller's to wait out without holding a worker.
         """
-        client = self.conn.with_options(max_retries=0)
+        client, started = self.conn.with_options(max_retries=0), time.time()
         for attempt in range(1, attempts + 1):
             try:
                 return client.batches.create(**create)
@@ -68,7 +67,7 @@ class OpenAIBatchHook(OpenAIHook):
                     "creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__
                 )
                 time.sleep(2 ** (attempt - 1))  # 1, 2, 4 s: longer refusals are waited out on the triggerer
-                found = self.find_batch(key, within=timedelta(hours=1))
+                found = self.find_batch(key, since=started)
                 if found:
                     self.log.info("the batch was created despite the error: adopting %s", found.id)
                     return found

@@ -15,9 +15,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
-from batchkit.manifest import MANIFEST_NAME
-from openai_batch.context import batch_key, partition_key
-from openai_batch.statuses import METADATA_KEY, NOT_ADOPTABLE, QUEUE_FULL, TERMINAL, queue_full
+from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
+from openai_batch.context import actor, batch_key, partition_key
+from openai_batch.errors import airflow_errors
+from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -86,7 +87,12 @@ class SplitPartitionOperator(BaseOperator):
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param dry_run: split and report only; return no files, so nothing is submitted.
+    :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
+        the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
+    :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
+        request content) in any earlier run; off: ask everything again.
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
+        Also pushes XCom ``split``: the staged rows and manifest and the dry_run flag, for the load step.
     """
 
     template_fields = (
@@ -102,6 +108,8 @@ class SplitPartitionOperator(BaseOperator):
         "max_tokens",
         "body_options",
         "dry_run",
+        "input_columns",
+        "reuse_results",
     )
 
     def __init__(
@@ -119,13 +127,15 @@ class SplitPartitionOperator(BaseOperator):
         max_tokens: int | None = None,
         body_options: dict | None = None,
         dry_run: bool = False,
+        input_columns: list[str] | None = None,
+        reuse_results: bool = True,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         check_model: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.storage_conn_id = storage_conn_id
+        self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
         self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
         self.id_column, self.max_requests, self.max_tokens = id_column, max_requests, max_tokens
@@ -141,16 +151,16 @@ class SplitPartitionOperator(BaseOperator):
         staging = RunStaging(self.staging_root, context, self.storage_conn_id)
         if self.check_model:
             self._check_model()
-        with staging.scratch() as scratch:
-            try:
-                manifest = split(source, scratch / "split", self._config(), self._progress)
-            except BatchkitError as exc:
-                raise AirflowFailException(f"cannot split partition {partition} ({source}): {exc}") from None
+        reuse = as_bool(self.reuse_results)
+        with staging.scratch() as scratch, airflow_errors(f"cannot split partition {partition} ({source})"):
+            answered = staging.ledger().answered() if reuse else None
+            manifest = split(source, scratch / "split", self._config(), self._progress, answered)
             paths = [staging.publish(scratch / "split" / f.path, "inputs", f.path) for f in manifest.files]
+            rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
-            "partition %s: %d rows -> %d requests in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
+            "partition %s: %d rows -> %d requests to send in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
             "(null/empty prompt); manifest %s",
             partition,
             totals["rows_read"],
@@ -161,7 +171,19 @@ class SplitPartitionOperator(BaseOperator):
             totals["rows_skipped"],
             manifest_url,
         )
-        if as_bool(self.dry_run):
+        self.log.info(
+            "requests: %d new, %d changed, %d unanswered before (sent again), %d reused from the ledger%s",
+            totals["new"],
+            totals["changed"],
+            totals["retried"],
+            totals["reused"],
+            "" if reuse else " (reuse_results is off: everything is asked again)",
+        )
+        dry_run = as_bool(self.dry_run)
+        context["ti"].xcom_push(
+            key="split", value={"rows": rows_url, "manifest": manifest_url, "partition": partition, "dry_run": dry_run}
+        )
+        if dry_run:
             self.log.info("dry_run is set: nothing will be submitted")
             return []
         return [
@@ -191,6 +213,7 @@ class SplitPartitionOperator(BaseOperator):
                 max_requests=int(self.max_requests),
                 max_tokens=int(self.max_tokens) if self.max_tokens else None,
                 body_options=self.body_options or {},
+                keep_columns=as_list(self.input_columns) or None,
             )
         except BatchkitError as exc:
             raise AirflowFailException(f"invalid split parameters: {exc}") from None
@@ -214,11 +237,14 @@ class SplitPartitionOperator(BaseOperator):
 
 
 class SubmitBatchOperator(BaseOperator):
-    """Upload one batch file and create its batch, idempotently.
+    """Upload one batch file and create its batch, once per file content and partition.
 
-    The batch is tagged with a deterministic key (DAG, run, task, map index, file digest). A retry or a
-    cleared rerun first looks for the batch it already made (task state store, then the key in the batches'
-    metadata) and adopts it unless it failed, expired or was cancelled: no batch is ever created twice.
+    The batch's key (DAG, partition, file digest, attempt) is claimed in the partition's ledger before the
+    batch is created (``claims.submit_once``): a retry, a clear or an overlapping run of the same partition
+    adopts the batch the claim names, whatever its status (collect decides what to resubmit), so no file is
+    ever paid for twice.
+
+    :param staging_root: as for ``SplitPartitionOperator`` (the ledger lives there).
 
     :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated); its file is streamed from
         staging (local or ``s3://`` through ``storage_conn_id``) to the Files API.
@@ -227,12 +253,13 @@ class SubmitBatchOperator(BaseOperator):
     :returns: the batch id.
     """
 
-    template_fields = ("batch_file", "endpoint", "metadata")
+    template_fields = ("batch_file", "staging_root", "endpoint", "metadata")
 
     def __init__(
         self,
         *,
         batch_file: dict[str, Any],
+        staging_root: str,
         endpoint: str = "/v1/chat/completions",
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
@@ -244,7 +271,7 @@ class SubmitBatchOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.batch_file, self.endpoint, self.conn_id = batch_file, endpoint, conn_id
+        self.batch_file, self.endpoint, self.conn_id, self.staging_root = batch_file, endpoint, conn_id, staging_root
         self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
         self.completion_window, self.metadata, self.output_expires_after = (
             completion_window,
@@ -255,65 +282,68 @@ class SubmitBatchOperator(BaseOperator):
     def execute(self, context: Any, waits: int = 0, event: Any = None) -> str:
         import openai
 
+        from openai_batch.claims import submit_once
         from openai_batch.hooks import OpenAIBatchHook
-        from openai_batch.staging import connect_storage
+        from openai_batch.staging import RunStaging, connect_storage
 
         hook = OpenAIBatchHook(conn_id=self.conn_id)
-        key = batch_key(context, self.batch_file["sha256"])
+        sha, partition, ti = self.batch_file["sha256"], self.batch_file["partition"], context["ti"]
         state = context["task_state_store"]
         saved = state.get("batch_id")
-        if saved:
+        if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's
             batch = hook.get_batch(saved)
-            if batch.status not in NOT_ADOPTABLE:
+            if (batch.metadata or {}).get("file_sha256") == sha[:32]:
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch.id
-            self.log.warning("batch %s of an earlier try is %s; submitting a new one", batch.id, batch.status)
-        else:
-            found = hook.find_batch(key)
-            if found:
-                self.log.info("adopting batch %s (%s) found by its key %s", found.id, found.status, key)
-                state.set("batch_id", found.id)
-                return found.id
-        ti = context["ti"]
+            self.log.warning("batch %s of an earlier try was made from another file; not adopting it", batch.id)
+        key = batch_key(ti.dag_id, partition, sha)
         metadata = {
             **(self.metadata or {}),
             "airflow_dag_id": ti.dag_id,
             "airflow_run_id": ti.run_id[:512],
             "airflow_task": f"{ti.task_id}[{ti.map_index}]",
-            "partition": self.batch_file["partition"],
-            "file_sha256": self.batch_file["sha256"][:32],
+            "partition": partition,
+            "file_sha256": sha[:32],
             METADATA_KEY: key,
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
         connect_storage(self.batch_file["path"], self.storage_conn_id)
+        ledger = RunStaging(self.staging_root, context, self.storage_conn_id).ledger()
         try:
-            batch = hook.submit_file(
-                key,
-                self.batch_file["path"],
-                endpoint=self.endpoint,
-                completion_window=self.completion_window,
-                metadata=metadata,
-                **extra,
-            )
+            with airflow_errors(f"submitting {self.batch_file['path']}"):
+                batch = submit_once(
+                    hook,
+                    ledger,
+                    key,
+                    actor(context),
+                    sha,
+                    self.batch_file["path"],
+                    self.log,
+                    endpoint=self.endpoint,
+                    completion_window=self.completion_window,
+                    metadata=metadata,
+                    **extra,
+                )
         except openai.RateLimitError as exc:
             wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
         state.set("batch_id", batch.id)
-        self.log.info("batch %s holds %d requests", batch.id, self.batch_file["requests"])
+        self.log.info("batch %s (%s) holds %d requests", batch.id, batch.status, self.batch_file["requests"])
         return batch.id
 
 
 class CollectResultsOperator(BaseOperator):
-    """Download a batch's output and error files, resubmit retryable lines, merge results onto the input rows.
+    """Record a batch file's answers in the partition's ledger, resubmitting what a later attempt may answer.
 
-    Retryable lines (429, 5xx, expired) are resubmitted as a new batch up to ``max_attempts`` batches in all,
-    waiting on the triggerer between attempts. Every input row owned by the batch file is written to the run's
-    ``merged/result-NNNNN.parquet`` with status ``ok`` or ``error`` (code and message), never dropped; the raw
-    files are kept in ``outputs/NNNNN/``, ``errors/NNNNN/`` and ``inputs/retry-*`` (see ``RunStaging``).
+    A loop over attempts: each attempt's batch is adopted from the ledger whichever run or try created it; while
+    it runs the task defers to the triggerer (deadline: the batch's creation + completion window + 1 h); once
+    terminal, its output and error files are downloaded and recorded once (``_ledger/results/<batch>.parquet``;
+    the raw files stay in the run's ``outputs/`` and ``errors/``); retryable lines (429, 5xx, expired) go into
+    the next attempt, up to ``max_attempts`` batches in all. The load step merges the answers onto the rows.
 
-    :returns: ``{"path", "rows", "ok", "errors", "batch_ids"}``.
+    :returns: ``{"rows", "ok", "errors", "batch_ids", "manifest", "requests", "resubmitted"}`` for this file.
     """
 
-    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts", "input_columns")
+    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
 
     def __init__(
         self,
@@ -328,106 +358,150 @@ class CollectResultsOperator(BaseOperator):
         completion_window: timedelta = timedelta(hours=24),
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
-        input_columns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
-        self.queue_wait, self.input_columns, self.storage_conn_id = queue_wait, input_columns, storage_conn_id
-        self.max_queue_waits = max_queue_waits
+        self.queue_wait, self.storage_conn_id, self.max_queue_waits = queue_wait, storage_conn_id, max_queue_waits
 
     def execute(self, context: Any) -> dict[str, Any]:
-        return self.collect(context, [self.batch_id])
+        return self.collect(context)
 
     def collect(
-        self,
-        context: Any,
-        batch_ids: list[str],
-        event: dict[str, Any] | None = None,
-        waited: bool = False,
-        waits: int = 0,
+        self, context: Any, event: dict[str, Any] | None = None, waited: bool = False, waits: int = 0, **_: Any
     ) -> dict[str, Any]:
-        from batchkit.manifest import Manifest
-        from batchkit.results import latest_results, merge_with_inputs
+        """Resumed here after every deferral; the attempt chain is read back from the ledger each time."""
+        from batchkit.ledger import is_retryable
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
 
         hook = OpenAIBatchHook(conn_id=self.conn_id)
-        if isinstance(event, dict) and event.get("status") == "timeout":
-            hook.cancel_batch(batch_ids[-1])
-            raise AirflowException(f"retry batch {batch_ids[-1]} did not finish in time; cancelled it")
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, context, self.storage_conn_id)
-        name = f"{self.batch_file['index']:05d}"
-        batches = [hook.get_batch(batch_id) for batch_id in batch_ids]
-        with staging.scratch() as scratch:
-            attempts = [
-                self._download(hook, staging, batch, scratch, f"{name}/attempt-{n}.jsonl")
-                for n, batch in enumerate(batches, start=1)
-            ]
-            final = latest_results(attempts)
-            retry = {cid for cid, result in final.items() if result.retryable}
-            if retry and len(batch_ids) < int(self.max_attempts):
-                if not waited and queue_full(batches[-1].errors):
-                    reason = f"batch {batch_ids[-1]} was refused for the enqueued-token limit"
-                    return wait_then_retry(self, waits, "collect", {"batch_ids": batch_ids, "waited": True}, reason)
-                return self._resubmit(context, hook, staging, scratch, batches, retry, waits)
-            manifest = Manifest.load(self.batch_file["manifest"])
-            connect_storage(manifest.parameters["source"], self.storage_conn_id)
-            out = scratch / f"result-{name}.parquet"
-            try:
-                columns = as_list(self.input_columns)
-                counts = merge_with_inputs(manifest, self.batch_file["index"], final, out, columns or None)
-            except BatchkitError as exc:
-                raise AirflowException(f"results of {batch_ids} are incomplete: {exc}") from None
-            merged = staging.publish(out, "merged", out.name)
+        ledger = staging.ledger()
+        chain = self._chain(context, hook, ledger)
+        if isinstance(event, dict) and event.get("status") == "timeout":
+            hook.cancel_batch(chain[-1].id)
+            raise AirflowException(f"retry batch {chain[-1].id} did not finish in time; cancelled it")
+        with airflow_errors(f"collecting the results of {self.batch_file['path']}"):
+            while True:
+                if chain[-1].status not in TERMINAL:
+                    self._defer(chain[-1])
+                for attempt, batch in enumerate(chain, start=1):
+                    if not ledger.has_results(batch.id):
+                        self._record(hook, staging, ledger, batch, attempt)
+                latest, resubmitted = self._latest(ledger, chain)
+                retry = {custom_id for custom_id, result in latest.items() if is_retryable(*result)}
+                if not retry or len(chain) >= int(self.max_attempts):
+                    break
+                if not waited and queue_full(chain[-1].errors):
+                    reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
+                    return wait_then_retry(self, waits, "collect", {"waited": True}, reason)
+                chain.append(self._resubmit(context, hook, staging, ledger, chain, retry, waits))
+                waited = False
+        ok = sum(1 for status, _, _ in latest.values() if status == "ok")
+        batch_ids = [b.id for b in chain]
         self.log.info(
-            "merged %d rows (%d ok, %d error) from batch(es) %s into %s",
-            counts["rows"],
-            counts["ok"],
-            counts["errors"],
+            "recorded %d results (%d ok, %d error) of batch(es) %s in the ledger %s",
+            len(latest),
+            ok,
+            len(latest) - ok,
             ", ".join(batch_ids),
-            merged,
+            ledger.root,
         )
         if retry:
             self.log.warning(
-                "%d line(s) still failed after %d attempts; they are loaded with status 'error'",
+                "%d line(s) still unanswered after %d attempts; they load with their error code and a clear or "
+                "rerun of the partition sends them again",
                 len(retry),
-                len(batch_ids),
+                len(chain),
             )
         return {
-            "path": merged,
-            **counts,
+            "rows": len(latest),
+            "ok": ok,
+            "errors": len(latest) - ok,
             "batch_ids": batch_ids,
             "manifest": self.batch_file["manifest"],
             "requests": self.batch_file["requests"],
-            "resubmitted": sum(len(a) for a in attempts[1:]),
+            "resubmitted": resubmitted,
         }
 
-    def _download(self, hook: OpenAIBatchHook, staging: Any, batch: Any, scratch: Path, name: str) -> list:
-        """Results of one batch; its output and error files are kept in the run's ``outputs/`` and ``errors/``."""
-        from batchkit.results import parse_lines
+    def _key(self, context: Any, attempt: int) -> str:
+        return batch_key(context["ti"].dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt)
 
-        batch_id = batch.id
-        if batch.status == "failed" and queue_full(batch.errors):  # nothing ran: every request is to be resubmitted
-            return self._refused_requests(hook, batch, scratch / f"{batch_id}-input.jsonl")
-        if batch.status == "failed":
+    def _chain(self, context: Any, hook: OpenAIBatchHook, ledger: Any) -> list[Any]:
+        """The file's batches so far: the submitted one, then each resubmission the ledger's claims name."""
+        chain = [hook.get_batch(self.batch_id)]
+        while (claim := ledger.claim_of(self._key(context, len(chain) + 1))) and claim.batch_id:
+            chain.append(hook.get_batch(claim.batch_id))
+        return chain
+
+    def _defer(self, batch: Any) -> None:
+        from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+        deadline = batch.created_at + (self.completion_window + timedelta(hours=1)).total_seconds()
+        self.log.info("batch %s is %s; waiting on the triggerer", batch.id, batch.status)
+        self.defer(
+            trigger=OpenAIBatchStatusTrigger(
+                batch_id=batch.id, conn_id=self.conn_id, poll_interval=self.poll_interval, deadline=deadline
+            ),
+            method_name="collect",
+            timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
+        )
+
+    def _record(self, hook: OpenAIBatchHook, staging: Any, ledger: Any, batch: Any, attempt: int) -> None:
+        """Download a terminal batch's files once and record its results in the ledger."""
+        from itertools import chain
+
+        from batchkit.results import fingerprints, parse_lines, write_results
+
+        if batch.status == "failed" and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
-            raise AirflowException(f"batch {batch_id} failed: {errors}")
-        results = []
-        for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id)):
-            if file_id:
-                path = scratch / kind / name
-                size = hook.download(file_id, path)
-                results.extend(parse_lines(path, batch_id))
-                kept = staging.publish(path, kind, name)
-                self.log.info("downloaded file %s of %s (%d bytes) to %s", file_id, batch_id, size, kept)
-        counts = batch.request_counts
-        if batch.status == "completed" and counts and len(results) != counts.total:
-            raise AirflowException(
-                f"batch {batch_id} reports {counts.total} requests but its files hold {len(results)} results"
-            )
-        return results
+            raise AirflowFailException(f"batch {batch.id} failed: {errors}")
+        name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
+        with staging.scratch() as scratch:
+            if batch.status == "failed":  # refused for the queue limit: nothing ran, every line is unanswered
+                results = self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl")
+                downloaded = []
+            else:
+                downloaded = [
+                    (kind, self._download(hook, file_id, batch.id, scratch / kind / name))
+                    for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id))
+                    if file_id
+                ]
+                results = chain.from_iterable(parse_lines(path, batch.id) for _, path in downloaded)
+            counts = batch.request_counts
+            expected = counts.total if batch.status == "completed" and counts else None
+            local = scratch / f"{batch.id}.parquet"
+            if not hasattr(self, "_prints"):
+                self._prints = fingerprints(self.batch_file["path"])
+            written = write_results(results, self._prints, attempt, local, expected)
+            url = ledger.record_results(batch.id, local)
+            for kind, path in downloaded:
+                staging.publish(path, kind, name)
+        self.log.info("recorded %d result(s) of batch %s (%s) in %s", written, batch.id, batch.status, url)
+
+    def _download(self, hook: OpenAIBatchHook, file_id: str, batch_id: str, path: Path) -> Path:
+        size = hook.download(file_id, path)
+        self.log.info("downloaded file %s of %s (%d bytes)", file_id, batch_id, size)
+        return path
+
+    @staticmethod
+    def _latest(ledger: Any, chain: list[Any]) -> tuple[dict[str, tuple[str, int | None, str | None]], int]:
+        """Each request's best answer over the attempts (ok, then final errors, then the latest attempt), and
+        how many results came from resubmissions."""
+        table = ledger.read_results(
+            [b.id for b in chain], ["custom_id", "status", "http_status", "error_code", "final", "attempts"]
+        )
+        best: dict[str, tuple[tuple[int, int], tuple[str, int | None, str | None]]] = {}
+        columns = [table.column(c).to_pylist() for c in table.column_names]
+        for custom_id, status, http_status, code, final, attempts in zip(*columns):
+            rank = (0 if status == "ok" else 1 if final else 2, -attempts)
+            if custom_id not in best or rank < best[custom_id][0]:
+                best[custom_id] = (rank, (status, http_status, code))
+        resubmitted = sum(1 for attempts in columns[5] if attempts > 1)
+        return {custom_id: result for custom_id, (_, result) in best.items()}, resubmitted
 
     def _refused_requests(self, hook: OpenAIBatchHook, batch: Any, path: Path) -> list:
         import orjson
@@ -453,76 +527,77 @@ class CollectResultsOperator(BaseOperator):
         context: Any,
         hook: OpenAIBatchHook,
         staging: Any,
-        scratch: Path,
-        batches: list[Any],
+        ledger: Any,
+        chain: list[Any],
         retry: set[str],
         waits: int,
     ) -> Any:
         import openai
 
         from batchkit.results import request_lines
-        from openai_batch.triggers import OpenAIBatchStatusTrigger
+        from openai_batch.claims import submit_once
 
-        batch_ids = [b.id for b in batches]
-        attempt = len(batch_ids) + 1
-        key = batch_key(context, self.batch_file["sha256"], attempt)
-        batch = hook.find_batch(key)
-        if batch is None:
+        attempt = len(chain) + 1
+        key = self._key(context, attempt)
+        with staging.scratch() as scratch:
             retry_file = scratch / f"retry-{self.batch_file['index']:05d}-{attempt}.jsonl"
             with retry_file.open("wb") as out:
                 out.writelines(request_lines(self.batch_file["path"], retry))
             staged = staging.publish(retry_file, "inputs", retry_file.name)
-            first = batches[0]
-            metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
-            try:
-                batch = hook.submit_file(
-                    key, staged, endpoint=first.endpoint, completion_window="24h", metadata=metadata
-                )
-            except openai.RateLimitError as exc:
-                reason = f"resubmission refused: {exc.message}"
-                return wait_then_retry(self, waits, "collect", {"batch_ids": batch_ids, "waited": True}, reason)
-        if batch.status in TERMINAL:  # adopted from an earlier try and already done: no need to wait
-            self.log.info("retry batch %s of an earlier try is already %s", batch.id, batch.status)
-            return self.collect(context, [*batch_ids, batch.id])
+        first = chain[0]
+        metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
+        try:
+            batch = submit_once(
+                hook,
+                ledger,
+                key,
+                actor(context),
+                self.batch_file["sha256"],
+                staged,
+                self.log,
+                endpoint=first.endpoint,
+                completion_window="24h",
+                metadata=metadata,
+            )
+        except openai.RateLimitError as exc:
+            return wait_then_retry(self, waits, "collect", {"waited": True}, f"resubmission refused: {exc.message}")
         self.log.warning(
-            "resubmitting %d retryable line(s) as batch %s (attempt %d of %d)",
+            "resubmitting %d retryable line(s) as batch %s (attempt %d of %s)",
             len(retry),
             batch.id,
             attempt,
             self.max_attempts,
         )
-        timeout = self.completion_window + timedelta(hours=1)
-        self.defer(
-            trigger=OpenAIBatchStatusTrigger(
-                batch_id=batch.id,
-                conn_id=self.conn_id,
-                poll_interval=self.poll_interval,
-                deadline=time.time() + timeout.total_seconds(),
-            ),
-            method_name="collect",
-            kwargs={"batch_ids": [*batch_ids, batch.id]},
-            timeout=timeout + timedelta(minutes=5),
-        )
+        return batch
 
 
 class LoadToWarehouseOperator(BaseOperator):
-    """Load the run's merged result files into a warehouse table, replacing the partition's rows atomically.
+    """Merge the partition's answers from the ledger onto its rows, check them, then replace the partition.
 
-    The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow
-    ``postgres`` connection, in which case rows are streamed to PostgreSQL with binary COPY.
+    The rows are the ones the split staged (``inputs/rows.parquet``), each with the best answer the ledger holds
+    for its request, whichever run paid for it; the merged file is kept in the run's ``merged/result.parquet``.
+    Reconciliation and ``max_error_rate`` are checked **before** the table is touched: a run that fails them
+    leaves the table exactly as it was and says where its merged results are.
 
-    :param results: the collect step's outputs (paths, local or ``s3://`` through ``storage_conn_id``, and counts).
+    The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow ``postgres``
+    or ``redshift`` connection. Runs when the mapped collects were skipped too (nothing left to send).
+
+    :param results: the collect steps' outputs (counts).
+    :param split: the split step's XCom ``split`` (staged rows, manifest, dry_run).
+    :param staging_root: as for the other steps (the ledger lives there).
     :param database: DuckDB database file (when no connection is given).
     :param table: target table (``table`` or ``schema.table``; validated and quoted).
-    :param warehouse_conn_id: optional ``postgres`` connection id.
+    :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
     """
 
-    template_fields = ("results", "database", "table", "warehouse_conn_id", "max_error_rate")
+    template_fields = ("results", "split", "staging_root", "database", "table", "warehouse_conn_id", "max_error_rate")
 
     def __init__(
         self,
         *,
         results: list[dict[str, Any]],
+        split: dict[str, Any],
+        staging_root: str,
         database: str,
         table: str,
         warehouse_conn_id: str = "",
@@ -530,58 +605,76 @@ class LoadToWarehouseOperator(BaseOperator):
         storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
+        self.split, self.staging_root = split, staging_root
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from openai_batch.staging import connect_storage
+        from airflow.sdk.exceptions import AirflowSkipException
 
+        from batchkit.merge import merge_partition
+        from openai_batch.staging import RunStaging, connect_storage
+
+        split = self.split if isinstance(self.split, dict) else {}
+        if not split.get("rows"):
+            raise AirflowFailException("the split step recorded no staged rows (XCom 'split'); clear the run")
+        if as_bool(split.get("dry_run")):
+            raise AirflowSkipException("dry run: nothing was submitted, so nothing is loaded")
         partition = partition_key(context)
+        connect_storage(split["rows"], self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        with staging.scratch() as scratch, airflow_errors(f"merging the answers of partition {partition}"):
+            counts = merge_partition(split["rows"], staging.ledger().result_files(), scratch / "result.parquet")
+            merged = staging.publish(scratch / "result.parquet", "merged", "result.parquet")
         given = self.results or []
         # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
-        for url in {r["path"].partition("://")[0]: r["path"] for r in results}.values():  # one per protocol
-            connect_storage(url, self.storage_conn_id)
+        report = self._reconcile(split["manifest"], results, counts)
+        self.log.info("partition %s: %s", partition, ", ".join(f"{k} {v}" for k, v in report.items()))
+        self._guard(counts, merged, partition)
         try:
-            target, rows = self._load([r["path"] for r in results], partition, context["run_id"])
+            target, rows = self._load([merged], partition, context["run_id"])
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
-        report = self._reconcile(results, rows)
-        self.log.info(
-            "loaded into %s table %s for partition %s; reconciliation: %s",
-            target,
-            self.table,
-            partition,
-            ", ".join(f"{k} {v}" for k, v in report.items()),
-        )
+        self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
-        if report["loaded"] != report["input_rows"]:
-            raise AirflowException(f"loaded {report['loaded']} rows but the partition has {report['input_rows']}")
-        rate = report["results_error"] / max(1, report["loaded"])
+        if rows != counts["rows"]:
+            raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
+        return {"warehouse": target, "table": self.table, "partition": partition, "merged": merged, **report}
+
+    def _guard(self, counts: dict[str, int], merged: str, partition: str) -> None:
+        """Refuse to replace the partition with incomplete or too faulty results; the table stays as it was."""
+        kept = f"the table was left unchanged; the merged results are kept at {merged}"
+        if counts["unanswered"]:
+            raise AirflowException(
+                f"{counts['unanswered']} request(s) of partition {partition} have no answer in the ledger; {kept}"
+            )
+        rate = counts["errors"] / max(1, counts["rows"])
         if rate > float(self.max_error_rate):
             raise AirflowFailException(
-                f"{report['results_error']} of {report['loaded']} rows ({rate:.1%}) ended in "
-                f"error, over max_error_rate {float(self.max_error_rate):.1%}; the rows are "
-                "loaded with their error codes for inspection"
+                f"{counts['errors']} of {counts['rows']} rows ({rate:.1%}) ended in error, over max_error_rate "
+                f"{float(self.max_error_rate):.1%}: {kept}. To load them anyway: `batchkit load {merged} --table "
+                f"{self.table} --partition {partition}` (see the README), or run the partition again (only the "
+                "unanswered requests are sent) with a higher max_error_rate"
             )
-        return {"warehouse": target, "table": self.table, "partition": partition, **report}
 
     @staticmethod
-    def _reconcile(results: list[dict[str, Any]], loaded: int) -> dict[str, int]:
-        """Input rows (from the split manifest) against what was submitted, answered and loaded."""
+    def _reconcile(manifest: str, results: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, int]:
+        """Input rows (from the split manifest) against what was sent, reused, answered and merged."""
         from batchkit.manifest import Manifest
 
-        manifests = {r["manifest"] for r in results if r.get("manifest")}
-        input_rows = sum(Manifest.load(m).totals["rows_read"] for m in manifests) if manifests else loaded
+        totals = Manifest.load(manifest).totals
         return {
-            "input_rows": input_rows,
+            "input_rows": totals["rows_read"],
             "requests_submitted": sum(r.get("requests", 0) for r in results),
             "resubmitted": sum(r.get("resubmitted", 0) for r in results),
-            "results_ok": sum(r["ok"] for r in results),
-            "results_error": sum(r["errors"] for r in results),
-            "loaded": loaded,
+            "reused": totals.get("reused", 0),
+            "results_ok": counts["ok"],
+            "results_error": counts["errors"],
+            "merged": counts["rows"],
         }
 
     def _load(self, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:

@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from batchkit import storage
+from batchkit.ledger import LEDGER_DIR, Ledger
 from openai_batch.context import partition_key
 
 
@@ -44,6 +45,10 @@ class RunStaging:
         run_id = re.sub(r"[^A-Za-z0-9._-]", "_", context["run_id"])
         self.root = connect_storage(staging_root, conn_id) / context["dag"].dag_id / partition_key(context) / run_id
         self.remote = storage.is_remote(plain_url(self.root))
+
+    def ledger(self) -> Ledger:
+        """The request ledger of this run's DAG and partition, shared by all its runs."""
+        return Ledger(plain_url(self.root.parent / LEDGER_DIR))
 
     def url(self, *parts: str) -> str:
         return plain_url(self.root.joinpath(*parts))

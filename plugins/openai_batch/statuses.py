@@ -1,9 +1,8 @@
-"""Batch statuses and metadata names shared by the hook, trigger, sensor and operators (no heavy imports)."""
+"""Batch statuses and metadata names for the hook, trigger, sensor and operators (from ``batchkit.batch_api``)."""
 
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-NOT_ADOPTABLE = ("failed", "expired", "cancelled", "cancelling")  # a retry must not wait on these
-METADATA_KEY = "batchkit_key"
-QUEUE_FULL = "token_limit_exceeded"  # a batch refused for the enqueued-token limit: wait, then resubmit it whole
+from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL
+
+__all__ = ["METADATA_KEY", "QUEUE_FULL", "TERMINAL", "queue_full"]
 
 
 def queue_full(errors: object) -> bool:

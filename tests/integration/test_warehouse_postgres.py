@@ -56,6 +56,14 @@ def test_concurrent_loads_of_two_partitions(database, tmp_path):
     ]
 
 
+def test_concurrent_loads_of_the_same_partition_keep_its_rows_once(database, tmp_path):
+    path = results(tmp_path, "same.parquet", list(range(5000)))
+    assert run_concurrently(lambda run: load_postgres(database, "same_partition", [path], "d", run), "abcd") == []
+    assert rows(database, "SELECT count(*), count(DISTINCT id) FROM same_partition WHERE partition_key = 'd'") == [
+        (5000, 5000)
+    ]
+
+
 def test_failure_mid_load_keeps_previous_rows(database, tmp_path):
     load_postgres(database, "rollback", [results(tmp_path, "a.parquet", [1, 2])], "d", "r1")
     broken = corrupt_data_pages(results(tmp_path, "broken.parquet", list(range(5000))))

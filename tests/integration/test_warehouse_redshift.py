@@ -15,6 +15,8 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse.redshift_loader import load_redshift, plan_load, stage_results
 
+from ..helpers import run_concurrently
+
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
 
 
@@ -133,6 +135,21 @@ def test_load_replaces_the_partition_on_postgres(database, s3fs_client, bucket, 
             "SELECT partition_key, dag_run_id, count(*) FROM analytics.results GROUP BY 1, 2 ORDER BY 1"
         ).fetchall()
     assert got == [("d1", "r3", 2), ("d2", "r2", 1)]
+
+
+def test_concurrent_loads_of_the_same_partition_keep_its_rows_once(database, s3fs_client, bucket, tmp_path):
+    path = results(tmp_path, "same.parquet", list(range(5000)))
+
+    def load(run):
+        stage = f"s3://{bucket}/same/d/{run}"
+        conn = CopyFromStage(database, s3fs_client)
+        return load_redshift(lambda: conn, "same_partition", [path], "d", run, s3fs_client, stage, ROLE)
+
+    load("first")  # creates the table; concurrent first loads are not the race under test
+    assert run_concurrently(load, "abcd") == []
+    with psycopg.connect(database) as con:
+        got = con.execute("SELECT count(*), count(DISTINCT id) FROM same_partition WHERE partition_key = 'd'")
+        assert got.fetchall() == [(5000, 5000)]
 
 
 def test_load_operator_stages_through_an_aws_connection(

@@ -1,6 +1,8 @@
 """Result parsing, retry selection and merging results back onto input rows."""
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -8,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchkit.errors import BatchkitError
-from batchkit.manifest import Manifest
-from batchkit.results import Result, latest_results, merge_with_inputs, parse_line, parse_lines, request_lines
+from batchkit.merge import merge_partition
+from batchkit.results import Result, fingerprints, parse_line, parse_lines, request_lines, write_results
 from batchkit.splitter import SplitConfig, split
 
 
@@ -105,11 +107,31 @@ def test_parse_lines_names_the_bad_line(tmp_path):
         list(parse_lines(path, "b"))
 
 
-def test_latest_attempt_wins():
-    first = [Result("a", "b1", "error", 500, error_code="http_500"), Result("b", "b1", "ok", 200)]
-    second = [Result("a", "b2", "ok", 200)]
-    final = latest_results([first, second])
-    assert final["a"].batch_id == "b2" and final["a"].attempts == 2 and final["b"].attempts == 1
+def answers(out: Path, answer: Callable[[dict], Result], attempt: int = 1) -> list[str]:
+    """Answer every batch file of the split in ``out`` with ``answer(line)``; the ledger results files written."""
+    written = []
+    for index, batch_file in enumerate(sorted(out.glob("batch-*.jsonl"))):
+        results = [answer(json.loads(raw)) for raw in batch_file.read_bytes().splitlines()]
+        target = out.parent / f"{out.name}-results" / f"{attempt}-{index}.parquet"
+        write_results(results, fingerprints(batch_file), attempt, target)
+        written.append(str(target))
+    return written
+
+
+def merged_rows(out: Path, result_files: list[str]) -> tuple[dict[str, int], list[dict]]:
+    counts = merge_partition(str(out / "rows.parquet"), result_files, out.parent / f"{out.name}-merged.parquet")
+    return counts, pq.read_table(out.parent / f"{out.name}-merged.parquet").to_pylist()
+
+
+def test_a_later_ok_answer_wins_over_an_earlier_error(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["x", "y"]})
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
+    first = answers(tmp_path / "o", lambda line: parse_line(error_line(line["custom_id"], 500, "server_error"), "b1"))
+    second = answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b2"), attempt=2)
+    counts, rows = merged_rows(tmp_path / "o", first + second)
+    assert counts["ok"] == 2 and {(r["batch_id"], r["attempts"]) for r in rows} == {("b2", 2)}
+    counts, rows = merged_rows(tmp_path / "o", first)
+    assert counts["ok"] == 0 and {r["error_code"] for r in rows} == {"server_error"}
 
 
 def test_request_lines_selects_originals(tmp_path, write_parquet):
@@ -127,20 +149,15 @@ def test_merge_every_input_row_exactly_once(tmp_path, write_parquet):
         tmp_path / "o",
         SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=2),
     )
-    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
     assert [f.requests for f in manifest.files] == [2, 2, 1]
-    merged = []
-    for index, entry in enumerate(manifest.files):
-        ids = [json.loads(line)["custom_id"] for line in (tmp_path / "o" / entry.path).read_text().splitlines()]
-        results = {
-            cid: parse_line(ok_line(cid, f"answer {cid}") if cid != "4" else error_line(cid, 400, "bad"), "b")
-            for cid in ids
-        }
-        counts = merge_with_inputs(manifest, index, results, tmp_path / "r" / f"{index}.parquet")
-        merged.append(pq.read_table(tmp_path / "r" / f"{index}.parquet"))
-        assert counts["rows"] == merged[-1].num_rows
-    rows = [row for table in merged for row in table.to_pylist()]
-    assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
+
+    def answer(line: dict) -> Result:
+        cid = line["custom_id"]
+        return parse_line(ok_line(cid, f"answer {cid}") if cid != "4" else error_line(cid, 400, "bad"), "b")
+
+    counts, rows = merged_rows(tmp_path / "o", answers(tmp_path / "o", answer))
+    assert counts == {"rows": 6, "ok": 4, "errors": 2, "unanswered": 0}
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6]
     by_id = {r["id"]: r for r in rows}
     assert by_id[1]["response_text"] == "answer 1" and by_id[1]["extra"] == 10 and by_id[1]["status"] == "ok"
     assert by_id[2]["status"] == "error" and by_id[2]["error_code"] == "skipped"
@@ -148,17 +165,15 @@ def test_merge_every_input_row_exactly_once(tmp_path, write_parquet):
     assert by_id[6]["custom_id"] == "6" and by_id[6]["total_tokens"] == 12
 
 
-def test_merge_by_row_position_and_missing_results_fail(tmp_path, write_parquet):
+def test_merge_by_row_position_counts_missing_results(tmp_path, write_parquet):
     write_parquet("a.parquet", {"text": ["a", "b", "c"]})
     split(str(tmp_path / "a.parquet"), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
-    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
-    results = {cid: parse_line(ok_line(cid), "b") for cid in ["0-0", "0-1", "0-2"]}
-    merge_with_inputs(manifest, 0, results, tmp_path / "r.parquet")
-    assert pq.read_table(tmp_path / "r.parquet").column("custom_id").to_pylist() == ["0-0", "0-1", "0-2"]
-    del results["0-1"]
-    with pytest.raises(BatchkitError, match="1 request"):
-        merge_with_inputs(manifest, 0, results, tmp_path / "r2.parquet")
-    assert not (tmp_path / "r2.parquet").exists()
+    counts, rows = merged_rows(
+        tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b"))
+    )
+    assert [r["custom_id"] for r in rows] == ["0-0", "0-1", "0-2"] and counts["ok"] == 3
+    counts, rows = merged_rows(tmp_path / "o", [])
+    assert counts["unanswered"] == 3 and {r["error_code"] for r in rows} == {"no_result"}
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -188,25 +203,16 @@ def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory,
     config = SplitConfig(
         model="m", prompt_column="text", id_column="id" if with_ids else None, max_requests=max_requests
     )
-    split(str(base / "p"), base / "o", config)
-    manifest = Manifest.load(base / "o" / "manifest.json")
-    merged = []
-    for index, entry in enumerate(manifest.files):
-        lines = [json.loads(raw) for raw in (base / "o" / entry.path).read_bytes().splitlines()]
-        answers = {
-            line["custom_id"]: parse_line(
-                ok_line(line["custom_id"], "re: " + line["body"]["messages"][0]["content"]), "b"
-            )
-            for line in lines
-        }
-        merge_with_inputs(manifest, index, answers, base / "r" / f"{index}.parquet")
-        merged += pq.read_table(base / "r" / f"{index}.parquet").to_pylist()
+    manifest = split(str(base / "p"), base / "o", config)
+
+    def echo(line: dict) -> Result:
+        return parse_line(ok_line(line["custom_id"], "re: " + line["body"]["messages"][0]["content"]), "b")
+
+    counts, merged = merged_rows(base / "o", answers(base / "o", echo))
     all_texts = [t for texts in files for t in texts]
     submitted = [t for t in all_texts if t is not None and t.strip()]
-    if not submitted:
-        assert manifest.files == [] and merged == []
-        return
-    assert sorted(row["id"] for row in merged) == list(range(len(all_texts)))
+    assert counts["unanswered"] == 0 and counts["ok"] == len(submitted) == manifest.totals["requests"]
+    assert [row["id"] for row in merged] == list(range(len(all_texts)))
     for row in merged:
         if row["text"] is not None and row["text"].strip():
             assert row["status"] == "ok" and row["response_text"] == "re: " + row["text"]
@@ -216,11 +222,11 @@ def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory,
 
 def test_merge_keeps_only_selected_input_columns(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"id": [1, 2], "text": ["a", "b"], "secret": ["x", "y"], "extra": [1, 2]})
-    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text", id_column="id"))
-    manifest = Manifest.load(tmp_path / "o" / "manifest.json")
-    results = {cid: parse_line(ok_line(cid), "b") for cid in ["1", "2"]}
-    merge_with_inputs(manifest, 0, results, tmp_path / "r.parquet", columns=["text"])
-    names = pq.read_table(tmp_path / "r.parquet").column_names
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text", id_column="id", keep_columns=["text"]))
+    _, rows = merged_rows(
+        tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b"))
+    )
+    names = list(rows[0])
     assert names[:2] == ["text", "id"] and "secret" not in names and "extra" not in names
 
 

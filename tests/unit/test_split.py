@@ -137,6 +137,10 @@ def test_null_and_empty_prompts_are_skipped_and_reported(tmp_path, write_parquet
         "estimated_tokens": manifest.files[0].estimated_tokens,
         "rows_read": 5,
         "rows_skipped": 3,
+        "new": 2,
+        "changed": 0,
+        "retried": 0,
+        "reused": 0,
     }
 
 
@@ -176,11 +180,11 @@ def test_corrupt_parquet(tmp_path, write_parquet):
     assert not (tmp_path / "o").exists()
 
 
-def test_empty_partition_writes_manifest_only(tmp_path, write_parquet):
+def test_empty_partition_writes_no_batch_file(tmp_path, write_parquet):
     (tmp_path / "empty").mkdir()
     manifest = split(str(tmp_path / "empty"), tmp_path / "o", cfg())
     assert manifest.totals["files"] == 0 and manifest.sources == []
-    assert [p.name for p in (tmp_path / "o").iterdir()] == ["manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "rows.parquet"]
     zero_rows = write_parquet("z.parquet", pa.table({"text": pa.array([], pa.string())}))
     assert split(str(zero_rows), tmp_path / "o2", cfg()).totals["requests"] == 0
 

@@ -33,7 +33,9 @@ def load_postgres(uri: str, table: str, parquet_paths: list[str], partition_key:
     """Replace ``partition_key``'s rows of ``table`` with the result files, in one transaction.
 
     DDL (create table, add columns) runs first in its own short transaction under an advisory lock, so
-    concurrent loads of different partitions do not race to create the same table.
+    concurrent loads of different partitions do not race to create the same table. The swap (delete + COPY)
+    holds an advisory lock on (table, partition) until it commits, so concurrent loads of the same partition
+    run one after the other and leave its rows once.
 
     :param uri: ``postgresql://user:password@host:port/database``.
     :returns: the number of rows now in the partition.
@@ -60,6 +62,7 @@ def load_postgres(uri: str, table: str, parquet_paths: list[str], partition_key:
             conn.commit()
         elif not _columns(cur, schema_name, table_name):
             return 0
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", parameters=(table, partition_key))
         cur.execute(f"DELETE FROM {target} WHERE partition_key = $1", parameters=(partition_key,))
         if schema is not None:
             cur.adbc_ingest(

@@ -73,7 +73,8 @@ def stage_results(parquet_paths: list[str], fs: Any, prefix: str, partition_key:
 
 
 def plan_load(table: str, schema: pa.Schema, existing: dict[str, str], s3_uri: str, iam_role: str) -> RedshiftLoad:
-    """The SQL for one load: create or grow the table, COPY into a temporary table, delete + insert."""
+    """The SQL for one load: create or grow the table, then (under ``LOCK``, as Redshift has no advisory locks,
+    so concurrent loads of a partition run one after the other) COPY into a temporary table, delete + insert."""
     target = quote_identifier(table)
     columns = ", ".join(quote_column(f.name) for f in schema)
     create = []
@@ -94,6 +95,7 @@ def plan_load(table: str, schema: pa.Schema, existing: dict[str, str], s3_uri: s
         raise InputError("the S3 staging URI and IAM role must not contain quotes")
     copy = f"COPY batchkit_stage ({columns}) FROM '{s3_uri.rstrip('/')}/' IAM_ROLE '{iam_role}' FORMAT AS PARQUET"
     swap = [
+        f"LOCK {target}",  # first: the LIKE below takes a weaker lock, and upgrading it deadlocks
         f"CREATE TEMP TABLE batchkit_stage (LIKE {target})",
         copy,
         f"DELETE FROM {target} WHERE partition_key = %(partition)s",

@@ -1,0 +1,171 @@
+"""The request ledger of one (DAG, partition): which requests were answered, by which batch, and who creates
+which batch. Every run, retry and worker of the partition consults it, so nothing is paid for twice.
+
+Layout under ``<staging>/<dag_id>/<partition>/_ledger/`` (local disk or S3; files are written whole, never
+edited in place, so concurrent writers need no locks):
+
+- ``batches/<key>.json`` — one claim per batch key: written exclusively before the batch is created (two runs
+  race, one wins), then completed with the batch id. It is the persisted attempt chain and bounds the
+  lost-create lookup: no claim means nothing can have been created.
+- ``results/<batch_id>.parquet`` — one row per request a terminal batch answered: ``custom_id``, the
+  request ``fingerprint`` (model + endpoint + rendered body), the result columns and ``final``.
+
+A request is *answered* when a result with its ``custom_id`` and ``fingerprint`` is final: ``ok``, or an error
+that sending the same body again would repeat (a 400). Expired, cancelled, throttled and 5xx lines are not
+final: a clear or a rerun may send them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import storage
+from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
+from .errors import LedgerError
+from .storage import LEDGER_DIR  # beside the run directories; prune keeps it
+
+
+def fingerprint(request_without_id: bytes) -> str:
+    """What identifies a request's content: the line's bytes after its ``custom_id`` (method, url, body)."""
+    return hashlib.sha256(request_without_id).hexdigest()[:32]
+
+
+def is_final(status: str, http_status: int | None, error_code: str | None) -> bool:
+    """An answer that sending the same request again would not change."""
+    if status == "ok":
+        return True
+    return http_status not in RETRYABLE_HTTP_STATUS and error_code not in UNANSWERED_CODES
+
+
+def is_retryable(status: str, http_status: int | None, error_code: str | None) -> bool:
+    """A line the same run may resubmit (throttling, server errors, expiry; not a cancelled batch's lines)."""
+    return status == "error" and (http_status in RETRYABLE_HTTP_STATUS or error_code in RETRYABLE_CODES)
+
+
+@dataclass
+class Claim:
+    """Who creates the batch of one key; ``batch_id`` is set once the batch exists."""
+
+    key: str
+    owner: str  # "<dag_id>/<run_id>/<task_id>[<map_index>]" of the creator
+    file_sha256: str
+    claimed_at: float
+    batch_id: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+
+@dataclass
+class Answered:
+    """What the ledger knows of a partition's requests, for the split to leave out what is answered."""
+
+    final: set[str]  # "<custom_id>\\x00<fingerprint>" of answered requests
+    final_ids: set[str]  # custom_ids answered for some fingerprint (a changed prompt if not this one)
+    seen: set[str]  # custom_ids with any result (answered or not)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.final
+
+
+class Ledger:
+    """The request ledger at ``root`` (a directory or an ``s3://`` prefix)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    @classmethod
+    def for_partition(cls, staging_root: str, dag_id: str, partition: str) -> Ledger:
+        return cls(f"{staging_root.rstrip('/')}/{dag_id}/{partition}/{LEDGER_DIR}")
+
+    # Claims: one creator per batch key
+    def claim(self, key: str, owner: str, file_sha256: str) -> Claim | None:
+        """Claim ``key``; None when this caller won, else the existing claim (another run's or an earlier try's)."""
+        mine = Claim(key, owner, file_sha256, time.time())
+        if storage.write_bytes(self._claim_url(key), mine.to_json(), exclusive=True):
+            return None
+        existing = self.claim_of(key)
+        if existing is None:
+            raise LedgerError(f"claim {self._claim_url(key)} exists but cannot be read")
+        return existing
+
+    def take_over(self, claim: Claim, owner: str) -> None:
+        """Become the creator of a claim whose creator is gone (an earlier try, or a stale claim)."""
+        claim.owner, claim.claimed_at = owner, time.time()
+        storage.write_bytes(self._claim_url(claim.key), claim.to_json())
+
+    def claim_of(self, key: str) -> Claim | None:
+        data = storage.read_bytes(self._claim_url(key))
+        if data is None:
+            return None
+        try:
+            return Claim(**orjson.loads(data))
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            raise LedgerError(
+                f"ledger claim {self._claim_url(key)} is corrupt ({exc}); it guards against paying twice, so "
+                "nothing is created until it is repaired: delete it only once no batch carries this key"
+            ) from None
+
+    def record_batch(self, claim: Claim, batch_id: str) -> None:
+        claim.batch_id = batch_id
+        storage.write_bytes(self._claim_url(claim.key), claim.to_json())
+
+    # Results: one file per terminal batch
+    def results_url(self, batch_id: str) -> str:
+        return f"{self.root}/results/{batch_id}.parquet"
+
+    def has_results(self, batch_id: str) -> bool:
+        return storage.read_bytes(self.results_url(batch_id) + ".done") is not None
+
+    def record_results(self, batch_id: str, local: Path) -> str:
+        """Publish a batch's results file (``results.write_results``), then its completion mark."""
+        url = self.results_url(batch_id)
+        storage.put_file(local, url)
+        storage.write_bytes(url + ".done", b"")
+        return url
+
+    def result_files(self) -> list[str]:
+        """Every complete results file of the partition."""
+        return [url.removesuffix(".done") for url in storage.list_files(f"{self.root}/results", ".parquet.done")]
+
+    def read_results(self, batch_ids: Iterable[str], columns: list[str]) -> pa.Table:
+        return _read([self.results_url(b) for b in batch_ids], columns)
+
+    def answered(self) -> Answered:
+        """Requests answered for good (by any run), for the split to leave out."""
+        table = _read(self.result_files(), ["custom_id", "fingerprint", "final"])
+        final_rows = table.filter(table.column("final"))
+        ids = final_rows.column("custom_id").to_pylist()
+        keys = {f"{c}\x00{f}" for c, f in zip(ids, final_rows.column("fingerprint").to_pylist())}
+        return Answered(keys, set(ids), set(table.column("custom_id").to_pylist()))
+
+    def _claim_url(self, key: str) -> str:
+        return f"{self.root}/batches/{key}.json"
+
+
+def _read(urls: list[str], columns: list[str]) -> pa.Table:
+    tables = []
+    for url in urls:
+        try:
+            with storage.open_file(url) as handle:
+                tables.append(pq.read_table(handle, columns=columns))
+        except (OSError, pa.ArrowException) as exc:
+            raise LedgerError(
+                f"ledger results file {url} cannot be read ({exc}); the ledger decides what was answered, so "
+                "nothing is re-sent until it is repaired (delete it together with its .done mark to re-ask "
+                "its requests)"
+            ) from None
+    if not tables:
+        return pa.table({c: pa.array([], RESULT_TYPES.get(c, pa.string())) for c in columns})
+    return pa.concat_tables(tables)
+
+
+RESULT_TYPES = {"final": pa.bool_(), "http_status": pa.int32(), "attempts": pa.int32()}

@@ -1,0 +1,64 @@
+"""Create each batch once across tries, clears and overlapping runs: claim its key in the ledger first."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from batchkit.errors import TransientError
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from batchkit.ledger import Claim, Ledger
+    from openai_batch.hooks import OpenAIBatchHook
+
+CLAIM_WAIT_SECONDS = 60.0  # how long a second run waits on the worker for the first run's create
+STALE_CLAIM_SECONDS = 900.0  # a claim this old without a batch: its creator is gone, take it over
+
+
+def submit_once(
+    hook: OpenAIBatchHook,
+    ledger: Ledger,
+    key: str,
+    owner: str,
+    file_sha256: str,
+    path: str,
+    log: Any,
+    **create: Any,
+) -> Batch:
+    """The batch of ``key``: adopted (any status) when a claim names one or the API holds one with the key,
+    else uploaded from ``path`` and created under a claim this caller won.
+
+    :raises TransientError: another run is creating this batch right now (the task retries later).
+    """
+    claim = ledger.claim(key, owner, file_sha256)
+    if claim is None:
+        return _create(hook, ledger, ledger.claim_of(key), path, log, **create)
+    deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+    while True:
+        if claim.batch_id:
+            log.info("adopting batch %s of key %s (created by %s)", claim.batch_id, key, claim.owner)
+            return hook.get_batch(claim.batch_id)
+        found = hook.find_batch(key, since=claim.claimed_at)
+        if found:
+            log.info("adopting batch %s of key %s, created by %s before it could record it", found.id, key, claim.owner)
+            ledger.record_batch(claim, found.id)
+            return found
+        if claim.owner == owner or time.time() - claim.claimed_at > STALE_CLAIM_SECONDS:
+            log.warning("taking over the claim of key %s from %s (no batch was created)", key, claim.owner)
+            ledger.take_over(claim, owner)
+            return _create(hook, ledger, claim, path, log, **create)
+        if time.monotonic() > deadline:
+            raise TransientError(
+                f"{claim.owner} is creating the batch of this file (key {key}) and has not finished after "
+                f"{CLAIM_WAIT_SECONDS:.0f}s; this task adopts it on its next try"
+            )
+        time.sleep(2)
+        claim = ledger.claim_of(key) or claim
+
+
+def _create(hook: OpenAIBatchHook, ledger: Ledger, claim: Claim, path: str, log: Any, **create: Any) -> Batch:
+    batch = hook.submit_file(claim.key, path, **create)
+    ledger.record_batch(claim, batch.id)
+    return batch
