@@ -66,3 +66,51 @@ def emulator_objects(stack: Stack, kind: str) -> list[dict]:
         if not page["has_more"]:
             return found
         after = page["last_id"]
+
+
+def staged_run(
+    tmp_path: Path,
+    ids: list[int],
+    errors: Iterable[str] = (),
+    unanswered: Iterable[str] = (),
+    partition: str = "2026-11-24",
+    run_id: str = "manual__1",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's staging area as the split and collect steps leave it: rows ``ids`` split into the run's
+    ``inputs/``, answered ``ok`` in the partition's ledger except ``errors`` (a final 400) and ``unanswered``.
+
+    :returns: the load operator's ``split`` and ``staging_root`` arguments, and a task context.
+    """
+    import json
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from batchkit.ledger import Ledger
+    from batchkit.results import Result, fingerprints, write_results
+    from batchkit.splitter import SplitConfig, split
+
+    root, errors, unanswered = tmp_path / "staging", set(errors), set(unanswered)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    inputs = root / "d" / partition / run_id / "inputs"
+    source = tmp_path / "source.parquet"
+    pq.write_table(pa.table({"id": ids, "text": [f"review {i}" for i in ids]}), source)
+    split(str(source), inputs, SplitConfig(model="m", prompt_column="text", id_column="id"))
+    ledger = Ledger.for_partition(str(root), "d", partition)
+    for batch_file in sorted(inputs.glob("batch-*.jsonl")):
+        answers = []
+        for line in map(json.loads, batch_file.read_bytes().splitlines()):
+            cid = line["custom_id"]
+            if cid in errors:
+                answers.append(Result(cid, "batch_1", "error", http_status=400, error_code="bad", error_message="no"))
+            elif cid not in unanswered:
+                answers.append(Result(cid, "batch_1", "ok", http_status=200, response_text=f"answer {cid}"))
+        write_results(answers, fingerprints(batch_file), 1, tmp_path / "results.parquet")
+        ledger.record_results("batch_1", tmp_path / "results.parquet")
+    arguments = {
+        "split": {"rows": str(inputs / "rows.parquet"), "manifest": str(inputs / "manifest.json"), "dry_run": False},
+        "staging_root": str(root),
+    }
+    context = {"params": {"partition": partition}, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")}
+    return arguments, context

@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_split(commands)
     _add_sample(commands)
     _add_emulator(commands)
+    _add_load(commands)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -250,6 +251,37 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if config.backend == "forward" and not config.upstream_url:
         raise BatchkitError("--backend forward needs --upstream-url")
     serve(config, args.host, args.port, args.log_level)
+    return 0
+
+
+def _add_load(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "load",
+        help="load a run's merged results into the warehouse on purpose (e.g. results a check refused)",
+        description="Replace PARTITION's rows of TABLE with a merged result file (a run's "
+        "merged/result.parquet). The DAG's load step refuses results over max_error_rate and leaves the table "
+        "as it was; this loads them anyway, in one transaction.",
+    )
+    p.add_argument("results", help="merged result Parquet file, local or s3://")
+    p.add_argument("--table", required=True, help="target table (table or schema.table)")
+    p.add_argument("--partition", required=True, help="partition key whose rows are replaced")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--duckdb", help="DuckDB database file")
+    target.add_argument("--postgres", help="PostgreSQL URI, e.g. postgresql://user@host:5432/dwh")
+    p.add_argument("--run-id", default="manual-load", help="recorded in dag_run_id (default: %(default)s)")
+    p.set_defaults(run=_run_load)
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    if args.duckdb:
+        from .warehouse.duckdb_loader import load_duckdb
+
+        rows = load_duckdb(args.duckdb, args.table, [args.results], args.partition, args.run_id)
+    else:
+        from .warehouse.postgres_loader import load_postgres
+
+        rows = load_postgres(args.postgres, args.table, [args.results], args.partition, args.run_id)
+    print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
 
 

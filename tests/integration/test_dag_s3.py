@@ -72,9 +72,8 @@ def test_s3_source_and_staging_end_to_end(stack, lake):
         "inputs/batch-00001.jsonl",
         "inputs/batch-00002.jsonl",
         "inputs/manifest.json",
-        "merged/result-00000.parquet",
-        "merged/result-00001.parquet",
-        "merged/result-00002.parquet",
+        "inputs/rows.parquet",
+        "merged/result.parquet",
         "outputs/00000/attempt-1.jsonl",
         "outputs/00001/attempt-1.jsonl",
         "outputs/00002/attempt-1.jsonl",
@@ -92,6 +91,8 @@ def test_s3_source_and_staging_end_to_end(stack, lake):
     assert second["state"] == "success", second["tasks"]
     assert not fs.exists(area), "the first run's staging area is past retention"
     assert fs.exists(f"{bucket}/staging/{DAG_ID}/{PARTITION}/s3_2/inputs/manifest.json")
+    assert not fs.exists(f"{bucket}/staging/{DAG_ID}/{PARTITION}/s3_2/inputs/batch-00000.jsonl"), "all reused"
+    assert len(fs.ls(f"{bucket}/staging/{DAG_ID}/{PARTITION}/_ledger/batches")) == 3, "the ledger outlives pruning"
     assert len(fs.ls(f"{bucket}/reviews/dt={PARTITION}")) == 3, "the source is never pruned"
     with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
         assert con.execute("SELECT count(*), min(dag_run_id) FROM review_sentiment").fetchone() == (ROWS, "s3_2")

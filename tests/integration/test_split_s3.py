@@ -11,8 +11,10 @@ import pytest
 
 from batchkit.cli import main
 from batchkit.errors import InputError
+from batchkit.ledger import Ledger
 from batchkit.manifest import Manifest
-from batchkit.results import merge_with_inputs, parse_line
+from batchkit.merge import merge_partition
+from batchkit.results import fingerprints, parse_line, write_results
 from batchkit.splitter import SplitConfig, split
 
 
@@ -36,21 +38,29 @@ def test_split_and_merge_from_s3(partition, tmp_path):
     )
     assert [s["path"] for s in manifest.sources] == [f"{partition}/part-0.parquet", f"{partition}/part-1.parquet"]
     assert [f.requests for f in manifest.files] == [60, 40] and manifest.totals["rows_read"] == 100
-    lines = [json.loads(line) for line in (tmp_path / "out" / "batch-00001.jsonl").read_bytes().splitlines()]
-    results = {
-        line["custom_id"]: parse_line(
-            {
-                "custom_id": line["custom_id"],
-                "error": None,
-                "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "ok"}}]}},
-            },
-            "b",
-        )
-        for line in lines
-    }
-    counts = merge_with_inputs(Manifest.load(tmp_path / "out" / "manifest.json"), 1, results, tmp_path / "r.parquet")
-    assert counts == {"rows": 40, "ok": 40, "errors": 0}
-    assert pq.read_table(tmp_path / "r.parquet").column("text").to_pylist()[0] == "review 60 ✓"
+    bucket = partition.split("/")[2]
+    ledger = Ledger(f"s3://{bucket}/staging/d/2026-11-24/_ledger")
+    assert ledger.claim("key", "run_a", "sha") is None and ledger.claim("key", "run_b", "sha").owner == "run_a"
+    for index in range(2):
+        batch_file = tmp_path / "out" / f"batch-{index:05d}.jsonl"
+        lines = [json.loads(line) for line in batch_file.read_bytes().splitlines()]
+        results = [
+            parse_line(
+                {
+                    "custom_id": line["custom_id"],
+                    "error": None,
+                    "response": {"status_code": 200, "body": {"choices": [{"message": {"content": "ok"}}]}},
+                },
+                f"batch_{index}",
+            )
+            for line in lines
+        ]
+        write_results(results, fingerprints(batch_file), 1, tmp_path / f"r{index}.parquet")
+        ledger.record_results(f"batch_{index}", tmp_path / f"r{index}.parquet")
+    assert len(ledger.answered().final) == 100
+    counts = merge_partition(str(tmp_path / "out" / "rows.parquet"), ledger.result_files(), tmp_path / "m.parquet")
+    assert counts == {"rows": 100, "ok": 100, "errors": 0, "unanswered": 0}
+    assert pq.read_table(tmp_path / "m.parquet").column("text").to_pylist()[60] == "review 60 ✓"
 
 
 def test_split_writes_to_s3(partition, s3fs_client):
@@ -60,7 +70,7 @@ def test_split_writes_to_s3(partition, s3fs_client):
         main(["split", partition, "--out", out, "--model", "m", "--prompt-column", "text", "--max-requests", "60"]) == 0
     )
     names = sorted(p.rsplit("/", 1)[-1] for p in s3fs_client.ls(out.removeprefix("s3://")))
-    assert names == ["batch-00000.jsonl", "batch-00001.jsonl", "manifest.json"]
+    assert names == ["batch-00000.jsonl", "batch-00001.jsonl", "manifest.json", "rows.parquet"]
     manifest = Manifest.load(f"{out}/manifest.json")
     assert [f.requests for f in manifest.files] == [60, 40]
     assert len(s3fs_client.cat(f"{out.removeprefix('s3://')}/batch-00001.jsonl").splitlines()) == 40

@@ -11,7 +11,7 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse.postgres_loader import load_postgres
 
-from ..helpers import corrupt_data_pages, run_concurrently
+from ..helpers import corrupt_data_pages, run_concurrently, staged_run
 
 
 def results(tmp_path: Path, name: str, ids: list[int], **extra) -> str:
@@ -99,52 +99,59 @@ def test_load_operator_targets_postgres_through_a_connection(database, tmp_path,
         f'{{"conn_type": "postgres", "host": "{url.hostname}", '
         f'"port": {url.port}, "login": "postgres", "schema": "{url.path[1:]}"}}',
     )
-    path = results(tmp_path, "r.parquet", [1, 2, 3])
+    staged, context = staged_run(tmp_path, [1, 2, 3])
     operator = LoadToWarehouseOperator(
         task_id="load",
-        results=[{"path": path, "rows": 3, "ok": 3, "errors": 0}],
+        results=[],
         database="unused.duckdb",
         table="from_operator",
         warehouse_conn_id="warehouse",
+        **staged,
     )
-    outcome = operator.execute({"params": {"partition": "2026-11-24"}, "run_id": "manual__1"})
-    assert outcome["loaded"] == 3 and outcome["warehouse"].startswith("postgres")
+    outcome = operator.execute(context)
+    assert outcome["results_ok"] == 3 and outcome["warehouse"].startswith("postgres")
     assert rows(database, "SELECT count(*), min(dag_run_id) FROM from_operator WHERE partition_key = '2026-11-24'") == [
         (3, "manual__1")
     ]
 
 
-def test_load_operator_reconciles_and_enforces_the_error_rate(tmp_path):
-    import pyarrow.parquet as pq
+def test_load_operator_checks_before_it_replaces_the_partition(tmp_path):
+    import duckdb
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-    from batchkit.splitter import SplitConfig, split
     from openai_batch.operators import LoadToWarehouseOperator
 
-    source = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"id": [1, 2, 3, 4], "text": ["a", "b", "c", "d"]}), source)
-    split(str(source), tmp_path / "split", SplitConfig(model="m", prompt_column="text", id_column="id"))
-    path = results(tmp_path, "r.parquet", [1, 2, 3, 4])
-    manifest = str(tmp_path / "split" / "manifest.json")
-    outcome = {"path": path, "rows": 4, "ok": 3, "errors": 1, "manifest": manifest, "requests": 4, "resubmitted": 1}
-    context = {"params": {"partition": "d"}, "run_id": "r"}
+    staged, context = staged_run(tmp_path / "good", [1, 2, 3, 4], errors={"4"})
+    outcome = {"rows": 4, "ok": 3, "errors": 1, "requests": 4, "resubmitted": 1}
+    warehouse = str(tmp_path / "w.duckdb")
     load = LoadToWarehouseOperator(
-        task_id="load", results=[outcome], database=str(tmp_path / "w.duckdb"), table="t", max_error_rate=0.5
+        task_id="load", results=[outcome], database=warehouse, table="t", max_error_rate=0.5, **staged
     )
     report = load.execute(context)
     assert {
         k: report[k]
-        for k in ("input_rows", "requests_submitted", "resubmitted", "results_ok", "results_error", "loaded")
-    } == {"input_rows": 4, "requests_submitted": 4, "resubmitted": 1, "results_ok": 3, "results_error": 1, "loaded": 4}
-    load.max_error_rate = 0.2
-    with pytest.raises(AirflowFailException, match=r"1 of 4 rows \(25.0%\) ended in error"):
-        load.execute(context)
-    short = results(tmp_path, "short.parquet", [1, 2, 3])
+        for k in ("input_rows", "requests_submitted", "resubmitted", "results_ok", "results_error", "merged")
+    } == {"input_rows": 4, "requests_submitted": 4, "resubmitted": 1, "results_ok": 3, "results_error": 1, "merged": 4}
+
+    def table() -> list[tuple]:
+        with duckdb.connect(warehouse, read_only=True) as con:
+            return con.execute("SELECT id, status, dag_run_id FROM t ORDER BY id").fetchall()
+
+    before = table()
+    assert len(before) == 4
+    worse, context2 = staged_run(tmp_path / "worse", [1, 2, 3, 4], errors={"3", "4"}, run_id="manual__2")
     load = LoadToWarehouseOperator(
-        task_id="load",
-        database=str(tmp_path / "w.duckdb"),
-        table="t",
-        results=[{**outcome, "path": short, "rows": 3, "ok": 3, "errors": 0}],
+        task_id="load", results=[], database=warehouse, table="t", max_error_rate=0.2, **worse
     )
-    with pytest.raises(AirflowException, match="loaded 3 rows but the partition has 4"):
-        load.execute(context)
+    with pytest.raises(
+        AirflowFailException, match=r"2 of 4 rows \(50.0%\) ended in error.*the table was left unchanged"
+    ):
+        load.execute(context2)
+    assert table() == before
+    assert (tmp_path / "worse" / "staging" / "d" / "2026-11-24" / "manual__2" / "merged" / "result.parquet").exists()
+
+    short, context3 = staged_run(tmp_path / "short", [1, 2, 3, 4], unanswered={"2"}, run_id="manual__3")
+    load = LoadToWarehouseOperator(task_id="load", results=[], database=warehouse, table="t", **short)
+    with pytest.raises(AirflowException, match="1 request\\(s\\) of partition 2026-11-24 have no answer"):
+        load.execute(context3)
+    assert table() == before

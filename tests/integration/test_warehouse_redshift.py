@@ -15,7 +15,7 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse.redshift_loader import load_redshift, plan_load, stage_results
 
-from ..helpers import run_concurrently
+from ..helpers import run_concurrently, staged_run
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
 
@@ -189,15 +189,14 @@ def test_load_operator_stages_through_an_aws_connection(
             }
         ),
     )
+    staged, context = staged_run(tmp_path, [1, 2])
+    with psycopg.connect(database, autocommit=True) as con:  # PostgreSQL stands in: give it Redshift's SUPER
+        con.execute("DO $$ BEGIN CREATE DOMAIN super AS text; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     operator = LoadToWarehouseOperator(
-        task_id="load",
-        database="unused",
-        table="rs_results",
-        warehouse_conn_id="rs",
-        results=[{"path": results(tmp_path, "a.parquet", [1, 2]), "rows": 2, "ok": 2, "errors": 0}],
+        task_id="load", database="unused", table="rs_results", warehouse_conn_id="rs", results=[], **staged
     )
     with pytest.raises(psycopg.errors.SyntaxError, match="IAM_ROLE"):
-        operator.execute({"params": {"partition": "2026-11-24"}, "run_id": "manual__1"})
+        operator.execute(context)
     assert s3fs_client.ls(f"{bucket}/redshift/rs_results/2026-11-24/manual__1") == [
         f"{bucket}/redshift/rs_results/2026-11-24/manual__1/part-00000.parquet"
     ]
@@ -206,4 +205,4 @@ def test_load_operator_stages_through_an_aws_connection(
 
     monkeypatch.setenv("AIRFLOW_CONN_RS", json.dumps({"conn_type": "redshift", "host": "h", "extra": {}}))
     with pytest.raises(AirflowFailException, match="needs s3_staging, iam_role"):
-        operator.execute({"params": {"partition": "2026-11-24"}, "run_id": "manual__1"})
+        operator.execute(context)

@@ -78,3 +78,15 @@ def test_concurrent_loads_of_two_partitions(tmp_path):
     with duckdb.connect(str(db)) as con:
         got = con.execute("SELECT partition_key, count(*) FROM results GROUP BY 1 ORDER BY 1").fetchall()
     assert got == [("p1", 300), ("p2", 200), ("seed", 1)]
+
+
+def test_cli_loads_refused_results_on_purpose(tmp_path, capsys):
+    from batchkit.cli import main
+
+    merged = tmp_path / "result.parquet"
+    pq.write_table(pa.table({"id": [1, 2, 3], "status": ["ok", "error", "error"]}), merged)
+    database = str(tmp_path / "w.duckdb")
+    code = main(["load", str(merged), "--table", "t", "--partition", "2026-11-24", "--duckdb", database])
+    assert code == 0 and "partition 2026-11-24 of t now holds 3 rows" in capsys.readouterr().out
+    with duckdb.connect(database, read_only=True) as con:
+        assert con.execute("SELECT count(*), min(dag_run_id) FROM t").fetchone() == (3, "manual-load")
