@@ -11,7 +11,7 @@ prune_staging (independent): deletes staging areas of runs older than the retent
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task_group
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task_group
 
 from openai_batch.operators import (
     CollectResultsOperator,
@@ -31,13 +31,16 @@ RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
 MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))
-SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # "none": manual and backfill runs only
+SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # cron or preset; "none": manual and backfill runs
+PARTITION_FORMAT = os.environ.get("OPENAI_BATCH_PARTITION_FORMAT", "%Y-%m-%d")  # e.g. %Y-%m-%dT%H for hourly
 CONN_ID = "openai_default"
 RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREHOUSE)}")
 
 
 @dag(
-    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
+    # A data-interval timetable: the run fired at the end of a period processes that period (yesterday's
+    # partition at midnight), unlike "@daily" alone (CronTriggerTimetable), whose run would read the new day.
+    schedule=None if SCHEDULE.lower() == "none" else CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
     start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=4,
@@ -51,7 +54,18 @@ RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREH
             type="string",
             description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition",
         ),
-        "partition": Param("", type="string", description="partition key (YYYY-MM-DD); empty: the run's date"),
+        "partition": Param(
+            "",
+            type="string",
+            description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
+            "midnight: the day that just closed; a backfill: each date)",
+        ),
+        "partition_format": Param(
+            PARTITION_FORMAT,
+            type="string",
+            description="strftime format of the partition key taken from the run's data interval "
+            "(%Y-%m-%d daily, %Y-%m-%dT%H hourly)",
+        ),
         "model": Param("gpt-4o-mini", type="string"),
         "endpoint": Param("/v1/chat/completions", enum=["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]),
         "prompt_template": Param(

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Any
+
+DAILY = "%Y-%m-%d"
 
 
 def partition_key(context: Any) -> str:
-    """The ``partition`` Param, else the run's logical date, else its run_after date (manual/REST runs)."""
-    given = (context["params"].get("partition") or "").strip()
+    """Which partition a run processes:
+
+    1. the ``partition`` Param when given (manual runs);
+    2. else the start of the run's data interval, formatted with the ``partition_format`` Param: a scheduled
+       daily run fired at midnight processes the day that just closed, a backfill over D1..D2 makes one run per
+       day D1..D2 (the DAG's schedule is a ``CronDataIntervalTimetable``);
+    3. else (a run triggered through the REST API without a logical date) the last closed period before it
+       was triggered: yesterday for daily partitions, the previous hour when the format has ``%H``.
+    """
+    params = context["params"]
+    given = (params.get("partition") or "").strip()
     if given:
         return given
+    fmt = params.get("partition_format") or DAILY
     dag_run = context["dag_run"]
-    when = dag_run.logical_date or dag_run.run_after
-    return when.strftime("%Y-%m-%d")
+    start = getattr(dag_run, "data_interval_start", None)
+    if start is not None:
+        return start.strftime(fmt)
+    period = timedelta(hours=1) if "%H" in fmt else timedelta(days=1)
+    return (dag_run.run_after - period).strftime(fmt)
 
 
-def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1) -> str:
+def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "") -> str:
     """The key of one batch: the same DAG, partition, file content and attempt always give the same key, whichever
-    run, task or try asks, so overlapping runs of a partition share one batch per file instead of paying twice."""
-    raw = "|".join(["v2", dag_id, partition, file_sha256, str(attempt)])
+    run, task or try asks, so overlapping runs of a partition share one batch per file instead of paying twice.
+    ``scope`` (the run id of a deliberate full re-ask, ``reuse_results=false``) keeps that run's batches its own.
+    """
+    raw = "|".join(["v2", dag_id, partition, file_sha256, str(attempt), *([scope] if scope else [])])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 

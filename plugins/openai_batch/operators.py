@@ -195,6 +195,7 @@ class SplitPartitionOperator(BaseOperator):
                 "sha256": f.sha256,
                 "manifest": manifest_url,
                 "partition": partition,
+                "key_scope": "" if reuse else context["run_id"],  # a full re-ask adopts no other run's batches
             }
             for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
         ]
@@ -296,7 +297,7 @@ class SubmitBatchOperator(BaseOperator):
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch.id
             self.log.warning("batch %s of an earlier try was made from another file; not adopting it", batch.id)
-        key = batch_key(ti.dag_id, partition, sha)
+        key = batch_key(ti.dag_id, partition, sha, 1, self.batch_file.get("key_scope", ""))
         metadata = {
             **(self.metadata or {}),
             "airflow_dag_id": ti.dag_id,
@@ -428,7 +429,8 @@ class CollectResultsOperator(BaseOperator):
         }
 
     def _key(self, context: Any, attempt: int) -> str:
-        return batch_key(context["ti"].dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt)
+        scope = self.batch_file.get("key_scope", "")
+        return batch_key(context["ti"].dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt, scope)
 
     def _chain(self, context: Any, hook: OpenAIBatchHook, ledger: Any) -> list[Any]:
         """The file's batches so far: the submitted one, then each resubmission the ledger's claims name."""

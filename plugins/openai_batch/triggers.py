@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,12 +14,17 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from openai_batch.hooks import TRANSIENT, OpenAIBatchHook
 from openai_batch.statuses import TERMINAL
 
+POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would stall a deadline by minutes
+POLL_RETRIES = 1  # inside one poll; the loop itself backs off and tries again
+JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
+
 
 class OpenAIBatchStatusTrigger(BaseTrigger):
     """Poll a batch until it reaches a terminal status or ``deadline`` (a UNIX time) passes.
 
     State is only serialisable ids and numbers, so a restarted triggerer resumes where it left off.
     Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task.
+    One client per trigger, short request timeouts, jittered sleeps.
 
     :param batch_id: the batch to watch.
     :param conn_id: the ``openai`` connection.
@@ -58,7 +64,8 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
         interval, last_counts = self.poll_interval, None
         client = await OpenAIBatchHook(conn_id=self.conn_id).aget_conn()
-        async with client:
+        async with client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES) as client:
+            await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
             while True:
                 try:
                     batch = await client.batches.retrieve(self.batch_id)
@@ -81,11 +88,23 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                     yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
                     return
                 remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
-                await asyncio.sleep(min(interval, remaining))
+                await asyncio.sleep(min(interval * random.uniform(1 - JITTER, 1 + JITTER), remaining))
 
     async def on_kill(self) -> None:
-        """A user acted on the deferred task (mark failed/success, clear): stop spending on the batch."""
+        """A person acted on the deferred task (mark failed/success, clear): stop spending on the batch.
+
+        Airflow also calls this when the trigger moves to another triggerer (HA handover) or its triggerer
+        stops; the task instance is then still deferred and the batch must go on, so the state is checked first.
+        """
         if not self.cancel_on_kill:
+            return
+        state = await self._task_state()
+        if state in ("deferred", None):
+            self.log.info(
+                "not cancelling batch %s: the task is %s (the trigger moved or its triggerer stopped)",
+                self.batch_id,
+                state or "of unknown state",
+            )
             return
         try:
             async with await OpenAIBatchHook(conn_id=self.conn_id).aget_conn() as client:
@@ -93,6 +112,27 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             self.log.info("cancelled batch %s because the task was killed", self.batch_id)
         except openai.APIError as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
+
+
+    async def _task_state(self) -> str | None:
+        """The deferred task instance's current state, from Airflow's execution API (None if unknown)."""
+        from asgiref.sync import sync_to_async
+
+        ti = self.task_instance
+        if ti is None:
+            return None
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+            )
+            name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+            state = states[ti.run_id][name]
+        except Exception as exc:  # unknown: keep the paid work going rather than cancel it by mistake
+            self.log.warning("cannot read the state of %s: %s", ti.task_id, exc)
+            return None
+        return str(state) if state is not None else "none"
 
 
 def _event(status: str, batch_id: str, message: str, counts: Any) -> dict[str, Any]:

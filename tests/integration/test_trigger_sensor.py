@@ -70,7 +70,11 @@ def test_trigger_rides_out_api_errors(conn, tmp_path):
     assert event["status"] == "completed"
 
 
-def test_trigger_deadline_and_on_kill_cancel(conn, tmp_path):
+def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
     from openai_batch.triggers import OpenAIBatchStatusTrigger
 
     emu = conn("--stuck-rate", "1")
@@ -79,6 +83,14 @@ def test_trigger_deadline_and_on_kill_cancel(conn, tmp_path):
     started = time.monotonic()
     assert first_event(trigger)["status"] == "timeout"
     assert 1.0 < time.monotonic() - started < 10
+
+    # The triggerer asks Airflow's execution API for the task's state; here its answer is given directly.
+    trigger.task_instance = SimpleNamespace(dag_id="d", run_id="r", task_id="batch.wait", map_index=3)
+    state = {"value": "deferred"}
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", lambda **kw: {"r": {"batch.wait_3": state["value"]}})
+    asyncio.run(trigger.on_kill())  # handed to another triggerer, or the triggerer stopped: the batch goes on
+    assert client_for(emu).batches.retrieve(batch_id).status == "in_progress"
+    state["value"] = "failed"  # marked failed by a person
     asyncio.run(trigger.on_kill())
     assert wait(client_for(emu), batch_id).status == "cancelled"
 
