@@ -6,6 +6,7 @@ then prints what was loaded into DuckDB and where to look. ``make stop`` stops t
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -62,10 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the run failed; task logs are in {stack.airflow_home / 'logs'}; UI: {stack.api_url}", file=sys.stderr)
         return 1
     _print_results(stack.duckdb_path, PARTITION)
+    area = stack.data_dir / "staging" / DAG_ID / PARTITION
+    totals = json.loads((area / run_id / "inputs" / "manifest.json").read_text())["totals"]
+    print(
+        f"requests sent: {totals['requests']:,}; reused from earlier runs (the request ledger): {totals['reused']:,}"
+    )
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")
     print(f"Results:       {stack.duckdb_path}  table review_sentiment")
-    print(f"Run files:     {stack.data_dir / 'staging' / DAG_ID / PARTITION / run_id}  (inputs, outputs, merged)")
+    print(f"Run files:     {area / run_id}  (inputs, outputs, merged)")
+    print(f"Ledger:        {area / '_ledger'}  (answers shared by every run of the partition)")
     print("Stop everything with `make stop`.")
     return 0
 

@@ -196,6 +196,9 @@ class Stack:
         raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s (last: {last})")
 
     def stop(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGCONT)  # a paused component must be able to stop
         for component, process in self.processes.items():
             _stop_group(process.pid, component)
         self.processes.clear()
@@ -214,10 +217,22 @@ class Stack:
             time.sleep(1)
         raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
 
-    def _spawn(self, component: str) -> None:
+    def add(self, component: str, name: str) -> None:
+        """Start one more Airflow component (e.g. a second ``triggerer``) under ``name``."""
+        self._spawn(component, name)
+        self._write_pids()
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP a component's process group, as a host that stops answering would."""
+        os.killpg(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        os.killpg(self.processes[name].pid, signal.SIGCONT)
+
+    def _spawn(self, component: str, name: str | None = None) -> None:
         """Start one Airflow component in its own process group, logging to ``<root>/logs``."""
-        log = (self.root / "logs" / f"{component}.log").open("ab")
-        self.processes[component] = subprocess.Popen(
+        log = (self.root / "logs" / f"{name or component}.log").open("ab")
+        self.processes[name or component] = subprocess.Popen(
             [sys.executable, "-m", "airflow", component],
             env=self.env(),
             stdout=log,

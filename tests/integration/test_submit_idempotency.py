@@ -22,9 +22,10 @@ class StateStore:
         self.values[key] = value
 
 
-def context(state: StateStore) -> dict:
-    ti = SimpleNamespace(dag_id="d", run_id="manual__1", task_id="batch.submit", map_index=0)
-    return {"ti": ti, "task_state_store": state, "run_id": ti.run_id, "params": {}}
+def context(state: StateStore, run_id: str = "manual__1") -> dict:
+    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="batch.submit", map_index=0)
+    dag = SimpleNamespace(dag_id="d")
+    return {"ti": ti, "task_state_store": state, "run_id": run_id, "params": {"partition": "p"}, "dag": dag}
 
 
 def test_the_sdk_alone_would_create_duplicates(emulator, tmp_path):
@@ -62,13 +63,50 @@ def test_submit_adopts_the_batch_whose_create_timed_out(emulator, tmp_path, monk
         "manifest": "unused",
     }
     state = StateStore()
-    operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, conn_id="openai_slow")
+    staging = str(tmp_path / "staging")
+    operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, staging_root=staging, conn_id="openai_slow")
     batch_id = operator.execute(context(state))
     batches = client_for(emu).batches.list().data
     assert [b.id for b in batches] == [batch_id] and state.get("batch_id") == batch_id
     assert operator.execute(context(state)) == batch_id  # a retry of the task adopts it too
-    assert operator.execute(context(StateStore())) == batch_id  # even with no state left (found by its key)
+    assert operator.execute(context(StateStore())) == batch_id  # even with no state left (the ledger's claim)
+    assert operator.execute(context(StateStore(), "scheduled__2")) == batch_id  # and so does another run
     assert len(client_for(emu).batches.list().data) == 1
+
+
+def test_a_claim_in_progress_is_waited_for_and_a_stale_one_taken_over(emulator, tmp_path, monkeypatch):
+    import time
+
+    from airflow.sdk.exceptions import AirflowException
+
+    from batchkit import storage
+    from batchkit.ledger import Ledger
+    from openai_batch import claims
+    from openai_batch.context import batch_key
+    from openai_batch.operators import SubmitBatchOperator
+
+    emu = emulator()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENAI_EMU", json.dumps({"conn_type": "openai", "password": "x", "host": emu.base_url})
+    )
+    monkeypatch.setattr(claims, "CLAIM_WAIT_SECONDS", 0.5)
+    path = tmp_path / "batch-00000.jsonl"
+    path.write_text(json.dumps(chat_line("a")) + "\n")
+    descriptor = {"index": 0, "path": str(path), "requests": 1, "sha256": "ef" * 32, "partition": "p"}
+    staging = str(tmp_path / "staging")
+    ledger = Ledger.for_partition(staging, "d", "p")
+    key = batch_key("d", "p", "ef" * 32)
+    assert ledger.claim(key, "d/other_run/batch.submit[0]", "ef" * 32) is None  # another run is creating it
+    operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, staging_root=staging, conn_id="openai_emu")
+    with pytest.raises(AirflowException, match=r"d/other_run/batch.submit\[0\] is creating the batch"):
+        operator.execute(context(StateStore()))
+    assert client_for(emu).batches.list().data == []
+    claim = ledger.claim_of(key)
+    claim.claimed_at = time.time() - 3600  # its creator died an hour ago without creating anything
+    storage.write_bytes(f"{ledger.root}/batches/{key}.json", claim.to_json())
+    batch_id = operator.execute(context(StateStore()))
+    assert [b.id for b in client_for(emu).batches.list().data] == [batch_id]
+    assert ledger.claim_of(key).batch_id == batch_id and ledger.claim_of(key).owner == "d/manual__1/batch.submit[0]"
 
 
 def test_refused_creations_wait_on_the_triggerer_then_give_up(emulator, tmp_path, monkeypatch):
@@ -92,6 +130,7 @@ def test_refused_creations_wait_on_the_triggerer_then_give_up(emulator, tmp_path
     operator = SubmitBatchOperator(
         task_id="submit",
         batch_file=descriptor,
+        staging_root=str(tmp_path / "staging"),
         conn_id="openai_busy",
         queue_wait=timedelta(minutes=5),
         max_queue_waits=2,

@@ -1,0 +1,74 @@
+"""Cancellation only when a person asks, on the real components with two triggerers: the triggerer holding the
+waits stops answering past its heartbeat, the other takes them over and the first, on resuming, runs ``on_kill``
+for each lost trigger (Airflow 3.3): no batch is cancelled and the run succeeds. Marking a deferred wait failed
+cancels its batch."""
+
+import time
+
+import pytest
+
+from batchkit.devstack import Stack
+
+from ..helpers import emulator_objects, running_stack
+
+DAG_ID = "openai_batch_inference"
+PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300}
+SETTINGS = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8"}  # a silent triggerer loses its triggers
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    args = ("--seconds-per-request", "0.25", "--validation-seconds", "1")
+    with running_stack(
+        tmp_path_factory.mktemp("ha"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=args, extra_env=SETTINGS
+    ) as stack:
+        yield stack
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"waited {timeout:.0f}s for {what}")
+
+
+def deferred_waits(stack: Stack, run_id: str) -> int:
+    return sum(
+        1 for t in stack.task_states(DAG_ID, run_id) if t["task_id"] == "batch.wait" and t["state"] == "deferred"
+    )
+
+
+def test_a_triggerer_handover_never_cancels_a_batch(stack):
+    stack.trigger(DAG_ID, "ha_1", {"partition": "2026-11-24", "max_requests_per_file": 300})
+    wait_until(lambda: deferred_waits(stack, "ha_1") == 2, 180, "both waits to defer")
+    stack.add("triggerer", "triggerer2")
+    time.sleep(8)  # the second triggerer is up and heartbeating
+    stack.pause("triggerer")
+    time.sleep(20)  # past the health threshold: triggerer2 takes the triggers over
+    stack.resume("triggerer")  # it finds its triggers gone and runs on_kill for each
+    run = stack.wait_for_run(DAG_ID, "ha_1", timeout=420, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    batches = [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "ha_1"]
+    assert {b["status"] for b in batches} == {"completed"} and len(batches) == 2
+    logs = "".join(p.read_text(errors="replace") for p in (stack.root / "airflow" / "logs").rglob("*.log"))
+    logs += (stack.root / "logs" / "triggerer.log").read_text(errors="replace")
+    assert "not cancelling batch" in logs, "the handover's on_kill did not run: the test proved nothing"
+
+
+def test_marking_a_deferred_wait_failed_cancels_its_batch(stack):
+    stack.trigger(DAG_ID, "ha_2", {"partition": "2026-11-25", "max_requests_per_file": 300})
+    wait_until(lambda: deferred_waits(stack, "ha_2") == 1, 180, "the wait to defer")
+    response = stack.api(
+        "PATCH",
+        f"/api/v2/dags/{DAG_ID}/dagRuns/ha_2/taskInstances/batch.wait/0",
+        json={"new_state": "failed"},
+    )
+    assert response.status_code == 200, response.text
+
+    def cancelled() -> bool:
+        batches = [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "ha_2"]
+        return len(batches) == 1 and batches[0]["status"] in ("cancelling", "cancelled")
+
+    wait_until(cancelled, 60, "the batch to be cancelled")
