@@ -88,7 +88,7 @@ def staged_run(
     import pyarrow.parquet as pq
 
     from batchkit.ledger import Ledger
-    from batchkit.results import Result, fingerprints, write_results
+    from batchkit.results import Result, fingerprints, from_results, write_results
     from batchkit.splitter import SplitConfig, split
 
     root, errors, unanswered = tmp_path / "staging", set(errors), set(unanswered)
@@ -106,7 +106,7 @@ def staged_run(
                 answers.append(Result(cid, "batch_1", "error", http_status=400, error_code="bad", error_message="no"))
             elif cid not in unanswered:
                 answers.append(Result(cid, "batch_1", "ok", http_status=200, response_text=f"answer {cid}"))
-        write_results(answers, fingerprints(batch_file), 1, tmp_path / "results.parquet")
+        write_results(from_results(answers), fingerprints(batch_file), 1, tmp_path / "results.parquet")
         ledger.record_results("batch_1", tmp_path / "results.parquet")
     arguments = {
         "split": {"rows": str(inputs / "rows.parquet"), "manifest": str(inputs / "manifest.json"), "dry_run": False},

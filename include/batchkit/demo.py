@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_results(stack.duckdb_path, PARTITION)
     area = stack.data_dir / "staging" / DAG_ID / PARTITION
     totals = json.loads((area / run_id / "inputs" / "manifest.json").read_text())["totals"]
-    print(
-        f"requests sent: {totals['requests']:,}; reused from earlier runs (the request ledger): {totals['reused']:,}"
-    )
+    print(f"requests sent: {totals['requests']:,}; reused from earlier runs (the request ledger): {totals['reused']:,}")
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")
     print(f"Results:       {stack.duckdb_path}  table review_sentiment")

@@ -1,19 +1,24 @@
 """Batch output and error files -> one result row per request, streamed into the ledger's Parquet files.
 
 A result is ``ok`` when the request returned HTTP 200, else ``error`` with the API's code and message.
-Files are parsed in chunks of ``CHUNK_ROWS`` lines, so memory stays bounded whatever the file size.
+Files are read in blocks by Arrow's JSON reader (C++, no per-row Python objects; embeddings land as float32
+lists), so memory stays bounded whatever the file size. Lines it cannot type (the responses endpoint's output
+list, unusual error shapes) are parsed line by line in chunks of ``CHUNK_ROWS`` instead.
 """
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
 from .errors import BatchkitError, TransientError
 from .ledger import is_final, is_retryable
 from .requests import ID_PREFIX
@@ -154,35 +159,185 @@ def fingerprints(batch_file: str | Path) -> dict[str, str]:
 
 
 def write_results(
-    results: Iterable[Result], fingerprints: dict[str, str], attempt: int, out: Path, expected: int | None = None
+    source: Callable[[bool], Iterable[pa.RecordBatch]],
+    fingerprints: dict[str, str],
+    attempt: int,
+    out: Path,
+    expected: int | None = None,
 ) -> int:
-    """Stream ``results`` (one batch's) into a ledger Parquet file at ``out``, in bounded memory.
+    """Stream one batch's results into a ledger Parquet file at ``out``, in bounded memory.
 
+    :param source: ``source(per_line)`` yields the results as ``RESULT_SCHEMA`` record batches
+        (``result_batches``); called again with ``per_line=True`` when Arrow's reader cannot type a file.
     :param fingerprints: the batch's requests (``fingerprints``); a result for another custom_id is refused.
     :param expected: the batch's request count; fewer or more results than that are refused (nothing may go
         missing silently).
     :returns: the number of results written.
     """
-    recorded_at, written = time.time(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(out, LEDGER_SCHEMA) as writer:
-        for chunk in _chunks(results, CHUNK_ROWS):
-            for result in chunk:
-                result.attempts = attempt
-            unknown = [r.custom_id for r in chunk if r.custom_id not in fingerprints]
-            if unknown:
-                raise BatchkitError(f"results name custom_id {unknown[0]!r}, which is not among the batch's requests")
-            columns = {f.name: [getattr(r, f.name) for r in chunk] for f in RESULT_SCHEMA}
-            columns["fingerprint"] = [fingerprints[r.custom_id] for r in chunk]
-            columns["final"] = [r.final for r in chunk]
-            columns["recorded_at"] = [recorded_at] * len(chunk)
-            writer.write_batch(
-                pa.record_batch([pa.array(columns[f.name], f.type) for f in LEDGER_SCHEMA], LEDGER_SCHEMA)
-            )
-            written += len(chunk)
+    try:
+        written = _write(source(False), fingerprints, attempt, out)
+    except _NeedsPerLine:
+        written = _write(source(True), fingerprints, attempt, out)
     if expected is not None and written != expected:
         raise TransientError(f"the batch reports {expected} requests but its files hold {written} results")
     return written
+
+
+def _write(batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], attempt: int, out: Path) -> int:
+    recorded_at, written = time.time(), 0
+    with pq.ParquetWriter(out, LEDGER_SCHEMA) as writer:
+        for batch in batches:
+            ids = batch.column("custom_id").to_pylist()
+            prints = [fingerprints.get(custom_id) for custom_id in ids]
+            if None in prints:
+                unknown = ids[prints.index(None)]
+                raise BatchkitError(f"results name custom_id {unknown!r}, which is not among the batch's requests")
+            ok = pc.equal(batch.column("status"), "ok")
+            retry_later = pc.or_(
+                pc.is_in(batch.column("http_status"), pa.array(sorted(RETRYABLE_HTTP_STATUS), pa.int32())),
+                pc.is_in(batch.column("error_code"), pa.array(sorted(UNANSWERED_CODES))),
+            )
+            n = batch.num_rows
+            columns = {
+                **{name: batch.column(name) for name in RESULT_SCHEMA.names},
+                "attempts": pa.array([attempt] * n, pa.int32()),
+                "fingerprint": pa.array(prints, pa.string()),
+                "final": pc.or_(ok, pc.invert(pc.fill_null(retry_later, False))),
+                "recorded_at": pa.array([recorded_at] * n, pa.float64()),
+            }
+            writer.write_batch(pa.record_batch([columns[f.name] for f in LEDGER_SCHEMA], LEDGER_SCHEMA))
+            written += n
+    return written
+
+
+def result_batches(paths: list[Path], batch_id: str, per_line: bool = False) -> Iterator[pa.RecordBatch]:
+    """The results in ``paths`` (output and error files of one batch) as ``RESULT_SCHEMA`` record batches."""
+    for path in paths:
+        if per_line:
+            for chunk in _chunks(parse_lines(path, batch_id), CHUNK_ROWS):
+                yield results_batch(chunk)
+        else:
+            yield from _arrow_batches(path, batch_id)
+
+
+def results_batch(results: list[Result]) -> pa.RecordBatch:
+    """Result objects (a chunk) as one ``RESULT_SCHEMA`` record batch."""
+    return pa.record_batch(
+        [pa.array([getattr(r, f.name) for r in results], f.type) for f in RESULT_SCHEMA], RESULT_SCHEMA
+    )
+
+
+def from_results(results: list[Result]) -> Callable[[bool], list[pa.RecordBatch]]:
+    """A ``write_results`` source for results already in memory (e.g. synthesised for a refused batch)."""
+    return lambda per_line: [results_batch(results)] if results else []
+
+
+class _NeedsPerLine(Exception):
+    """Arrow's JSON reader cannot type this file; parse it line by line."""
+
+
+_ERROR = pa.struct([("code", pa.string()), ("message", pa.string())])
+_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens")
+_LINE = pa.schema(
+    [
+        ("custom_id", pa.string()),
+        (
+            "response",
+            pa.struct(
+                [
+                    ("status_code", pa.int32()),
+                    (
+                        "body",
+                        pa.struct(
+                            [
+                                ("object", pa.string()),
+                                ("model", pa.string()),
+                                ("choices", pa.list_(pa.struct([("message", pa.struct([("content", pa.string())]))]))),
+                                ("data", pa.list_(pa.struct([("embedding", pa.list_(pa.float32()))]))),
+                                ("usage", pa.struct([(name, pa.int64()) for name in _USAGE])),
+                                ("error", _ERROR),
+                            ]
+                        ),
+                    ),
+                ]
+            ),
+        ),
+        ("error", _ERROR),
+    ]
+)
+
+
+def _arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
+    options = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="ignore")
+    try:
+        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=block_bytes), parse_options=options)
+        for lines in reader:
+            yield _typed_results(lines, batch_id)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _NeedsPerLine() from None
+
+
+def _field(array: pa.Array, *names: str) -> pa.Array:
+    for name in names:
+        array = pc.struct_field(array, name)
+    return array
+
+
+def _first(lists: pa.Array) -> pa.Array:
+    """Each list's first element (null for null or empty lists)."""
+    empty = pc.fill_null(pc.equal(pc.list_value_length(lists), 0), True)
+    return pc.list_element(pc.if_else(empty, pa.nulls(len(lists), lists.type), lists), 0)
+
+
+def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
+    n = lines.num_rows
+    response, error = lines.column("response"), lines.column("error")
+    body = _field(response, "body")
+    if pc.any(pc.equal(_field(body, "object"), "response")).as_py():
+        raise _NeedsPerLine()  # the responses endpoint: its text is spread over an output list
+    status_code = _field(response, "status_code")
+    ok = pc.and_(pc.fill_null(pc.equal(status_code, 200), False), pc.is_null(error))
+    nothing = pa.nulls(n, pa.string())
+
+    def when_ok(values: pa.Array) -> pa.Array:
+        return pc.if_else(ok, values, pa.nulls(n, values.type))
+
+    usage = _field(body, "usage")
+    fallback_code = pc.if_else(
+        pc.is_null(status_code),
+        pa.array(["unknown_error"] * n),
+        pc.binary_join_element_wise("http_", pc.cast(status_code, pa.string()), ""),
+    )
+    code = pc.coalesce(_field(error, "code"), _field(body, "error", "code"), fallback_code)
+    message = pc.coalesce(
+        _field(error, "message"),
+        _field(body, "error", "message"),
+        pa.array(["no error message in the result line"] * n),
+    )
+    embedding = pc.if_else(
+        pc.equal(_field(body, "object"), "list"),
+        _field(_first(_field(body, "data")), "embedding"),
+        pa.nulls(n, pa.list_(pa.float32())),
+    )
+    columns = {
+        "custom_id": lines.column("custom_id"),
+        "batch_id": pa.array([batch_id] * n, pa.string()),
+        "status": pc.if_else(ok, "ok", "error"),
+        "response_text": when_ok(pc.coalesce(_field(_first(_field(body, "choices")), "message", "content"), nothing)),
+        "embedding": when_ok(embedding),
+        "model": when_ok(_field(body, "model")),
+        "prompt_tokens": when_ok(pc.coalesce(_field(usage, "prompt_tokens"), _field(usage, "input_tokens"))),
+        "completion_tokens": when_ok(pc.coalesce(_field(usage, "completion_tokens"), _field(usage, "output_tokens"))),
+        "total_tokens": when_ok(_field(usage, "total_tokens")),
+        "error_code": pc.if_else(ok, nothing, code),
+        "error_message": pc.if_else(ok, nothing, message),
+        "http_status": status_code,
+        "attempts": pa.array([1] * n, pa.int32()),  # the caller numbers the attempt
+    }
+    if pc.any(pc.is_null(columns["custom_id"])).as_py():
+        raise BatchkitError("a result line has no custom_id")
+    return pa.record_batch([columns[f.name] for f in RESULT_SCHEMA], RESULT_SCHEMA)
 
 
 def _chunks(items: Iterable[Result], size: int) -> Iterator[list[Result]]:

@@ -454,31 +454,32 @@ class CollectResultsOperator(BaseOperator):
 
     def _record(self, hook: OpenAIBatchHook, staging: Any, ledger: Any, batch: Any, attempt: int) -> None:
         """Download a terminal batch's files once and record its results in the ledger."""
-        from itertools import chain
-
-        from batchkit.results import fingerprints, parse_lines, write_results
+        from batchkit.results import fingerprints, from_results, result_batches, write_results
 
         if batch.status == "failed" and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
             raise AirflowFailException(f"batch {batch.id} failed: {errors}")
         name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
         with staging.scratch() as scratch:
+            downloaded = []
             if batch.status == "failed":  # refused for the queue limit: nothing ran, every line is unanswered
-                results = self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl")
-                downloaded = []
+                source = from_results(self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl"))
             else:
                 downloaded = [
                     (kind, self._download(hook, file_id, batch.id, scratch / kind / name))
                     for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id))
                     if file_id
                 ]
-                results = chain.from_iterable(parse_lines(path, batch.id) for _, path in downloaded)
+
+                def source(per_line: bool) -> Any:
+                    return result_batches([path for _, path in downloaded], batch.id, per_line)
+
             counts = batch.request_counts
             expected = counts.total if batch.status == "completed" and counts else None
             local = scratch / f"{batch.id}.parquet"
             if not hasattr(self, "_prints"):
                 self._prints = fingerprints(self.batch_file["path"])
-            written = write_results(results, self._prints, attempt, local, expected)
+            written = write_results(source, self._prints, attempt, local, expected)
             url = ledger.record_results(batch.id, local)
             for kind, path in downloaded:
                 staging.publish(path, kind, name)

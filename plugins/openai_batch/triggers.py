@@ -113,7 +113,6 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         except openai.APIError as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
 
-
     async def _task_state(self) -> str | None:
         """The deferred task instance's current state, from Airflow's execution API (None if unknown)."""
         from asgiref.sync import sync_to_async

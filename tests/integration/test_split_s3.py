@@ -14,7 +14,7 @@ from batchkit.errors import InputError
 from batchkit.ledger import Ledger
 from batchkit.manifest import Manifest
 from batchkit.merge import merge_partition
-from batchkit.results import fingerprints, parse_line, write_results
+from batchkit.results import fingerprints, from_results, parse_line, write_results
 from batchkit.splitter import SplitConfig, split
 
 
@@ -55,7 +55,7 @@ def test_split_and_merge_from_s3(partition, tmp_path):
             )
             for line in lines
         ]
-        write_results(results, fingerprints(batch_file), 1, tmp_path / f"r{index}.parquet")
+        write_results(from_results(results), fingerprints(batch_file), 1, tmp_path / f"r{index}.parquet")
         ledger.record_results(f"batch_{index}", tmp_path / f"r{index}.parquet")
     assert len(ledger.answered().final) == 100
     counts = merge_partition(str(tmp_path / "out" / "rows.parquet"), ledger.result_files(), tmp_path / "m.parquet")

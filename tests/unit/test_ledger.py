@@ -10,7 +10,7 @@ import pytest
 from batchkit.errors import LedgerError
 from batchkit.ledger import Ledger
 from batchkit.merge import merge_partition
-from batchkit.results import Result, fingerprints, write_results
+from batchkit.results import Result, fingerprints, from_results, write_results
 from batchkit.splitter import SplitConfig, split
 
 
@@ -32,7 +32,7 @@ def answer(ledger: Ledger, batch_file: Path, tmp_path: Path, batch_id: str, stat
             status = {"batch_expired": None, "invalid_prompt": 400}[code]
             results.append(Result(line["custom_id"], batch_id, "error", http_status=status, error_code=code))
     local = tmp_path / f"{batch_id}.parquet"
-    write_results(results, prints, 1, local, expected=len(prints))
+    write_results(from_results(results), prints, 1, local, expected=len(prints))
     ledger.record_results(batch_id, local)
 
 
@@ -117,6 +117,8 @@ def test_results_that_do_not_match_the_batch_are_refused(tmp_path):
     from batchkit.errors import BatchkitError, TransientError
 
     with pytest.raises(BatchkitError, match="custom_id 'x'"):
-        write_results([Result("x", "b", "ok", http_status=200)], {"a": "f"}, 1, tmp_path / "r.parquet")
+        write_results(from_results([Result("x", "b", "ok", http_status=200)]), {"a": "f"}, 1, tmp_path / "r.parquet")
     with pytest.raises(TransientError, match="reports 2 requests but its files hold 1"):
-        write_results([Result("a", "b", "ok", http_status=200)], {"a": "f"}, 1, tmp_path / "r.parquet", expected=2)
+        write_results(
+            from_results([Result("a", "b", "ok", http_status=200)]), {"a": "f"}, 1, tmp_path / "r.parquet", expected=2
+        )

@@ -4,6 +4,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,16 @@ from hypothesis import strategies as st
 
 from batchkit.errors import BatchkitError
 from batchkit.merge import merge_partition
-from batchkit.results import Result, fingerprints, parse_line, parse_lines, request_lines, write_results
+from batchkit.results import (
+    Result,
+    fingerprints,
+    from_results,
+    parse_line,
+    parse_lines,
+    request_lines,
+    result_batches,
+    write_results,
+)
 from batchkit.splitter import SplitConfig, split
 
 
@@ -113,7 +123,7 @@ def answers(out: Path, answer: Callable[[dict], Result], attempt: int = 1) -> li
     for index, batch_file in enumerate(sorted(out.glob("batch-*.jsonl"))):
         results = [answer(json.loads(raw)) for raw in batch_file.read_bytes().splitlines()]
         target = out.parent / f"{out.name}-results" / f"{attempt}-{index}.parquet"
-        write_results(results, fingerprints(batch_file), attempt, target)
+        write_results(from_results(results), fingerprints(batch_file), attempt, target)
         written.append(str(target))
     return written
 
@@ -235,3 +245,59 @@ def test_templated_lists_are_parsed():
 
     assert as_list("['a', 'b']") == ["a", "b"] and as_list("a, b") == ["a", "b"]
     assert as_list("") == [] and as_list(["c"]) == ["c"] and as_list(None) == []
+
+
+def embedding_line(custom_id: str, values: list[float]) -> dict:
+    body = {"object": "list", "data": [{"embedding": values}], "model": "m", "usage": {"prompt_tokens": 2}}
+    return {"custom_id": custom_id, "response": {"status_code": 200, "body": body}, "error": None}
+
+
+def write_jsonl(path: Path, lines: list[dict]) -> Path:
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    return path
+
+
+def test_arrow_reader_agrees_with_per_line_parsing(tmp_path):
+    output = write_jsonl(
+        tmp_path / "out.jsonl",
+        [
+            ok_line("a", "positive"),
+            ok_line("b", "ünïcode ✓"),
+            embedding_line("c", [0.5, -1.25]),
+            error_line("d", 500, None),
+            error_line("e", 400, "invalid_request_error", "bad body"),
+            {**ok_line("f"), "response": {"status_code": 200, "body": {"choices": []}}},
+        ],
+    )
+    errors = write_jsonl(
+        tmp_path / "err.jsonl", [error_line("g", None, "batch_expired"), error_line("h", 429, "rate_limit_exceeded")]
+    )
+    fast = pa.Table.from_batches(list(result_batches([output, errors], "b1")))
+    slow = pa.Table.from_batches(list(result_batches([output, errors], "b1", per_line=True)))
+    assert fast.to_pylist() == slow.to_pylist()
+    rows = {r["custom_id"]: r for r in fast.to_pylist()}
+    assert rows["c"]["embedding"] == [0.5, -1.25] and rows["d"]["error_code"] == "http_500"
+    assert rows["g"]["error_code"] == "batch_expired" and rows["g"]["http_status"] is None
+
+
+def test_files_arrow_cannot_type_are_parsed_line_by_line(tmp_path):
+    responses = {
+        "custom_id": "r",
+        "error": None,
+        "response": {
+            "status_code": 200,
+            "body": {
+                "object": "response",
+                "output": [{"type": "message", "content": [{"type": "output_text", "text": "hi"}]}],
+            },
+        },
+    }
+    prints = {"r": "f1", "x": "f2"}
+    out = tmp_path / "ledger.parquet"
+    lines = write_jsonl(tmp_path / "o.jsonl", [responses])
+    assert write_results(lambda per_line: result_batches([lines], "b", per_line), prints, 1, out) == 1
+    assert pq.read_table(out).column("response_text").to_pylist() == ["hi"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(json.dumps(responses).encode() + b"\n{not json\n")
+    with pytest.raises(BatchkitError, match=r"broken.jsonl: line 2 is not a valid batch result"):
+        write_results(lambda per_line: result_batches([broken], "b", per_line), prints, 1, out)

@@ -1,0 +1,134 @@
+"""Benchmark: record one 50,000-line Batch output file in the ledger (results -> Parquet), chat and embeddings.
+
+Compares, in one run and each in its own process (peak RSS per approach):
+  per_row   one Python ``Result`` object per line (orjson), written in chunks of 4,096 (the fallback path)
+  arrow     Arrow's JSON reader in 16 MB blocks, columns computed with pyarrow.compute (what collect uses)
+  duckdb    DuckDB ``read_json`` with an explicit STRUCT column list straight to Parquet (reference)
+Targets: arrow >= 5x faster than per_row; arrow peak RSS <= 600 MB on the embeddings file.
+
+    python bench/bench_collect.py [--lines 50000] [--dimensions 1536]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+WORK = Path(".bench/collect")
+
+
+def make_output(kind: str, lines: int, dimensions: int) -> Path:
+    """A Batch API output file: chat completions with ~1 KB answers, or embeddings of ``dimensions`` floats."""
+    import numpy as np
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{kind}-{lines}-{dimensions}.jsonl"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(3)
+    words = ["the", "delivery", "arrived", "quickly", "café", "naïve", "東京", "works", "screen", "🎉"]
+    with path.open("wb") as out:
+        for i in range(lines):
+            if kind == "chat":
+                answer = " ".join(rng.choice(words, 180))
+                body = {
+                    "object": "chat.completion",
+                    "model": "gpt-4o-mini",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": 120, "completion_tokens": 250, "total_tokens": 370},
+                }
+            else:
+                vector = rng.standard_normal(dimensions).astype("float32").tolist()
+                body = {
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+                    "model": "text-embedding-3-small",
+                    "usage": {"prompt_tokens": 40, "total_tokens": 40},
+                }
+            line = {
+                "id": f"req_{i}",
+                "custom_id": str(i),
+                "response": {"status_code": 200, "body": body},
+                "error": None,
+            }
+            out.write(orjson.dumps(line) + b"\n")
+    return path
+
+
+def worker(approach: str, path: str, lines: int) -> dict:
+    from batchkit.results import result_batches, write_results
+
+    out = WORK / f"out-{approach}-{Path(path).stem}.parquet"
+    prints = {str(i): "f" for i in range(lines)}
+    started = time.perf_counter()
+    if approach == "duckdb":
+        import duckdb
+
+        usage = "STRUCT(prompt_tokens BIGINT, completion_tokens BIGINT, total_tokens BIGINT)"
+        body = (
+            "STRUCT(object VARCHAR, model VARCHAR, choices STRUCT(message STRUCT(content VARCHAR))[], "
+            f"data STRUCT(embedding FLOAT[])[], usage {usage})"
+        )
+        columns = f"{{custom_id: 'VARCHAR', response: 'STRUCT(status_code INTEGER, body {body})'}}"
+        with duckdb.connect(config={"memory_limit": "512MB", "threads": 2}) as con:
+            con.execute(
+                f"COPY (SELECT custom_id, response.status_code AS http_status, response.body.choices[1].message.content "
+                f"AS response_text, response.body.data[1].embedding AS embedding, response.body.model AS model "
+                f"FROM read_json('{path}', columns = {columns}, format = 'newline_delimited')) TO '{out}' (FORMAT parquet)"
+            )
+            rows = con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
+    else:
+        per_line = approach == "per_row"
+        rows = write_results(lambda fallback: result_batches([Path(path)], "b", per_line or fallback), prints, 1, out)
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run(approach: str, path: Path, lines: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", approach, str(path), str(lines)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  {approach:8s} {stats['rows']:>7,} lines {stats['seconds']:7.2f}s "
+        f"{stats['rows'] / stats['seconds']:>9,.0f} lines/s  peak RSS {stats['rss_mb']:6.0f} MB",
+        flush=True,
+    )
+    return stats
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=50_000)
+    parser.add_argument("--dimensions", type=int, default=1536)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        approach, path, lines = args.worker
+        print(json.dumps(worker(approach, path, int(lines))))
+        return 0
+    checks = []
+    for kind in ("chat", "embeddings"):
+        path = make_output(kind, args.lines, args.dimensions)
+        print(f"{kind}: {args.lines:,} output lines, {path.stat().st_size / 1e6:,.0f} MB ({path})")
+        figures = {approach: run(approach, path, args.lines) for approach in ("per_row", "arrow", "duckdb")}
+        speedup = figures["per_row"]["seconds"] / figures["arrow"]["seconds"]
+        checks.append((f"{kind}: arrow is {speedup:.1f}x faster than per_row (target >= 5x)", speedup >= 5))
+        if kind == "embeddings":
+            rss = figures["arrow"]["rss_mb"]
+            checks.append((f"{kind}: arrow peak RSS {rss:.0f} MB (target <= 600 MB)", rss <= 600))
+    for text, ok in checks:
+        print(f"{text}: {'OK' if ok else 'MISSED'}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
