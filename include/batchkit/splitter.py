@@ -56,6 +56,7 @@ class SplitConfig:
     body_options: dict[str, Any] = field(default_factory=dict)
     exact_tokens: bool = False
     keep_columns: list[str] | None = None  # input columns kept beside the results (None: all)
+    max_files: int | None = None  # e.g. Airflow's [core] max_map_length: refuse before writing more files
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -107,6 +108,7 @@ def split(
     if config.id_column and config.id_column not in keep:
         keep.append(config.id_column)  # rows are matched to their results by it
     read_columns = list(dict.fromkeys(request_columns + keep))
+    _check_file_count(files, config)
     if config.id_column:
         check_unique_ids(files, config.id_column)
 
@@ -348,6 +350,11 @@ class _FileWriter:
             )
 
     def _rotate(self, source_index: int, row: int) -> None:
+        if self.config.max_files is not None and len(self.entries) >= self.config.max_files:
+            raise InputError(
+                f"the partition needs more than {self.config.max_files:,} batch files (reached at row {row} of "
+                f"source file {source_index}); {_MORE_FILES}"
+            )
         self.close()
         name = f"batch-{len(self.entries):05d}.jsonl"
         self._handle = open(self.directory / name, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
@@ -381,6 +388,24 @@ class _FileWriter:
         entry = self.entries[-1]
         entry.requests, entry.bytes, entry.estimated_tokens = self._requests, self._bytes, self._tokens
         entry.sha256, entry.first_row, entry.last_row = self._hash.hexdigest(), list(self._first), list(self._last)
+
+
+_MORE_FILES = (
+    "raise Airflow's [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH, on every component) or make the "
+    "partitions smaller; nothing was submitted"
+)
+
+
+def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:
+    """Refuse, from the Parquet footers alone, a partition that needs more files than ``config.max_files``."""
+    rows = sum(f.rows for f in files)
+    least = -(-rows // config.max_requests)
+    log.info("%d rows: at least %d batch file(s) of at most %d requests", rows, least, config.max_requests)
+    if config.max_files is not None and least > config.max_files:
+        raise InputError(
+            f"the partition has {rows:,} rows: at {config.max_requests:,} requests per file that is at least "
+            f"{least:,} batch files, over the limit of {config.max_files:,}; {_MORE_FILES}"
+        )
 
 
 def check_unique_ids(files: list[SourceFile], id_column: str) -> None:

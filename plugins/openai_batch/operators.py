@@ -201,6 +201,8 @@ class SplitPartitionOperator(BaseOperator):
         ]
 
     def _config(self) -> Any:
+        from airflow.sdk.configuration import conf
+
         from batchkit.splitter import SplitConfig
 
         try:
@@ -215,6 +217,7 @@ class SplitPartitionOperator(BaseOperator):
                 max_tokens=int(self.max_tokens) if self.max_tokens else None,
                 body_options=self.body_options or {},
                 keep_columns=as_list(self.input_columns) or None,
+                max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
         except BatchkitError as exc:
             raise AirflowFailException(f"invalid split parameters: {exc}") from None

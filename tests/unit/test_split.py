@@ -326,3 +326,15 @@ def test_property_limits_and_round_trip(tmp_path_factory, texts, max_requests, m
     kept = [t for t in texts if t.strip()]
     assert [line["body"]["messages"][0]["content"] for line in lines(base / "o")] == kept
     assert manifest.totals["rows_skipped"] == len(texts) - len(kept)
+
+
+def test_too_many_files_are_refused_before_anything_is_written(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": [f"row {i}" for i in range(30)]})
+    with pytest.raises(
+        InputError, match=r"30 rows: at 10 requests per file that is at least 3 batch files, over the limit of 2"
+    ):
+        split(str(src), tmp_path / "o", cfg(max_requests=10, max_files=2))
+    with pytest.raises(InputError, match=r"needs more than 3 batch files \(reached at row \d+ of source file 0\)"):
+        split(str(src), tmp_path / "o", cfg(max_requests=10, max_bytes=400, max_files=3))
+    assert not (tmp_path / "o").exists()
+    assert split(str(src), tmp_path / "o", cfg(max_requests=10, max_files=3)).totals["files"] == 3
