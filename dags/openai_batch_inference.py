@@ -1,6 +1,7 @@
 """openai_batch_inference: one Parquet partition -> OpenAI Batch API -> a warehouse table.
 
-split -> [per batch file: submit -> wait (deferrable, on the triggerer) -> collect] -> load
+split -> [per batch file: submit (creates the batch, then waits on the triggerer until it and its resubmissions
+end) -> wait (the deferrable sensor: the batch's verdict) -> collect] -> load
 
 Every task consults the partition's request ledger (in staging): the split leaves out requests answered in
 any earlier run, submit creates each file's batch once across runs, collect records answers there, and load
@@ -30,7 +31,8 @@ QUEUE_WAIT = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_QUEUE_WAIT_SEC
 RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
 WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
-MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))
+MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))  # batches in flight per run
+MAX_PARALLEL_COLLECTS = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL_COLLECT", str(MAX_PARALLEL_BATCHES)))
 SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # cron or preset; "none": manual and backfill runs
 PARTITION_FORMAT = os.environ.get("OPENAI_BATCH_PARTITION_FORMAT", "%Y-%m-%d")  # e.g. %Y-%m-%dT%H for hourly
 CONN_ID = "openai_default"
@@ -134,8 +136,10 @@ def openai_batch_inference():
             endpoint="{{ params.endpoint }}",
             conn_id=CONN_ID,
             storage_conn_id=STORAGE_CONN_ID,
+            max_attempts="{{ params.max_attempts }}",
+            poll_interval=POLL_SECONDS,
             queue_wait=QUEUE_WAIT,
-            max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
+            max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,  # deferred until its batches end: the in-flight bound
         )
         wait = OpenAIBatchSensor(
             task_id="wait",
@@ -154,6 +158,7 @@ def openai_batch_inference():
             poll_interval=POLL_SECONDS,
             queue_wait=QUEUE_WAIT,
             max_attempts="{{ params.max_attempts }}",
+            max_active_tis_per_dagrun=MAX_PARALLEL_COLLECTS,
         )
         wait >> collect
         return collect

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"triggering {DAG_ID} run {run_id} for partition dt={PARTITION}")
     stack.trigger(DAG_ID, run_id, {"partition": PARTITION, "max_requests_per_file": args.requests_per_file})
     run = stack.wait_for_run(DAG_ID, run_id)
-    deferred = any(task == "batch.wait" and state == "deferred" for task, state in run["seen"])
+    deferred = any(task == "batch.submit" and state == "deferred" for task, state in run["seen"])
     print(
         f"run {run_id}: {run['state']} in {time.monotonic() - started:.0f}s since `make demo` started "
         f"(batch waits deferred to the triggerer: {'yes' if deferred else 'not observed'})"

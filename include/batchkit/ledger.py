@@ -59,6 +59,7 @@ class Claim:
     file_sha256: str
     claimed_at: float
     batch_id: str | None = None
+    cancelled_at: float | None = None  # set when the pipeline cancelled the batch for its deadline
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -116,6 +117,11 @@ class Ledger:
 
     def record_batch(self, claim: Claim, batch_id: str) -> None:
         claim.batch_id = batch_id
+        storage.write_bytes(self._claim_url(claim.key), claim.to_json())
+
+    def record_cancel(self, claim: Claim) -> None:
+        """The pipeline cancelled this batch for its deadline: its unfinished lines may go into the next attempt."""
+        claim.cancelled_at = time.time()
         storage.write_bytes(self._claim_url(claim.key), claim.to_json())
 
     # Results: one file per terminal batch

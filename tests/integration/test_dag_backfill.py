@@ -68,21 +68,23 @@ def test_backfill_runs_each_partition(stack):
         text=True,
     )
     assert created.returncode == 0, created.stderr[-2000:]
-    run_ids = [f"backfill__{day}T00:00:00+00:00" for day in DATES]
-    deadline = time.monotonic() + 420
+    deadline, runs = time.monotonic() + 420, []
     while time.monotonic() < deadline:
-        states = {
-            run_id: stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json().get("state")
-            for run_id in run_ids
-        }
-        if all(state in ("success", "failed") for state in states.values()):
+        runs = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=backfill").json().get("dag_runs", [])
+        if len(runs) == len(DATES) and all(r["state"] in ("success", "failed") for r in runs):
             break
         time.sleep(3)
-    assert set(states.values()) == {"success"}, states
+    assert sorted(r["state"] for r in runs) == ["success"] * len(DATES), runs
+    # On a data-interval schedule each run covers one day: it is named after the interval's end (the next day)
+    # and processes the day itself.
+    partition_of = {r["dag_run_id"]: r["data_interval_start"][:10] for r in runs}
+    assert sorted(partition_of.values()) == sorted(DATES)
     with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
         loaded = con.execute(
             "SELECT partition_key, dag_run_id, count(*), count(DISTINCT review_id) "
             "FROM review_sentiment WHERE partition_key <> ? GROUP BY 1, 2 ORDER BY 1",
             [YESTERDAY],
         ).fetchall()
-    assert loaded == [(day, f"backfill__{day}T00:00:00+00:00", rows, rows) for day, rows in DATES.items()]
+    assert loaded == sorted(
+        (partition_of[run], run, DATES[partition_of[run]], DATES[partition_of[run]]) for run in partition_of
+    )

@@ -1,6 +1,6 @@
 """Crashes during a run, then restarts: Airflow's API server (through which tasks report state and XComs) is
 killed with SIGKILL while the submit tasks are running, then the triggerer, the emulator (the OpenAI API) and
-the API server again while every wait is deferred. The run still succeeds, with no second batch for any file
+the API server again while every submit waits deferred on its batch. The run still succeeds, with no second batch for any file
 and every row loaded exactly once."""
 
 import time
@@ -37,7 +37,7 @@ def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
 
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            states = [t["state"] for t in stack.task_states(DAG_ID, "crash_1") if t["task_id"] == "batch.wait"]
+            states = [t["state"] for t in stack.task_states(DAG_ID, "crash_1") if t["task_id"] == "batch.submit"]
             if states and all(state == "deferred" for state in states):
                 break
             time.sleep(1)

@@ -45,8 +45,8 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     stack.trigger(DAG_ID, "it_1", conf)
     run = stack.wait_for_run(DAG_ID, "it_1", timeout=480, progress=lambda message: None)
     assert run["state"] == "success", run["tasks"]
-    assert ("batch.wait", "deferred") in run["seen"]
-    trigger_logs = list((stack.airflow_home / "logs").rglob("run_id=it_1/task_id=batch.wait/*/*.trigger.*.log"))
+    assert ("batch.submit", "deferred") in run["seen"]
+    trigger_logs = list((stack.airflow_home / "logs").rglob("run_id=it_1/task_id=batch.submit/*/*.trigger.*.log"))
     assert trigger_logs, "no trigger log: the wait did not run on the triggerer"
     assert any(
         "openai_batch.triggers.OpenAIBatchStatusTrigger" in p.read_text() and "completed/failed/total" in p.read_text()

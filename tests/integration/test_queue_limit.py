@@ -1,5 +1,6 @@
 """The enqueued-token limit: a batch refused with token_limit_exceeded is not a failure of the run; the
-collect step waits (deferring) and resubmits it whole once the queue has room."""
+collect step (or the submit step following its batch) waits, deferring, and resubmits it whole once the queue has
+room."""
 
 import json
 import time
@@ -74,10 +75,12 @@ def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypa
     assert type(waiting.value.trigger).__name__ == "DateTimeTrigger"
     wait(client, batch_ids[0])  # the queue drains
     time.sleep(1)
+    assert waiting.value.kwargs == {"waited": True, "waits": 1}
     with pytest.raises(TaskDeferred) as resubmitted:
         collect.collect(context, **waiting.value.kwargs)
-    retry_id = resubmitted.value.kwargs["batch_ids"][-1]
+    retry_id = resubmitted.value.trigger.batch_id  # attempt 2: the whole file again, now waited on
     assert wait(client, retry_id).status == "completed"
-    outcome = collect.collect(context, **resubmitted.value.kwargs)
+    outcome = collect.collect(context)
     assert outcome["rows"] == 40 and outcome["ok"] == 40 and outcome["batch_ids"] == [refused.id, retry_id]
-    assert [row["status"] for row in pq.read_table(outcome["path"]).to_pylist()] == ["ok"] * 40
+    results = pq.read_table(tmp_path / "staging" / "d" / "p" / "_ledger" / "results" / f"{retry_id}.parquet")
+    assert results.column("status").to_pylist() == ["ok"] * 40

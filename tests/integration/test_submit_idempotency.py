@@ -64,7 +64,9 @@ def test_submit_adopts_the_batch_whose_create_timed_out(emulator, tmp_path, monk
     }
     state = StateStore()
     staging = str(tmp_path / "staging")
-    operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, staging_root=staging, conn_id="openai_slow")
+    operator = SubmitBatchOperator(
+        task_id="submit", batch_file=descriptor, staging_root=staging, conn_id="openai_slow", wait_for_completion=False
+    )
     batch_id = operator.execute(context(state))
     batches = client_for(emu).batches.list().data
     assert [b.id for b in batches] == [batch_id] and state.get("batch_id") == batch_id
@@ -77,7 +79,7 @@ def test_submit_adopts_the_batch_whose_create_timed_out(emulator, tmp_path, monk
 def test_a_claim_in_progress_is_waited_for_and_a_stale_one_taken_over(emulator, tmp_path, monkeypatch):
     import time
 
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
     from batchkit import storage
     from batchkit.ledger import Ledger
@@ -85,7 +87,7 @@ def test_a_claim_in_progress_is_waited_for_and_a_stale_one_taken_over(emulator, 
     from openai_batch.context import batch_key
     from openai_batch.operators import SubmitBatchOperator
 
-    emu = emulator()
+    emu = emulator("--validation-seconds", "30")  # the batch stays live while the test looks at it
     monkeypatch.setenv(
         "AIRFLOW_CONN_OPENAI_EMU", json.dumps({"conn_type": "openai", "password": "x", "host": emu.base_url})
     )
@@ -98,6 +100,7 @@ def test_a_claim_in_progress_is_waited_for_and_a_stale_one_taken_over(emulator, 
     key = batch_key("d", "p", "ef" * 32)
     assert ledger.claim(key, "d/other_run/batch.submit[0]", "ef" * 32) is None  # another run is creating it
     operator = SubmitBatchOperator(task_id="submit", batch_file=descriptor, staging_root=staging, conn_id="openai_emu")
+    operator.wait_for_completion = False
     with pytest.raises(AirflowException, match=r"d/other_run/batch.submit\[0\] is creating the batch"):
         operator.execute(context(StateStore()))
     assert client_for(emu).batches.list().data == []
@@ -107,6 +110,12 @@ def test_a_claim_in_progress_is_waited_for_and_a_stale_one_taken_over(emulator, 
     batch_id = operator.execute(context(StateStore()))
     assert [b.id for b in client_for(emu).batches.list().data] == [batch_id]
     assert ledger.claim_of(key).batch_id == batch_id and ledger.claim_of(key).owner == "d/manual__1/batch.submit[0]"
+
+    operator.wait_for_completion = True  # the DAG's default: hold the task until the batch has ended
+    with pytest.raises(TaskDeferred) as waiting:
+        operator.execute(context(StateStore()))
+    assert type(waiting.value.trigger).__name__ == "OpenAIBatchStatusTrigger" and waiting.value.method_name == "follow"
+    assert waiting.value.trigger.batch_id == batch_id
 
 
 def test_refused_creations_wait_on_the_triggerer_then_give_up(emulator, tmp_path, monkeypatch):
@@ -132,6 +141,7 @@ def test_refused_creations_wait_on_the_triggerer_then_give_up(emulator, tmp_path
         batch_file=descriptor,
         staging_root=str(tmp_path / "staging"),
         conn_id="openai_busy",
+        wait_for_completion=False,
         queue_wait=timedelta(minutes=5),
         max_queue_waits=2,
     )

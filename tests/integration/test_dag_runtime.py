@@ -1,7 +1,9 @@
-"""Cancellation only when a person asks, on the real components with two triggerers: the triggerer holding the
+"""The production runtime on the real components. A true in-flight bound: with OPENAI_BATCH_MAX_PARALLEL=2 and
+16 batch files, at most 2 batches are ever validating or in progress. Cancellation only when a person asks, with
+two triggerers: the triggerer holding the
 waits stops answering past its heartbeat, the other takes them over and the first, on resuming, runs ``on_kill``
-for each lost trigger (Airflow 3.3): no batch is cancelled and the run succeeds. Marking a deferred wait failed
-cancels its batch."""
+for each lost trigger (Airflow 3.3): no batch is cancelled and the run succeeds. Marking a deferred submit (waiting on its
+batch) failed cancels its batch."""
 
 import time
 
@@ -12,15 +14,19 @@ from batchkit.devstack import Stack
 from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
-PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300}
-SETTINGS = {"AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8"}  # a silent triggerer loses its triggers
+PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300, "2026-11-26": 160}
+SETTINGS = {
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",  # a silent triggerer loses its triggers
+    "OPENAI_BATCH_MAX_PARALLEL": "2",
+}
+LIVE = ("validating", "in_progress", "finalizing", "cancelling")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     args = ("--seconds-per-request", "0.25", "--validation-seconds", "1")
     with running_stack(
-        tmp_path_factory.mktemp("ha"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=args, extra_env=SETTINGS
+        tmp_path_factory.mktemp("runtime"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=args, extra_env=SETTINGS
     ) as stack:
         yield stack
 
@@ -34,15 +40,15 @@ def wait_until(check, timeout: float, what: str) -> None:
     raise AssertionError(f"waited {timeout:.0f}s for {what}")
 
 
-def deferred_waits(stack: Stack, run_id: str) -> int:
+def deferred_submits(stack: Stack, run_id: str) -> int:
     return sum(
-        1 for t in stack.task_states(DAG_ID, run_id) if t["task_id"] == "batch.wait" and t["state"] == "deferred"
+        1 for t in stack.task_states(DAG_ID, run_id) if t["task_id"] == "batch.submit" and t["state"] == "deferred"
     )
 
 
 def test_a_triggerer_handover_never_cancels_a_batch(stack):
     stack.trigger(DAG_ID, "ha_1", {"partition": "2026-11-24", "max_requests_per_file": 300})
-    wait_until(lambda: deferred_waits(stack, "ha_1") == 2, 180, "both waits to defer")
+    wait_until(lambda: deferred_submits(stack, "ha_1") == 2, 180, "both waits to defer")
     stack.add("triggerer", "triggerer2")
     time.sleep(8)  # the second triggerer is up and heartbeating
     stack.pause("triggerer")
@@ -57,12 +63,12 @@ def test_a_triggerer_handover_never_cancels_a_batch(stack):
     assert "not cancelling batch" in logs, "the handover's on_kill did not run: the test proved nothing"
 
 
-def test_marking_a_deferred_wait_failed_cancels_its_batch(stack):
+def test_marking_a_deferred_submit_failed_cancels_its_batch(stack):
     stack.trigger(DAG_ID, "ha_2", {"partition": "2026-11-25", "max_requests_per_file": 300})
-    wait_until(lambda: deferred_waits(stack, "ha_2") == 1, 180, "the wait to defer")
+    wait_until(lambda: deferred_submits(stack, "ha_2") == 1, 180, "the wait to defer")
     response = stack.api(
         "PATCH",
-        f"/api/v2/dags/{DAG_ID}/dagRuns/ha_2/taskInstances/batch.wait/0",
+        f"/api/v2/dags/{DAG_ID}/dagRuns/ha_2/taskInstances/batch.submit/0",
         json={"new_state": "failed"},
     )
     assert response.status_code == 200, response.text
@@ -72,3 +78,16 @@ def test_marking_a_deferred_wait_failed_cancels_its_batch(stack):
         return len(batches) == 1 and batches[0]["status"] in ("cancelling", "cancelled")
 
     wait_until(cancelled, 60, "the batch to be cancelled")
+
+
+def test_at_most_max_parallel_batches_are_in_flight(stack):
+    stack.trigger(DAG_ID, "bound_1", {"partition": "2026-11-26", "max_requests_per_file": 10})  # 16 files
+    peak, state, deadline = 0, None, time.monotonic() + 420
+    while state not in ("success", "failed") and time.monotonic() < deadline:
+        batches = [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "bound_1"]
+        peak = max(peak, sum(1 for b in batches if b["status"] in LIVE))
+        state = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/bound_1").json().get("state")
+        time.sleep(0.3)
+    assert state == "success"
+    assert len(batches) == 16 and {b["status"] for b in batches} == {"completed"}
+    assert 1 <= peak <= 2, f"{peak} batches were in flight at once"

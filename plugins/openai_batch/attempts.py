@@ -1,0 +1,256 @@
+"""Follow one batch file's attempts to the end: wait for the latest batch on the triggerer, record each terminal
+batch in the ledger once, resubmit the lines a later attempt may answer, until nothing is left or
+``max_attempts`` batches were made.
+
+The submit step runs this loop right after creating the first batch and holds its task slot until the file's
+batches are all terminal, so ``max_active_tis_per_dagrun`` on submit bounds the batches in flight. The collect
+step runs it again and normally finds everything done (it picks the chain up after a clear or an upgrade).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from openai_batch.context import actor, batch_key
+from openai_batch.errors import airflow_errors
+from openai_batch.operators.common import wait_then_retry
+from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from batchkit.ledger import Ledger
+    from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.staging import RunStaging
+
+CANCEL_GRACE = timedelta(hours=1)  # how long a batch we cancelled for its deadline may take to stop
+
+Latest = dict[str, tuple[str, "int | None", "str | None", str]]  # custom_id -> (status, http, code, batch_id)
+
+
+class AttemptLoop:
+    """Mixin for operators with ``batch_file``, ``staging_root``, ``conn_id``, ``storage_conn_id``,
+    ``max_attempts``, ``poll_interval``, ``completion_window``, ``queue_wait`` and ``max_queue_waits``."""
+
+    def follow_attempts(
+        self,
+        context: Any,
+        method: str,
+        event: dict[str, Any] | None = None,
+        waited: bool = False,
+        waits: int = 0,
+        first: Batch | None = None,
+    ) -> tuple[list[Batch], Latest, int, set[str]]:
+        """Run the loop; deferrals resume in ``method``, which calls this again.
+
+        :returns: the attempt chain, each request's best result, how many results came from resubmissions, and
+            the requests still unanswered.
+        """
+        from batchkit.ledger import is_retryable
+        from openai_batch.hooks import OpenAIBatchHook
+        from openai_batch.staging import RunStaging, connect_storage
+
+        hook = OpenAIBatchHook(conn_id=self.conn_id)
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        ledger = staging.ledger()
+        chain = self._chain(context, hook, ledger, first or self.first_batch(context, hook, ledger))
+        if isinstance(event, dict) and event.get("status") == "timeout":
+            self._cancel_for_deadline(context, hook, ledger, chain)
+        with airflow_errors(f"following the batches of {self.batch_file['path']}"):
+            while True:
+                if chain[-1].status not in TERMINAL:
+                    self._defer(context, ledger, chain, method)
+                for attempt, batch in enumerate(chain, start=1):
+                    if not ledger.has_results(batch.id):
+                        self._record(hook, staging, ledger, batch, attempt)
+                latest, resubmitted = self._latest(ledger, chain)
+                ours = self._cancelled_for_deadline(context, ledger, chain)
+                retry = {
+                    custom_id
+                    for custom_id, (status, http_status, code, batch_id) in latest.items()
+                    if is_retryable(status, http_status, code) or (code == "batch_cancelled" and batch_id in ours)
+                }
+                if not retry or len(chain) >= int(self.max_attempts):
+                    return chain, latest, resubmitted, retry
+                if not waited and queue_full(chain[-1].errors):
+                    reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
+                    wait_then_retry(self, waits, method, {"waited": True}, reason)
+                chain.append(self._resubmit(context, hook, staging, ledger, chain, retry, waits, method))
+                waited = False
+
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+        """Attempt 1's batch, as the ledger's claim names it."""
+        claim = ledger.claim_of(self.attempt_key(context, 1))
+        if claim is None or not claim.batch_id:
+            raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
+        return hook.get_batch(claim.batch_id)
+
+    def attempt_key(self, context: Any, attempt: int) -> str:
+        scope = self.batch_file.get("key_scope", "")
+        return batch_key(context["ti"].dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt, scope)
+
+    def _chain(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger, first: Batch) -> list[Batch]:
+        """The file's batches so far: the first, then each resubmission the ledger's claims name."""
+        chain = [first]
+        while (claim := ledger.claim_of(self.attempt_key(context, len(chain) + 1))) and claim.batch_id:
+            chain.append(hook.get_batch(claim.batch_id))
+        return chain
+
+    def _window(self) -> timedelta:
+        window = self.completion_window
+        return window if isinstance(window, timedelta) else timedelta(hours=int(str(window).rstrip("h")))
+
+    def _defer(self, context: Any, ledger: Ledger, chain: list[Batch], method: str) -> None:
+        """Wait on the triggerer; the deadline is anchored on the batch's creation (window + 1 h), or on our own
+        cancel of it."""
+        from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+        batch = chain[-1]
+        claim = ledger.claim_of(self.attempt_key(context, len(chain)))
+        if claim is not None and claim.cancelled_at:
+            deadline = claim.cancelled_at + CANCEL_GRACE.total_seconds()
+        else:
+            deadline = batch.created_at + (self._window() + timedelta(hours=1)).total_seconds()
+        self.log.info("batch %s is %s; waiting on the triggerer", batch.id, batch.status)
+        self.defer(
+            trigger=OpenAIBatchStatusTrigger(
+                batch_id=batch.id, conn_id=self.conn_id, poll_interval=self.poll_interval, deadline=deadline
+            ),
+            method_name=method,
+            timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
+        )
+
+    def _cancel_for_deadline(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch]) -> None:
+        """The deadline passed: cancel the batch (its answered lines are kept; its unfinished lines go into the next
+        attempt, unlike a cancel by a person), or give up when it did not even stop after our cancel."""
+        batch = chain[-1]
+        claim = ledger.claim_of(self.attempt_key(context, len(chain)))
+        if claim is not None and claim.cancelled_at:
+            raise AirflowException(f"batch {batch.id} did not stop within {CANCEL_GRACE} of being cancelled")
+        self.log.warning("batch %s passed its deadline (%s window + 1 h); cancelling it", batch.id, self._window())
+        hook.cancel_batch(batch.id)
+        if claim is not None:
+            ledger.record_cancel(claim)
+        chain[-1] = hook.get_batch(batch.id)
+
+    def _cancelled_for_deadline(self, context: Any, ledger: Ledger, chain: list[Batch]) -> set[str]:
+        claims = [ledger.claim_of(self.attempt_key(context, n)) for n in range(1, len(chain) + 1)]
+        return {c.batch_id for c in claims if c is not None and c.cancelled_at and c.batch_id}
+
+    def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
+        """Download a terminal batch's files once and record its results in the ledger."""
+        from batchkit.results import fingerprints, from_results, result_batches, write_results
+
+        if batch.status == "failed" and not queue_full(batch.errors):
+            errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
+            raise AirflowFailException(f"batch {batch.id} failed: {errors}")
+        name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
+        with staging.scratch() as scratch:
+            downloaded = []
+            if batch.status == "failed":  # refused for the queue limit: nothing ran, every line is unanswered
+                source = from_results(self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl"))
+            else:
+                downloaded = [
+                    (kind, self._download(hook, file_id, batch.id, scratch / kind / name))
+                    for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id))
+                    if file_id
+                ]
+
+                def source(per_line: bool) -> Any:
+                    return result_batches([path for _, path in downloaded], batch.id, per_line)
+
+            counts = batch.request_counts
+            expected = counts.total if batch.status == "completed" and counts else None
+            local = scratch / f"{batch.id}.parquet"
+            if not hasattr(self, "_prints"):
+                self._prints = fingerprints(self.batch_file["path"])
+            written = write_results(source, self._prints, attempt, local, expected)
+            url = ledger.record_results(batch.id, local)
+            for kind, path in downloaded:
+                staging.publish(path, kind, name)
+        self.log.info("recorded %d result(s) of batch %s (%s) in %s", written, batch.id, batch.status, url)
+
+    def _download(self, hook: OpenAIBatchHook, file_id: str, batch_id: str, path: Path) -> Path:
+        size = hook.download(file_id, path)
+        self.log.info("downloaded file %s of %s (%d bytes)", file_id, batch_id, size)
+        return path
+
+    @staticmethod
+    def _latest(ledger: Ledger, chain: list[Batch]) -> tuple[Latest, int]:
+        """Each request's best answer over the attempts (ok, then final errors, then the latest attempt), and
+        how many results came from resubmissions."""
+        names = ["custom_id", "status", "http_status", "error_code", "final", "attempts", "batch_id"]
+        table = ledger.read_results([b.id for b in chain], names)
+        best: dict[str, tuple[tuple[int, int], tuple[str, int | None, str | None, str]]] = {}
+        columns = [table.column(name).to_pylist() for name in names]
+        for custom_id, status, http_status, code, final, attempts, batch_id in zip(*columns):
+            rank = (0 if status == "ok" else 1 if final else 2, -attempts)
+            if custom_id not in best or rank < best[custom_id][0]:
+                best[custom_id] = (rank, (status, http_status, code, batch_id))
+        resubmitted = sum(1 for attempts in columns[5] if attempts > 1)
+        return {custom_id: result for custom_id, (_, result) in best.items()}, resubmitted
+
+    def _refused_requests(self, hook: OpenAIBatchHook, batch: Batch, path: Path) -> list:
+        import orjson
+
+        from batchkit.results import Result
+
+        hook.download(batch.input_file_id, path)
+        message = batch.errors.data[0].message
+        with path.open("rb") as lines:
+            return [
+                Result(orjson.loads(raw)["custom_id"], batch.id, "error", error_code=QUEUE_FULL, error_message=message)
+                for raw in lines
+                if raw.strip()
+            ]
+
+    def _resubmit(
+        self,
+        context: Any,
+        hook: OpenAIBatchHook,
+        staging: RunStaging,
+        ledger: Ledger,
+        chain: list[Batch],
+        retry: set[str],
+        waits: int,
+        method: str,
+    ) -> Batch:
+        import openai
+
+        from batchkit.results import request_lines
+        from openai_batch.claims import submit_once
+
+        attempt = len(chain) + 1
+        key = self.attempt_key(context, attempt)
+        with staging.scratch() as scratch:
+            retry_file = scratch / f"retry-{self.batch_file['index']:05d}-{attempt}.jsonl"
+            with retry_file.open("wb") as out:
+                out.writelines(request_lines(self.batch_file["path"], retry))
+            staged = staging.publish(retry_file, "inputs", retry_file.name)
+        first = chain[0]
+        metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
+        try:
+            batch = submit_once(
+                hook,
+                ledger,
+                key,
+                actor(context),
+                self.batch_file["sha256"],
+                staged,
+                self.log,
+                endpoint=first.endpoint,
+                completion_window="24h",
+                metadata=metadata,
+            )
+        except openai.RateLimitError as exc:
+            wait_then_retry(self, waits, method, {"waited": True}, f"resubmission refused: {exc.message}")
+        self.log.warning(
+            "resubmitting %d line(s) as batch %s (attempt %d of %s)", len(retry), batch.id, attempt, self.max_attempts
+        )
+        return batch

@@ -1,0 +1,177 @@
+"""Step 5: merge the ledger's answers onto the staged rows, check them, then replace the partition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from batchkit.errors import BatchkitError
+from openai_batch.context import partition_key
+from openai_batch.errors import airflow_errors
+from openai_batch.operators.common import as_bool
+
+
+class LoadToWarehouseOperator(BaseOperator):
+    """Merge the partition's answers from the ledger onto its rows, check them, then replace the partition.
+
+    The rows are the ones the split staged (``inputs/rows.parquet``), each with the best answer the ledger holds
+    for its request, whichever run paid for it; the merged file is kept in the run's ``merged/result.parquet``.
+    Reconciliation and ``max_error_rate`` are checked **before** the table is touched: a run that fails them
+    leaves the table exactly as it was and says where its merged results are.
+
+    The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow ``postgres``
+    or ``redshift`` connection. Runs when the mapped collects were skipped too (nothing left to send).
+
+    :param results: the collect steps' outputs (counts).
+    :param split: the split step's XCom ``split`` (staged rows, manifest, dry_run).
+    :param staging_root: as for the other steps (the ledger lives there).
+    :param database: DuckDB database file (when no connection is given).
+    :param table: target table (``table`` or ``schema.table``; validated and quoted).
+    :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
+    """
+
+    template_fields = ("results", "split", "staging_root", "database", "table", "warehouse_conn_id", "max_error_rate")
+
+    def __init__(
+        self,
+        *,
+        results: list[dict[str, Any]],
+        split: dict[str, Any],
+        staging_root: str,
+        database: str,
+        table: str,
+        warehouse_conn_id: str = "",
+        max_error_rate: float = 1.0,
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trigger_rule", "none_failed")
+        super().__init__(**kwargs)
+        self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
+        self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
+        self.split, self.staging_root = split, staging_root
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from batchkit.merge import merge_partition
+        from openai_batch.staging import RunStaging, connect_storage
+
+        split = self.split if isinstance(self.split, dict) else {}
+        if not split.get("rows"):
+            raise AirflowFailException("the split step recorded no staged rows (XCom 'split'); clear the run")
+        if as_bool(split.get("dry_run")):
+            raise AirflowSkipException("dry run: nothing was submitted, so nothing is loaded")
+        partition = partition_key(context)
+        connect_storage(split["rows"], self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        with staging.scratch() as scratch, airflow_errors(f"merging the answers of partition {partition}"):
+            counts = merge_partition(split["rows"], staging.ledger().result_files(), scratch / "result.parquet")
+            merged = staging.publish(scratch / "result.parquet", "merged", "result.parquet")
+        given = self.results or []
+        # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
+        results = [r for r in ([given] if isinstance(given, dict) else given) if r]
+        report = self._reconcile(split["manifest"], results, counts)
+        self.log.info("partition %s: %s", partition, ", ".join(f"{k} {v}" for k, v in report.items()))
+        self._guard(counts, merged, partition)
+        try:
+            target, rows = self._load([merged], partition, context["run_id"])
+        except BatchkitError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
+        if rows != counts["rows"]:
+            raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
+        return {"warehouse": target, "table": self.table, "partition": partition, "merged": merged, **report}
+
+    def _guard(self, counts: dict[str, int], merged: str, partition: str) -> None:
+        """Refuse to replace the partition with incomplete or too faulty results; the table stays as it was."""
+        kept = f"the table was left unchanged; the merged results are kept at {merged}"
+        if counts["unanswered"]:
+            raise AirflowException(
+                f"{counts['unanswered']} request(s) of partition {partition} have no answer in the ledger; {kept}"
+            )
+        rate = counts["errors"] / max(1, counts["rows"])
+        if rate > float(self.max_error_rate):
+            raise AirflowFailException(
+                f"{counts['errors']} of {counts['rows']} rows ({rate:.1%}) ended in error, over max_error_rate "
+                f"{float(self.max_error_rate):.1%}: {kept}. To load them anyway: `batchkit load {merged} --table "
+                f"{self.table} --partition {partition}` (see the README), or run the partition again (only the "
+                "unanswered requests are sent) with a higher max_error_rate"
+            )
+
+    @staticmethod
+    def _reconcile(manifest: str, results: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, int]:
+        """Input rows (from the split manifest) against what was sent, reused, answered and merged."""
+        from batchkit.manifest import Manifest
+
+        totals = Manifest.load(manifest).totals
+        return {
+            "input_rows": totals["rows_read"],
+            "requests_submitted": sum(r.get("requests", 0) for r in results),
+            "resubmitted": sum(r.get("resubmitted", 0) for r in results),
+            "reused": totals.get("reused", 0),
+            "results_ok": counts["ok"],
+            "results_error": counts["errors"],
+            "merged": counts["rows"],
+        }
+
+    def _load(self, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
+        if not self.warehouse_conn_id:
+            from batchkit.warehouse.duckdb_loader import load_duckdb
+
+            return f"duckdb {self.database}", load_duckdb(self.database, self.table, paths, partition, run_id)
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(self.warehouse_conn_id)
+        if conn.conn_type == "redshift":
+            return self._load_redshift(conn, paths, partition, run_id)
+        if conn.conn_type not in ("postgres", "postgresql"):
+            raise AirflowFailException(
+                f"connection {self.warehouse_conn_id!r} is of type {conn.conn_type!r}; "
+                "use a postgres or redshift connection, or leave it empty for DuckDB"
+            )
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from batchkit.warehouse.postgres_loader import load_postgres
+
+        uri = PostgresHook(postgres_conn_id=self.warehouse_conn_id).get_uri()
+        uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
+        return f"postgres {conn.host}/{conn.schema}", load_postgres(uri, self.table, paths, partition, run_id)
+
+    def _load_redshift(self, conn: Any, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
+        """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra)."""
+        import psycopg
+        import s3fs
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from batchkit.warehouse.redshift_loader import load_redshift
+
+        extra = conn.extra_dejson
+        missing = [key for key in ("s3_staging", "iam_role") if not extra.get(key)]
+        if missing:
+            raise AirflowFailException(
+                f"redshift connection {self.warehouse_conn_id!r} needs {', '.join(missing)} in its extra "
+                "(s3_staging: s3://bucket/prefix, iam_role: the ARN Redshift's COPY assumes)"
+            )
+        s3 = S3Hook(aws_conn_id=extra.get("aws_conn_id", "aws_default"))
+        credentials = s3.get_credentials()
+        endpoint = s3.conn_config.endpoint_url
+        fs = s3fs.S3FileSystem(
+            key=credentials.access_key,
+            secret=credentials.secret_key,
+            token=credentials.token,
+            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
+        )
+        stage = f"{extra['s3_staging'].rstrip('/')}/{self.table}/{partition}/{run_id}"
+
+        def connect() -> Any:
+            return psycopg.connect(
+                host=conn.host, port=conn.port or 5439, user=conn.login, password=conn.password, dbname=conn.schema
+            )
+
+        rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
+        return f"redshift {conn.host}/{conn.schema}", rows

@@ -1,0 +1,45 @@
+"""Housekeeping: delete the staging areas of old runs (never the ledger, the current run or the source)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+
+class PruneStagingOperator(BaseOperator):
+    """Delete the staging areas of this DAG's runs whose newest file is older than ``retention``.
+
+    Only ``<staging_root>/<dag_id>/<partition>/<run_id>`` directories are candidates; the current run's area and
+    any directory holding or inside the source (everything before ``{partition}`` in ``source``) are kept.
+
+    :returns: the number of run areas deleted.
+    """
+
+    template_fields = ("staging_root", "source")
+
+    def __init__(
+        self,
+        *,
+        staging_root: str,
+        retention: timedelta,
+        source: str = "",
+        storage_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.staging_root, self.retention, self.source = staging_root, retention, source
+        self.storage_conn_id = storage_conn_id
+
+    def execute(self, context: Any) -> int:
+        from batchkit.storage import prune
+        from openai_batch.staging import RunStaging, connect_storage, plain_url
+
+        root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / context["dag"].dag_id)
+        keep = [self.source.split("{partition}")[0], RunStaging(self.staging_root, context, self.storage_conn_id).url()]
+        deleted = prune(root, self.retention, protect=keep)
+        for path in deleted:
+            self.log.info("deleted staging area %s (older than %s)", path, self.retention)
+        self.log.info("%d staging area(s) under %s older than %s deleted", len(deleted), root, self.retention)
+        return len(deleted)

@@ -1,0 +1,178 @@
+"""Step 1: split the run's partition into batch files, leaving out what the ledger already answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from batchkit.errors import BatchkitError
+from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
+from openai_batch.context import partition_key
+from openai_batch.errors import airflow_errors
+from openai_batch.operators.common import as_bool, as_list
+
+
+class SplitPartitionOperator(BaseOperator):
+    """Split the run's partition into batch input files in the run's staging directory.
+
+    Checks the model exists before anything else, so a typo fails the run before anything is submitted.
+
+    :param source: Parquet file, directory or glob, local or ``s3://``; ``{partition}`` is replaced by the
+        partition key.
+    :param staging_root: local directory or ``s3://bucket/prefix`` holding run-scoped staging areas
+        (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
+    :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
+    :param dry_run: split and report only; return no files, so nothing is submitted.
+    :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
+        the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
+    :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
+        request content) in any earlier run; off: ask everything again.
+    :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
+        Also pushes XCom ``split``: the staged rows and manifest and the dry_run flag, for the load step.
+    """
+
+    template_fields = (
+        "source",
+        "staging_root",
+        "model",
+        "endpoint",
+        "prompt_column",
+        "prompt_template",
+        "system_prompt",
+        "id_column",
+        "max_requests",
+        "max_tokens",
+        "body_options",
+        "dry_run",
+        "input_columns",
+        "reuse_results",
+    )
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        staging_root: str,
+        model: str,
+        endpoint: str = "/v1/chat/completions",
+        prompt_column: str | None = None,
+        prompt_template: str | None = None,
+        system_prompt: str | None = None,
+        id_column: str | None = None,
+        max_requests: int = 50_000,
+        max_tokens: int | None = None,
+        body_options: dict | None = None,
+        dry_run: bool = False,
+        input_columns: list[str] | None = None,
+        reuse_results: bool = True,
+        conn_id: str = "openai_default",
+        storage_conn_id: str | None = None,
+        check_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
+        self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
+        self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
+        self.id_column, self.max_requests, self.max_tokens = id_column, max_requests, max_tokens
+        self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from batchkit.splitter import split
+        from openai_batch.staging import RunStaging, connect_storage
+
+        partition = partition_key(context)
+        source = self.source.replace("{partition}", partition)
+        connect_storage(source, self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        if self.check_model:
+            self._check_model()
+        reuse = as_bool(self.reuse_results)
+        with staging.scratch() as scratch, airflow_errors(f"cannot split partition {partition} ({source})"):
+            answered = staging.ledger().answered() if reuse else None
+            manifest = split(source, scratch / "split", self._config(), self._progress, answered)
+            paths = [staging.publish(scratch / "split" / f.path, "inputs", f.path) for f in manifest.files]
+            rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)
+            manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
+        totals = manifest.totals
+        self.log.info(
+            "partition %s: %d rows -> %d requests to send in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
+            "(null/empty prompt); manifest %s",
+            partition,
+            totals["rows_read"],
+            totals["requests"],
+            totals["files"],
+            totals["bytes"] / 1e6,
+            totals["estimated_tokens"],
+            totals["rows_skipped"],
+            manifest_url,
+        )
+        self.log.info(
+            "requests: %d new, %d changed, %d unanswered before (sent again), %d reused from the ledger%s",
+            totals["new"],
+            totals["changed"],
+            totals["retried"],
+            totals["reused"],
+            "" if reuse else " (reuse_results is off: everything is asked again)",
+        )
+        dry_run = as_bool(self.dry_run)
+        context["ti"].xcom_push(
+            key="split", value={"rows": rows_url, "manifest": manifest_url, "partition": partition, "dry_run": dry_run}
+        )
+        if dry_run:
+            self.log.info("dry_run is set: nothing will be submitted")
+            return []
+        return [
+            {
+                "index": i,
+                "path": path,
+                "requests": f.requests,
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+                "manifest": manifest_url,
+                "partition": partition,
+                "key_scope": "" if reuse else context["run_id"],  # a full re-ask adopts no other run's batches
+            }
+            for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
+        ]
+
+    def _config(self) -> Any:
+        from airflow.sdk.configuration import conf
+
+        from batchkit.splitter import SplitConfig
+
+        try:
+            return SplitConfig(
+                model=self.model,
+                endpoint=self.endpoint,
+                prompt_column=self.prompt_column or None,
+                prompt_template=self.prompt_template or None,
+                system_prompt=self.system_prompt or None,
+                id_column=self.id_column or None,
+                max_requests=int(self.max_requests),
+                max_tokens=int(self.max_tokens) if self.max_tokens else None,
+                body_options=self.body_options or {},
+                keep_columns=as_list(self.input_columns) or None,
+                max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
+            )
+        except BatchkitError as exc:
+            raise AirflowFailException(f"invalid split parameters: {exc}") from None
+
+    def _check_model(self) -> None:
+        import openai
+
+        from openai_batch.hooks import OpenAIBatchHook
+
+        try:
+            OpenAIBatchHook(conn_id=self.conn_id).conn.models.retrieve(self.model)
+        except openai.NotFoundError:
+            raise AirflowFailException(
+                f"model {self.model!r} does not exist at this endpoint (or this key has no "
+                "access to it); nothing was submitted"
+            ) from None
+
+    def _progress(self, rows: int, files: int) -> None:
+        if rows and rows % 500_000 < 4096:
+            self.log.info("split progress: %d rows read, %d file(s) started", rows, files)

@@ -1,0 +1,152 @@
+"""Step 2: create a batch file's batch once, then follow it (and its resubmissions) until all are terminal."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from openai_batch.attempts import AttemptLoop
+from openai_batch.context import actor, batch_key
+from openai_batch.errors import airflow_errors
+from openai_batch.operators.common import wait_then_retry
+from openai_batch.statuses import METADATA_KEY
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from batchkit.ledger import Ledger
+    from openai_batch.hooks import OpenAIBatchHook
+
+
+class SubmitBatchOperator(AttemptLoop, BaseOperator):
+    """Upload one batch file, create its batch once, and (by default) hold this task until the file's batches
+    are all terminal.
+
+    The batch's key (DAG, partition, file digest, attempt) is claimed in the partition's ledger before the
+    batch is created (``claims.submit_once``): a retry, a clear or an overlapping run of the same partition
+    adopts the batch the claim names, whatever its status, so no file is ever paid for twice.
+
+    While the batch runs the task defers to the triggerer (no worker slot), records the results in the ledger
+    when it ends and resubmits retryable lines (429, 5xx, expired, or unfinished at our own deadline cancel) up
+    to ``max_attempts`` batches (``attempts.AttemptLoop``). Because the task stays deferred until then,
+    ``max_active_tis_per_dagrun`` (and a pool with ``--include-deferred``) bounds the batches in flight.
+
+    :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated); its file is streamed from
+        staging (local or ``s3://`` through ``storage_conn_id``) to the Files API.
+    :param staging_root: as for ``SplitPartitionOperator`` (the ledger lives there).
+    :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
+        are passed to ``batches.create``.
+    :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
+    :returns: the first batch's id.
+    """
+
+    template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts")
+
+    def __init__(
+        self,
+        *,
+        batch_file: dict[str, Any],
+        staging_root: str,
+        endpoint: str = "/v1/chat/completions",
+        conn_id: str = "openai_default",
+        storage_conn_id: str | None = None,
+        completion_window: str = "24h",
+        metadata: dict[str, str] | None = None,
+        output_expires_after: dict[str, Any] | None = None,
+        max_attempts: int = 3,
+        poll_interval: float = 60,
+        wait_for_completion: bool = True,
+        queue_wait: timedelta = timedelta(minutes=10),
+        max_queue_waits: int = 12,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_file, self.endpoint, self.conn_id, self.staging_root = batch_file, endpoint, conn_id, staging_root
+        self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
+        self.completion_window, self.metadata, self.output_expires_after = (
+            completion_window,
+            metadata,
+            output_expires_after,
+        )
+        self.max_attempts, self.poll_interval, self.wait_for_completion = (
+            max_attempts,
+            poll_interval,
+            wait_for_completion,
+        )
+
+    def execute(self, context: Any, waits: int = 0, event: Any = None) -> str:
+        batch = self._create_once(context, waits)
+        context["task_state_store"].set("batch_id", batch.id)
+        self.log.info("batch %s (%s) holds %d requests", batch.id, batch.status, self.batch_file["requests"])
+        if not self.wait_for_completion:
+            return batch.id
+        return self.follow(context, first=batch)
+
+    def follow(
+        self, context: Any, event: dict[str, Any] | None = None, waited: bool = False, waits: int = 0, first: Any = None
+    ) -> str:
+        """Resumed here after every deferral until the file's batches are all terminal."""
+        chain, latest, _, retry = self.follow_attempts(context, "follow", event, waited, waits, first)
+        ok = sum(1 for status, *_ in latest.values() if status == "ok")
+        self.log.info(
+            "batch(es) %s done: %d of %d request(s) answered ok%s",
+            ", ".join(b.id for b in chain),
+            ok,
+            len(latest),
+            f"; {len(retry)} still unanswered after {len(chain)} attempts" if retry else "",
+        )
+        return chain[0].id
+
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+        saved = context["task_state_store"].get("batch_id")
+        return hook.get_batch(saved) if saved else super().first_batch(context, hook, ledger)
+
+    def _create_once(self, context: Any, waits: int) -> Batch:
+        import openai
+
+        from openai_batch.claims import submit_once
+        from openai_batch.hooks import OpenAIBatchHook
+        from openai_batch.staging import RunStaging, connect_storage
+
+        hook = OpenAIBatchHook(conn_id=self.conn_id)
+        sha, partition, ti = self.batch_file["sha256"], self.batch_file["partition"], context["ti"]
+        saved = context["task_state_store"].get("batch_id")
+        if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's
+            batch = hook.get_batch(saved)
+            if (batch.metadata or {}).get("file_sha256") == sha[:32]:
+                self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
+                return batch
+            self.log.warning("batch %s of an earlier try was made from another file; not adopting it", batch.id)
+        key = batch_key(ti.dag_id, partition, sha, 1, self.batch_file.get("key_scope", ""))
+        metadata = {
+            **(self.metadata or {}),
+            "airflow_dag_id": ti.dag_id,
+            "airflow_run_id": ti.run_id[:512],
+            "airflow_task": f"{ti.task_id}[{ti.map_index}]",
+            "partition": partition,
+            "file_sha256": sha[:32],
+            METADATA_KEY: key,
+        }
+        extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
+        ledger = RunStaging(self.staging_root, context, self.storage_conn_id).ledger()
+        try:
+            with airflow_errors(f"submitting {self.batch_file['path']}"):
+                return submit_once(
+                    hook,
+                    ledger,
+                    key,
+                    actor(context),
+                    sha,
+                    self.batch_file["path"],
+                    self.log,
+                    endpoint=self.endpoint,
+                    completion_window=self.completion_window,
+                    metadata=metadata,
+                    **extra,
+                )
+        except openai.RateLimitError as exc:
+            wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
+            raise AssertionError("unreachable: wait_then_retry defers or raises") from exc
