@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
-from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
+from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
 from .storage import LEDGER_DIR  # beside the run directories; prune keeps it
 
@@ -36,13 +36,6 @@ from .storage import LEDGER_DIR  # beside the run directories; prune keeps it
 def fingerprint(request_without_id: bytes) -> str:
     """What identifies a request's content: the line's bytes after its ``custom_id`` (method, url, body)."""
     return hashlib.sha256(request_without_id).hexdigest()[:32]
-
-
-def is_final(status: str, http_status: int | None, error_code: str | None) -> bool:
-    """An answer that sending the same request again would not change."""
-    if status == "ok":
-        return True
-    return http_status not in RETRYABLE_HTTP_STATUS and error_code not in UNANSWERED_CODES
 
 
 def is_retryable(status: str, http_status: int | None, error_code: str | None) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import storage
-from .errors import TransientError
 from .results import RESULT_SCHEMA
 
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
@@ -70,12 +69,6 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
         ).fetchone()
     partial.replace(out)
     return {"rows": counts[0], "ok": counts[1], "errors": counts[0] - counts[1], "unanswered": counts[2]}
-
-
-def require_answers(counts: dict[str, int], where: str) -> None:
-    """Refuse a merge in which a submitted request has no result (nothing may go missing)."""
-    if counts["unanswered"]:
-        raise TransientError(f"{counts['unanswered']} request(s) of the partition have no result yet ({where})")
 
 
 def _q(name: str) -> str:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
 from .errors import BatchkitError, TransientError
-from .ledger import is_final, is_retryable
+from .ledger import is_retryable
 from .requests import ID_PREFIX
 from .storage import open_file
 
@@ -66,10 +66,6 @@ class Result:
     @property
     def retryable(self) -> bool:
         return is_retryable(self.status, self.http_status, self.error_code)
-
-    @property
-    def final(self) -> bool:
-        return is_final(self.status, self.http_status, self.error_code)
 
 
 def parse_lines(path: Path, batch_id: str) -> Iterator[Result]:
@@ -193,6 +189,7 @@ def _write(batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], atte
             if None in prints:
                 unknown = ids[prints.index(None)]
                 raise BatchkitError(f"results name custom_id {unknown!r}, which is not among the batch's requests")
+            # final: ok, or an error sending the same body again would repeat (see batchkit.ledger)
             ok = pc.equal(batch.column("status"), "ok")
             retry_later = pc.or_(
                 pc.is_in(batch.column("http_status"), pa.array(sorted(RETRYABLE_HTTP_STATUS), pa.int32())),

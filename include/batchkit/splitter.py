@@ -78,6 +78,7 @@ def split(
     config: SplitConfig,
     progress: Progress | None = None,
     answered: Answered | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files, ``out_dir/rows.parquet`` and
     ``out_dir/manifest.json``.
@@ -88,13 +89,15 @@ def split(
     batch files; the manifest counts them as reused, the rest as new, changed or retried.
 
     ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
-    the manifest last, so a manifest there always describes complete files.
+    the manifest last, so a manifest there always describes complete files. ``on_file(path)`` is called as soon
+    as each batch file is complete (it may move the file away: publish it, so a partition of many files never
+    sits on local disk whole).
 
     :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
     """
     if is_remote(str(out_dir)):
         with tempfile.TemporaryDirectory(prefix="batchkit-split-") as local:
-            manifest = split(source, Path(local) / "out", config, progress, answered)
+            manifest = split(source, Path(local) / "out", config, progress, answered, on_file)
             target = str(out_dir).rstrip("/")
             for name in [f.path for f in manifest.files] + [ROWS_NAME, MANIFEST_NAME]:
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
@@ -116,7 +119,7 @@ def split(
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        writer = _FileWriter(staging, shape, config)
+        writer = _FileWriter(staging, shape, config, on_file)
         rows = _RowsWriter(staging / ROWS_NAME, schema, keep)
         job = _SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
         skipped = job.skipped
@@ -288,8 +291,10 @@ class _RowsWriter:
 class _FileWriter:
     """Writes request lines into numbered files, starting a new file before any limit is crossed."""
 
-    def __init__(self, directory: Path, shape: RequestShape, config: SplitConfig) -> None:
-        self.directory, self.shape, self.config = directory, shape, config
+    def __init__(
+        self, directory: Path, shape: RequestShape, config: SplitConfig, on_file: Callable[[Path], None] | None
+    ) -> None:
+        self.directory, self.shape, self.config, self.on_file = directory, shape, config, on_file
         self.entries: list[BatchFileEntry] = []
         self._handle: BinaryIO | None = None
         self._requests = self._bytes = self._tokens = 0
@@ -388,6 +393,8 @@ class _FileWriter:
         entry = self.entries[-1]
         entry.requests, entry.bytes, entry.estimated_tokens = self._requests, self._bytes, self._tokens
         entry.sha256, entry.first_row, entry.last_row = self._hash.hexdigest(), list(self._first), list(self._last)
+        if self.on_file is not None:
+            self.on_file(self.directory / entry.path)
 
 
 _MORE_FILES = (

@@ -338,3 +338,22 @@ def test_too_many_files_are_refused_before_anything_is_written(tmp_path, write_p
         split(str(src), tmp_path / "o", cfg(max_requests=10, max_bytes=400, max_files=3))
     assert not (tmp_path / "o").exists()
     assert split(str(src), tmp_path / "o", cfg(max_requests=10, max_files=3)).totals["files"] == 3
+
+
+def test_each_file_is_handed_over_as_soon_as_it_is_complete(tmp_path, write_parquet):
+    import hashlib
+
+    src = write_parquet("a.parquet", {"text": [f"row {i}" for i in range(25)]})
+    published = tmp_path / "published"
+    published.mkdir()
+    handed: list[str] = []
+
+    def publish(path: Path) -> None:
+        handed.append(path.name)
+        path.rename(published / path.name)  # moved away at once: never all on local disk together
+
+    manifest = split(str(src), tmp_path / "o", cfg(max_requests=10), on_file=publish)
+    assert handed == ["batch-00000.jsonl", "batch-00001.jsonl", "batch-00002.jsonl"]
+    assert not list((tmp_path / "o").glob("batch-*"))
+    for entry in manifest.files:
+        assert hashlib.sha256((published / entry.path).read_bytes()).hexdigest() == entry.sha256

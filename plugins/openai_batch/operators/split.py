@@ -92,8 +92,10 @@ class SplitPartitionOperator(BaseOperator):
         reuse = as_bool(self.reuse_results)
         with staging.scratch() as scratch, airflow_errors(f"cannot split partition {partition} ({source})"):
             answered = staging.ledger().answered() if reuse else None
-            manifest = split(source, scratch / "split", self._config(), self._progress, answered)
-            paths = [staging.publish(scratch / "split" / f.path, "inputs", f.path) for f in manifest.files]
+            manifest = split(
+                source, scratch / "split", self._config(), self._progress, answered, self._publisher(staging)
+            )
+            paths = [staging.url("inputs", f.path) for f in manifest.files]
             rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
@@ -137,6 +139,16 @@ class SplitPartitionOperator(BaseOperator):
             }
             for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
         ]
+
+    def _publisher(self, staging: Any) -> Any:
+        """Publish each batch file as soon as it is complete and drop the local copy (the manifest comes last)."""
+
+        def publish(path: Any) -> None:
+            url = staging.publish(path, "inputs", path.name)
+            path.unlink(missing_ok=True)
+            self.log.info("published %s", url)
+
+        return publish
 
     def _config(self) -> Any:
         from airflow.sdk.configuration import conf
