@@ -199,8 +199,7 @@ class Stack:
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGCONT)  # a paused component must be able to stop
-        for component, process in self.processes.items():
-            _stop_group(process.pid, component)
+        _stop_groups([process.pid for process in self.processes.values()])
         self.processes.clear()
         if self.emulator:
             self.emulator.stop()
@@ -253,29 +252,32 @@ def stop_recorded(root: Path) -> list[str]:
     if not pid_file.exists():
         return []
     pids = json.loads(pid_file.read_text())
-    for name, pid in pids.items():
-        _stop_group(pid, name)
+    _stop_groups(list(pids.values()))
     pid_file.unlink()
     return list(pids)
 
 
-def _stop_group(pid: int, name: str, timeout: float = 20) -> None:
-    """SIGTERM the process group (the scheduler's workers included), then SIGKILL what is left."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def _stop_groups(pids: list[int], timeout: float = 20) -> None:
+    """SIGTERM every process group at once (the scheduler's workers included), wait for all of them together,
+    then SIGKILL what is left."""
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+            alive.append(pid)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                alive.remove(pid)
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _stable_keys(path: Path) -> dict[str, str]:
