@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +25,7 @@ from .ledger import is_retryable
 from .requests import ID_PREFIX
 from .storage import open_file
 
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 1024  # per-line parsing: an embeddings chunk holds ~1,500 Python floats a line until converted
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -220,9 +221,25 @@ def result_batches(paths: list[Path], batch_id: str, per_line: bool = False) -> 
 
 def results_batch(results: list[Result]) -> pa.RecordBatch:
     """Result objects (a chunk) as one ``RESULT_SCHEMA`` record batch."""
-    return pa.record_batch(
-        [pa.array([getattr(r, f.name) for r in results], f.type) for f in RESULT_SCHEMA], RESULT_SCHEMA
-    )
+    columns = [
+        _vectors([r.embedding for r in results])
+        if f.name == "embedding"
+        else pa.array([getattr(r, f.name) for r in results], f.type)
+        for f in RESULT_SCHEMA
+    ]
+    return pa.record_batch(columns, RESULT_SCHEMA)
+
+
+def _vectors(vectors: list[list[float] | None]) -> pa.Array:
+    """Embeddings as a float32 list column, converted in C through one numpy buffer (not float by float)."""
+    present = [v for v in vectors if v is not None]
+    if not present:
+        return pa.nulls(len(vectors), pa.list_(pa.float32()))
+    values = np.concatenate([np.asarray(v, np.float32) for v in present])
+    sizes = np.array([0 if v is None else len(v) for v in vectors], np.int32)
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int32)]).astype(np.int32)
+    mask = pa.array([v is None for v in vectors])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values), mask=mask)
 
 
 def from_results(results: list[Result]) -> Callable[[bool], list[pa.RecordBatch]]:
@@ -266,6 +283,10 @@ _LINE = pa.schema(
 
 
 def _arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
+    if _body_object(path) in ("list", "response"):
+        # embeddings: orjson + numpy parse their floats about twice as fast as Arrow's reader, in less memory;
+        # responses: the text is spread over an output list
+        raise _NeedsPerLine()
     options = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="ignore")
     try:
         reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=block_bytes), parse_options=options)
@@ -273,6 +294,18 @@ def _arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> It
             yield _typed_results(lines, batch_id)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise _NeedsPerLine() from None
+
+
+def _body_object(path: Path) -> str | None:
+    """The ``object`` of the first line's response body (``chat.completion``, ``list``, ``response``)."""
+    with path.open("rb") as lines:
+        for raw in lines:
+            if raw.strip():
+                try:
+                    return ((orjson.loads(raw).get("response") or {}).get("body") or {}).get("object")
+                except (orjson.JSONDecodeError, AttributeError):
+                    return None
+    return None
 
 
 def _field(array: pa.Array, *names: str) -> pa.Array:
@@ -291,8 +324,8 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
     n = lines.num_rows
     response, error = lines.column("response"), lines.column("error")
     body = _field(response, "body")
-    if pc.any(pc.equal(_field(body, "object"), "response")).as_py():
-        raise _NeedsPerLine()  # the responses endpoint: its text is spread over an output list
+    if pc.any(pc.is_in(_field(body, "object"), pa.array(["response", "list"]))).as_py():
+        raise _NeedsPerLine()  # a file mixing shapes: see _arrow_batches
     status_code = _field(response, "status_code")
     ok = pc.and_(pc.fill_null(pc.equal(status_code, 200), False), pc.is_null(error))
     nothing = pa.nulls(n, pa.string())

@@ -263,7 +263,6 @@ def test_arrow_reader_agrees_with_per_line_parsing(tmp_path):
         [
             ok_line("a", "positive"),
             ok_line("b", "ünïcode ✓"),
-            embedding_line("c", [0.5, -1.25]),
             error_line("d", 500, None),
             error_line("e", 400, "invalid_request_error", "bad body"),
             {**ok_line("f"), "response": {"status_code": 200, "body": {"choices": []}}},
@@ -276,8 +275,17 @@ def test_arrow_reader_agrees_with_per_line_parsing(tmp_path):
     slow = pa.Table.from_batches(list(result_batches([output, errors], "b1", per_line=True)))
     assert fast.to_pylist() == slow.to_pylist()
     rows = {r["custom_id"]: r for r in fast.to_pylist()}
-    assert rows["c"]["embedding"] == [0.5, -1.25] and rows["d"]["error_code"] == "http_500"
+    assert rows["d"]["error_code"] == "http_500"
     assert rows["g"]["error_code"] == "batch_expired" and rows["g"]["http_status"] is None
+
+
+def test_embeddings_are_parsed_line_by_line_into_float32_lists(tmp_path):
+    lines = write_jsonl(tmp_path / "e.jsonl", [embedding_line("a", [0.5, -1.25]), error_line("b", 500, None)])
+    out = tmp_path / "ledger.parquet"
+    written = write_results(lambda per_line: result_batches([lines], "b", per_line), {"a": "f", "b": "g"}, 1, out)
+    table = pq.read_table(out)
+    assert written == 2 and table.schema.field("embedding").type == pa.list_(pa.float32())
+    assert table.column("embedding").to_pylist() == [[0.5, -1.25], None]
 
 
 def test_files_arrow_cannot_type_are_parsed_line_by_line(tmp_path):
