@@ -76,11 +76,12 @@ class AttemptLoop:
                     for custom_id, (status, http_status, code, batch_id) in latest.items()
                     if is_retryable(status, http_status, code) or (code == "batch_cancelled" and batch_id in ours)
                 }
-                if not retry or len(chain) >= int(self.max_attempts):
+                refused = sum(1 for b in chain if b.status == "failed" and queue_full(b.errors))
+                if not retry or len(chain) - refused >= int(self.max_attempts):  # a refusal is not an attempt
                     return chain, latest, resubmitted, retry
-                if not waited and queue_full(chain[-1].errors):
+                if not waited and queue_full(chain[-1].errors):  # the chain counts the waits: none is forgotten
                     reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
-                    wait_then_retry(self, waits, method, {"waited": True}, reason)
+                    wait_then_retry(self, refused - 1, method, {"waited": True}, reason)
                 chain.append(self._resubmit(context, hook, staging, ledger, chain, retry, waits, method))
                 waited = False
 

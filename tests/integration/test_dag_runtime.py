@@ -14,7 +14,7 @@ from batchkit.devstack import Stack
 from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
-PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300, "2026-11-26": 160}
+PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300, "2026-11-26": 160, "2026-11-27": 1100}
 SETTINGS = {
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",  # a silent triggerer loses its triggers
     "OPENAI_BATCH_MAX_PARALLEL": "2",
@@ -91,3 +91,14 @@ def test_at_most_max_parallel_batches_are_in_flight(stack):
     assert state == "success"
     assert len(batches) == 16 and {b["status"] for b in batches} == {"completed"}
     assert 1 <= peak <= 2, f"{peak} batches were in flight at once"
+
+
+def test_a_partition_needing_more_files_than_airflow_can_map_is_refused_before_any_submit(stack):
+    stack.trigger(DAG_ID, "wide_1", {"partition": "2026-11-27", "max_requests_per_file": 1})  # 1,100 files
+    run = stack.wait_for_run(DAG_ID, "wide_1", timeout=240, progress=lambda message: None)
+    assert run["state"] == "failed"
+    assert {t["task_id"]: t["state"] for t in run["tasks"]}["split"] == "failed"
+    assert not [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "wide_1"]
+    log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=wide_1/task_id=split/*.log"))
+    assert "1,100 rows: at 1 requests per file that is at least 1,100 batch files, over the limit of 1,024" in log
+    assert "AIRFLOW__CORE__MAX_MAP_LENGTH" in log

@@ -63,6 +63,7 @@ def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypa
         conn_id="openai_q",
         staging_root=str(tmp_path / "staging"),
         queue_wait=timedelta(seconds=1),
+        max_attempts=1,  # the refusal is not an attempt: the one allowed attempt is still made
     )
     context = {
         "ti": SimpleNamespace(dag_id="d", run_id="r", task_id="collect", map_index=1),
