@@ -1,11 +1,11 @@
 """The request ledger of one (DAG, partition): which requests were answered, by which batch, and who creates
 which batch. Every run, retry and worker of the partition consults it, so nothing is paid for twice.
 
-Layout under ``<staging>/<dag_id>/<partition>/_ledger/`` (local disk or S3; files are written whole, never
-edited in place, so concurrent writers need no locks):
+Layout under ``<staging>/<dag_id>/<partition>/_ledger/`` (local disk or S3; every file is written whole, by
+an atomic rename or one PUT, so readers never see half a file and concurrent writers need no locks):
 
-- ``batches/<key>.json`` — one claim per batch key: written exclusively before the batch is created (two runs
-  race, one wins), then completed with the batch id. It is the persisted attempt chain and bounds the
+- ``batches/<key>.json`` — one claim per batch key: created exclusively before the batch is created (two runs
+  race, one wins), then rewritten by its owner with the batch id (and a deadline cancel). It is the persisted attempt chain and bounds the
   lost-create lookup: no claim means nothing can have been created.
 - ``results/<batch_id>.parquet`` — one row per request a terminal batch answered: ``custom_id``, the
   request ``fingerprint`` (model + endpoint + rendered body), the result columns and ``final``.

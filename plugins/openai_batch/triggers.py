@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,22 @@ from openai_batch.statuses import TERMINAL
 POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would stall a deadline by minutes
 POLL_RETRIES = 1  # inside one poll; the loop itself backs off and tries again
 JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
+CLIENT_REFRESH_SECONDS = 900.0  # a shared client is rebuilt this often, so a rotated key is picked up
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, tuple[float, Any]]] = (
+    weakref.WeakKeyDictionary()
+)  # per event loop: a client must not outlive the loop it was made in
+
+
+async def shared_client(conn_id: str) -> Any:
+    """One ``AsyncOpenAI`` client per connection and event loop: the triggerer runs all its triggers in one loop,
+    so 1,000 waits share one connection pool instead of holding 1,000 clients."""
+    clients, now = _clients.setdefault(asyncio.get_running_loop(), {}), time.monotonic()
+    entry = clients.get(conn_id)
+    if entry is None or now - entry[0] > CLIENT_REFRESH_SECONDS:
+        client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
+        entry = clients[conn_id] = (now, client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES))
+    return entry[1]
 
 
 class OpenAIBatchStatusTrigger(BaseTrigger):
@@ -24,7 +41,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
 
     State is only serialisable ids and numbers, so a restarted triggerer resumes where it left off.
     Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task.
-    One client per trigger, short request timeouts, jittered sleeps.
+    Clients are shared per connection (``shared_client``), requests time out fast, sleeps are jittered.
 
     :param batch_id: the batch to watch.
     :param conn_id: the ``openai`` connection.
@@ -63,32 +80,31 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
         interval, last_counts = self.poll_interval, None
-        client = await OpenAIBatchHook(conn_id=self.conn_id).aget_conn()
-        async with client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES) as client:
-            await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
-            while True:
-                try:
-                    batch = await client.batches.retrieve(self.batch_id)
-                    interval = self.poll_interval
-                except TRANSIENT as exc:
-                    interval = min(interval * 2, self.max_poll_interval)
-                    self.log.warning(
-                        "polling %s failed (%s); next try in %.0fs", self.batch_id, type(exc).__name__, interval
-                    )
-                else:
-                    counts = batch.request_counts
-                    progress = (batch.status, counts.completed, counts.failed, counts.total) if counts else None
-                    if progress != last_counts:
-                        self.log.info("batch %s %s: %s/%s/%s completed/failed/total", self.batch_id, *progress)
-                        last_counts = progress
-                    if batch.status in TERMINAL:
-                        yield TriggerEvent(_event(batch.status, self.batch_id, f"batch {batch.status}", counts))
-                        return
-                if ends is not None and time.monotonic() >= ends:
-                    yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
+        client = await shared_client(self.conn_id)
+        await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
+        while True:
+            try:
+                batch = await client.batches.retrieve(self.batch_id)
+                interval = self.poll_interval
+            except TRANSIENT as exc:
+                interval = min(interval * 2, self.max_poll_interval)
+                self.log.warning(
+                    "polling %s failed (%s); next try in %.0fs", self.batch_id, type(exc).__name__, interval
+                )
+            else:
+                counts = batch.request_counts
+                progress = (batch.status, counts.completed, counts.failed, counts.total) if counts else None
+                if progress != last_counts:
+                    self.log.info("batch %s %s: %s/%s/%s completed/failed/total", self.batch_id, *progress)
+                    last_counts = progress
+                if batch.status in TERMINAL:
+                    yield TriggerEvent(_event(batch.status, self.batch_id, f"batch {batch.status}", counts))
                     return
-                remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
-                await asyncio.sleep(min(interval * random.uniform(1 - JITTER, 1 + JITTER), remaining))
+            if ends is not None and time.monotonic() >= ends:
+                yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
+                return
+            remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
+            await asyncio.sleep(min(interval * random.uniform(1 - JITTER, 1 + JITTER), remaining))
 
     async def on_kill(self) -> None:
         """A person acted on the deferred task (mark failed/success, clear): stop spending on the batch.
@@ -107,8 +123,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             )
             return
         try:
-            async with await OpenAIBatchHook(conn_id=self.conn_id).aget_conn() as client:
-                await client.batches.cancel(self.batch_id)
+            await (await shared_client(self.conn_id)).batches.cancel(self.batch_id)
             self.log.info("cancelled batch %s because the task was killed", self.batch_id)
         except openai.APIError as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)

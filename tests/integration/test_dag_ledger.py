@@ -195,7 +195,7 @@ def test_e_a_source_rewritten_after_the_split_never_pairs_answers_with_other_row
     slow = ("--seconds-per-request", "0.02", "--validation-seconds", "1")
     with emulator_settings(stack, *slow):
         stack.trigger(DAG_ID, "e_1", {"partition": partition, "id_column": "", "max_requests_per_file": 300, **ECHO})
-        wait_for_state(stack, "e_1", "batch.wait", "deferred")
+        wait_for_state(stack, "e_1", "batch.submit", "deferred")  # batches running
         for path, data in originals.items():  # compacted/rewritten: same files, rows in another order
             pq.write_table(data.take(pa.array(range(data.num_rows - 1, -1, -1))), path)
         outcome = stack.wait_for_run(DAG_ID, "e_1", timeout=420, progress=lambda message: None)
