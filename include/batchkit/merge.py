@@ -26,9 +26,9 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
     with duckdb.connect(config={"memory_limit": memory_limit, "threads": 2}) as con:
-        for url in [rows_url, *result_urls[:1]]:
-            if storage.is_remote(url):
-                con.register_filesystem(storage.url_to_fs(url)[0])
+        remote = {url.split("://", 1)[0]: url for url in [rows_url, *result_urls[:1]] if storage.is_remote(url)}
+        for url in remote.values():  # one filesystem per protocol: DuckDB refuses a second registration
+            con.register_filesystem(storage.url_to_fs(url)[0])
         inputs = [f[0] for f in con.execute("SELECT * FROM read_parquet(?) LIMIT 0", [rows_url]).description]
         kept = [c for c in inputs if c not in ("__custom_id", "__fingerprint", *RESULT_SCHEMA.names)]
         result_columns = [f.name for f in RESULT_SCHEMA if f.name not in ("custom_id", "batch_id", "status")]

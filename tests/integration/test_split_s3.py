@@ -32,7 +32,7 @@ def partition(s3fs_client, s3_endpoint, monkeypatch):
     return f"s3://{prefix}"
 
 
-def test_split_and_merge_from_s3(partition, tmp_path):
+def test_split_and_merge_from_s3(partition, tmp_path, s3fs_client):
     manifest = split(
         partition + "/", tmp_path / "out", SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=60)
     )
@@ -58,7 +58,9 @@ def test_split_and_merge_from_s3(partition, tmp_path):
         write_results(from_results(results), fingerprints(batch_file), 1, tmp_path / f"r{index}.parquet")
         ledger.record_results(f"batch_{index}", tmp_path / f"r{index}.parquet")
     assert len(ledger.answered().final) == 100
-    counts = merge_partition(str(tmp_path / "out" / "rows.parquet"), ledger.result_files(), tmp_path / "m.parquet")
+    s3fs_client.put(str(tmp_path / "out" / "rows.parquet"), f"{bucket}/staging/d/2026-11-24/r/rows.parquet")
+    rows = f"s3://{bucket}/staging/d/2026-11-24/r/rows.parquet"  # staged rows and ledger both on S3
+    counts = merge_partition(rows, ledger.result_files(), tmp_path / "m.parquet")
     assert counts == {"rows": 100, "ok": 100, "errors": 0, "unanswered": 0}
     assert pq.read_table(tmp_path / "m.parquet").column("text").to_pylist()[60] == "review 60 ✓"
 
