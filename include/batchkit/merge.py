@@ -7,6 +7,7 @@ request changed is therefore never paired with the answer to its old prompt. Run
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from . import storage
@@ -16,7 +17,7 @@ SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
 
 
 def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_limit: str = "512MB") -> dict[str, int]:
-    """Write every row of ``rows_url`` with its result to ``out`` (atomically, in split order).
+    """Write every row of ``rows_url`` with its result to ``out`` (atomically; row order is not kept).
 
     :returns: ``rows``, ``ok``, ``errors`` (skipped rows included) and ``unanswered`` (rows whose request has
         no result at all; the caller refuses to load those).
@@ -25,7 +26,10 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
-    with duckdb.connect(config={"memory_limit": memory_limit, "threads": 2}) as con:
+    with (
+        tempfile.TemporaryDirectory(prefix=".merge-spill-", dir=out.parent) as spill,
+        duckdb.connect(config={"memory_limit": memory_limit, "threads": 2, "temp_directory": spill}) as con,
+    ):  # joins and sorts larger than memory_limit spill to disk instead of failing
         remote = {url.split("://", 1)[0]: url for url in [rows_url, *result_urls[:1]] if storage.is_remote(url)}
         for url in remote.values():  # one filesystem per protocol: DuckDB refuses a second registration
             con.register_filesystem(storage.url_to_fs(url)[0])
@@ -57,8 +61,8 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
             + " WHERE false)"
         )
         query = (
-            f"SELECT {select} FROM read_parquet(?, file_row_number = true) s "
-            f"LEFT JOIN {answers} r ON r.custom_id = s.__custom_id AND r.fingerprint = s.__fingerprint ORDER BY s.file_row_number"
+            f"SELECT {select} FROM read_parquet(?) s "
+            f"LEFT JOIN {answers} r ON r.custom_id = s.__custom_id AND r.fingerprint = s.__fingerprint"
         )
         parameters = [rows_url, result_urls] if result_urls else [rows_url]
         con.execute(f"COPY ({query}) TO '{_literal(str(partial))}' (FORMAT parquet)", parameters)
