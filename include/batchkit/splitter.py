@@ -4,27 +4,25 @@ Rows are streamed with pyarrow record batches; each output file respects the req
 token limits; output appears in the target directory only when the whole split succeeded.
 """
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import tokens
+from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
-from .manifest import MANIFEST_NAME, ROWS_NAME, BatchFileEntry, Manifest, SkippedRows
+from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, put_file, url_to_fs
@@ -119,8 +117,8 @@ def split(
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        writer = _FileWriter(staging, shape, config, on_file)
-        rows = _RowsWriter(staging / ROWS_NAME, schema, keep)
+        writer = FileWriter(staging, shape, config, on_file)
+        rows = RowsWriter(staging / ROWS_NAME, schema, keep)
         job = _SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
         skipped = job.skipped
         rows_read = 0
@@ -164,8 +162,8 @@ class _SplitJob:
     template: PromptTemplate | None
     config: SplitConfig
     shape: RequestShape
-    writer: "_FileWriter"
-    rows: "_RowsWriter"
+    writer: "FileWriter"
+    rows: "RowsWriter"
     answered: Answered
     skipped: SkippedRows = field(default_factory=SkippedRows)
     reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
@@ -268,141 +266,6 @@ def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: Skipp
         skipped.examples.append({"source": file.path, "row": start + row})
 
 
-class _RowsWriter:
-    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet."""
-
-    def __init__(self, path: Path, schema: pa.Schema | None, keep: list[str]) -> None:
-        import pyarrow.parquet as pq
-
-        fields = [schema.field(name) for name in keep] if schema is not None else []
-        self.keep = keep
-        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string())])
-        self._writer = pq.ParquetWriter(path, self.schema)
-
-    def write(self, batch: pa.RecordBatch, ids: list[str], prints: list[str | None]) -> None:
-        columns = [batch.column(name) for name in self.keep]
-        columns += [pa.array(ids, pa.string()), pa.array(prints, pa.string())]
-        self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class _FileWriter:
-    """Writes request lines into numbered files, starting a new file before any limit is crossed."""
-
-    def __init__(
-        self, directory: Path, shape: RequestShape, config: SplitConfig, on_file: Callable[[Path], None] | None
-    ) -> None:
-        self.directory, self.shape, self.config, self.on_file = directory, shape, config, on_file
-        self.entries: list[BatchFileEntry] = []
-        self._handle: BinaryIO | None = None
-        self._requests = self._bytes = self._tokens = 0
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchkit-writer")
-        self._pending: Future | None = None
-
-    def write_rows(
-        self,
-        file: SourceFile,
-        start: int,
-        rows: np.ndarray,
-        ids: list[str],
-        prompts: list[bytes],
-        estimates: np.ndarray,
-    ) -> None:
-        """Append one record batch's requests (``prompts`` JSON-encoded), cutting files where the next line would
-        cross a limit."""
-        head, middle, tail = self.shape.head, self.shape.middle, self.shape.tail
-        # Three pieces per line, joined once per chunk: cheaper than concatenating every line.
-        starts = [head + dumps(custom_id) + middle for custom_id in ids]
-        sizes = np.fromiter(map(len, starts), np.int64, len(starts)) + np.fromiter(
-            map(len, prompts), np.int64, len(prompts)
-        )
-        sizes += len(tail)
-        pieces = list(chain.from_iterable(zip(starts, prompts, repeat(tail, len(starts)))))
-        max_tokens = self.config.max_tokens or 1 << 62
-        i = 0
-        while i < len(sizes):
-            room = 0 if self._handle is None else self.config.max_requests - self._requests
-            window = slice(i, i + min(room, len(sizes) - i))
-            fit = min(
-                room,
-                int(np.searchsorted(np.cumsum(sizes[window]), self.config.max_bytes - self._bytes, side="right")),
-                int(np.searchsorted(np.cumsum(estimates[window]), max_tokens - self._tokens, side="right")),
-            )
-            if fit == 0:
-                self._check_fits(file, start + int(rows[i]), int(sizes[i]), int(estimates[i]))
-                self._rotate(file.index, start + int(rows[i]))
-                continue
-            chunk = b"".join(pieces[3 * i : 3 * (i + fit)])
-            self._write(chunk)
-            self._requests += fit
-            self._bytes += len(chunk)
-            self._tokens += int(estimates[i : i + fit].sum())
-            i += fit
-            self._last = (file.index, start + int(rows[i - 1]))
-
-    def _check_fits(self, file: SourceFile, row: int, size: int, estimate: int) -> None:
-        if size > self.config.max_bytes:
-            raise InputError(
-                f"{file.path}: row {row}: its request alone is {size:,} bytes, over the "
-                f"{self.config.max_bytes:,}-byte limit per batch file"
-            )
-        if self.config.max_tokens and estimate > self.config.max_tokens:
-            raise InputError(
-                f"{file.path}: row {row}: its request alone is about {estimate:,} tokens, over the "
-                f"--max-tokens budget of {self.config.max_tokens:,}"
-            )
-
-    def _rotate(self, source_index: int, row: int) -> None:
-        if self.config.max_files is not None and len(self.entries) >= self.config.max_files:
-            raise InputError(
-                f"the partition needs more than {self.config.max_files:,} batch files (reached at row {row} of "
-                f"source file {source_index}); {_MORE_FILES}"
-            )
-        self.close()
-        name = f"batch-{len(self.entries):05d}.jsonl"
-        self._handle = open(self.directory / name, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
-        self._hash = hashlib.sha256()
-        self._requests = self._bytes = self._tokens = 0
-        self._first = (source_index, row)
-        self.entries.append(BatchFileEntry(name, 0, 0, 0, "", self.shape.model, self.shape.endpoint, [], []))
-
-    def shutdown(self) -> None:
-        self._io.shutdown(wait=True)
-
-    def _write(self, chunk: bytes) -> None:
-        """Hash and write on a background thread (both release the GIL) while the next lines are built."""
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._io.submit(self._write_now, self._handle, self._hash, chunk)
-
-    @staticmethod
-    def _write_now(handle: BinaryIO, digest: "hashlib._Hash", chunk: bytes) -> None:
-        digest.update(chunk)
-        handle.write(chunk)
-
-    def close(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-        if self._handle is None:
-            return
-        self._handle.close()
-        self._handle = None
-        entry = self.entries[-1]
-        entry.requests, entry.bytes, entry.estimated_tokens = self._requests, self._bytes, self._tokens
-        entry.sha256, entry.first_row, entry.last_row = self._hash.hexdigest(), list(self._first), list(self._last)
-        if self.on_file is not None:
-            self.on_file(self.directory / entry.path)
-
-
-_MORE_FILES = (
-    "raise Airflow's [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH, on every component) or make the "
-    "partitions smaller; nothing was submitted"
-)
-
-
 def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:
     """Refuse, from the Parquet footers alone, a partition that needs more files than ``config.max_files``."""
     rows = sum(f.rows for f in files)
@@ -411,7 +274,7 @@ def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:
     if config.max_files is not None and least > config.max_files:
         raise InputError(
             f"the partition has {rows:,} rows: at {config.max_requests:,} requests per file that is at least "
-            f"{least:,} batch files, over the limit of {config.max_files:,}; {_MORE_FILES}"
+            f"{least:,} batch files, over the limit of {config.max_files:,}; {MORE_FILES}"
         )
 
 
