@@ -1,8 +1,9 @@
 """A local Airflow stack for the demo and the end-to-end tests: the emulator plus real Airflow components.
 
 Runs ``airflow db migrate`` then ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` as
-separate processes (LocalExecutor, SQLite metadata DB), each in its own process group, all logging under
-``<root>/logs``. Nothing here imports Airflow: it drives the ``airflow`` command and the REST API.
+separate processes, each in its own process group, all logging under ``<root>/logs``. By default LocalExecutor
+and SQLite; with ``executor="CeleryExecutor"`` a PostgreSQL metadata database and a Redis broker, workers added
+with ``add("celery worker", ...)``. Nothing here imports Airflow: it drives the ``airflow`` command and the API.
 """
 
 import contextlib
@@ -37,8 +38,12 @@ class Stack:
     poll_seconds: float = 5
     schedule: str = "none"  # the DAG's schedule here: "none" runs only what we trigger (backfills need one)
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. S3 staging settings and connections
+    executor: str = "LocalExecutor"
+    metadata_db: str = ""  # SQLAlchemy URL of the metadata database; empty: SQLite in AIRFLOW_HOME
+    broker_url: str = ""  # the Celery broker (CeleryExecutor)
     emulator: EmulatorProcess | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    specs: dict[str, tuple[str, dict[str, str], Path | None]] = field(default_factory=dict)  # name: how to start
 
     @property
     def airflow_home(self) -> Path:
@@ -68,7 +73,7 @@ class Stack:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet"],
@@ -87,7 +92,20 @@ class Stack:
             "OPENAI_BATCH_DATA": str(self.data_dir),
             "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
             "OPENAI_BATCH_SCHEDULE": self.schedule,
+            **self._database_env(),
             **self.extra_env,
+        }
+
+    def _database_env(self) -> dict[str, str]:
+        if not self.metadata_db:
+            return {}
+        database = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_db}
+        if self.executor != "CeleryExecutor":
+            return database
+        return {
+            **database,
+            "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.metadata_db}",
         }
 
     def start(self, progress: Any = print) -> None:
@@ -112,7 +130,7 @@ class Stack:
 
         database = self.airflow_home / "airflow.db"
         template = Path(tempfile.gettempdir()) / f"batchkit-airflow-{version('apache-airflow')}-empty.db"
-        if not database.exists() and template.exists():
+        if not self.metadata_db and not database.exists() and template.exists():
             self.airflow_home.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(template, database)
             return
@@ -121,7 +139,7 @@ class Stack:
         )
         if migrate.returncode:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-2000:]}")
-        if not template.exists():
+        if not self.metadata_db and not template.exists():
             partial = template.with_name(f"{template.name}.{os.getpid()}.part")
             shutil.copyfile(database, partial)
             os.replace(partial, template)
@@ -138,7 +156,7 @@ class Stack:
         if component == "emulator":
             self.emulator = start_emulator(self.root / "emulator", *self.emulator_args, port=self.emulator.port)
         else:
-            self._spawn(component)
+            self._spawn(*self.specs.get(component, (component, {}, None)), name=component)
         self._write_pids()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
@@ -216,9 +234,10 @@ class Stack:
             time.sleep(1)
         raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
 
-    def add(self, component: str, name: str) -> None:
-        """Start one more Airflow component (e.g. a second ``triggerer``) under ``name``."""
-        self._spawn(component, name)
+    def add(self, component: str, name: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        """Start one more Airflow component under ``name``: a second ``triggerer``, or ``celery worker --concurrency
+        2`` with its own ``env`` and working directory ``cwd`` (as on another host)."""
+        self._spawn(component, env or {}, cwd, name=name)
         self._write_pids()
 
     def pause(self, name: str) -> None:
@@ -228,12 +247,18 @@ class Stack:
     def resume(self, name: str) -> None:
         os.killpg(self.processes[name].pid, signal.SIGCONT)
 
-    def _spawn(self, component: str, name: str | None = None) -> None:
-        """Start one Airflow component in its own process group, logging to ``<root>/logs``."""
-        log = (self.root / "logs" / f"{name or component}.log").open("ab")
-        self.processes[name or component] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", component],
-            env=self.env(),
+    def _spawn(
+        self, component: str, env: dict[str, str] | None = None, cwd: Path | None = None, name: str | None = None
+    ) -> None:
+        """Start one Airflow component (a command line after ``airflow``) in its own process group, logging to
+        ``<root>/logs/<name>.log``."""
+        name = name or component
+        self.specs[name] = (component, env or {}, cwd)
+        log = (self.root / "logs" / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *component.split()],
+            env={**self.env(), **(env or {})},
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
