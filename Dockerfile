@@ -1,27 +1,25 @@
-# openai-batch for Airflow: an Airflow 3.3 image with the pinned dependencies, batchkit, DAGs and plugins.
-# Build: docker build -t openai-batch-airflow .   Run any component: docker run ... airflow scheduler
-FROM python:3.11-slim-bookworm
+# openai-batch for Airflow on the official Airflow image: the package (operators, trigger, core, emulator) installed
+# as the airflow user with this project's tested versions as constraints, the project's DAGs, writable absolute
+# data paths. Every component runs from it: docker compose (docker-compose.yaml), the Helm chart, ECS, ...
+#   docker build -t openai-batch-airflow .
+#   docker run --rm openai-batch-airflow airflow providers list
+FROM apache/airflow:3.3.2-python3.11
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    AIRFLOW_HOME=/opt/airflow \
-    AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags \
-    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins \
+# Absolute, writable defaults (the image's AIRFLOW_HOME belongs to the airflow user). On more than one host,
+# point OPENAI_BATCH_STAGING at s3://... and the warehouse at PostgreSQL: local paths are per container.
+ENV OPENAI_BATCH_DATA=/opt/airflow/data \
+    OPENAI_BATCH_STAGING=/opt/airflow/data/staging \
+    OPENAI_BATCH_DUCKDB=/opt/airflow/data/warehouse.duckdb \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-RUN useradd --create-home --uid 50000 airflow && pip install --no-cache-dir uv==0.13.8
-WORKDIR /opt/airflow
+# The official image's way: pip as the airflow user, with Airflow itself pinned to the image's version.
+COPY --chown=airflow:root requirements.lock /tmp/constraints.txt
+COPY --chown=airflow:root pyproject.toml README.md /tmp/pkg/
+COPY --chown=airflow:root include /tmp/pkg/include
+COPY --chown=airflow:root plugins /tmp/pkg/plugins
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/tmp/pkg[s3,postgres,celery,emulator]" \
+        --constraint /tmp/constraints.txt \
+    && rm -rf /tmp/pkg /tmp/constraints.txt \
+    && mkdir -p /opt/airflow/data/staging
 
-# Dependencies first (cached layer): the exact versions from the lock file.
-COPY requirements.txt requirements.lock ./
-RUN uv pip install --system --no-cache -r requirements.txt -c requirements.lock
-
-# The project: batchkit (include/), then the Airflow layer and the DAGs.
-COPY pyproject.toml README.md ./
-COPY include ./include
-RUN uv pip install --system --no-cache --no-deps .
-COPY plugins ./plugins
-COPY dags ./dags
-
-USER airflow
-EXPOSE 8080
-CMD ["airflow", "api-server"]
+COPY --chown=airflow:root dags /opt/airflow/dags
