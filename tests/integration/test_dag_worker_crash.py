@@ -62,7 +62,9 @@ def test_worker_killed_between_upload_and_create_and_between_create_and_xcom(tmp
             for t in stack.task_states(DAG_ID, "kill_1")
             if t["task_id"] == "batch.submit"
         }
-        assert tries == {0: 2, 1: 2}, "each submit task succeeded on its retry"
+        # each killed submit succeeded on a retry; under load one more try can happen: Airflow 3.3.2 may process the
+        # deferral's executor event after the task already resumed, and marks the running resume for retry
+        assert sorted(tries) == [0, 1] and all(2 <= n <= 3 for n in tries.values()), tries
 
         batches = emulator_objects(stack, "batches")
         assert sorted(b["metadata"]["airflow_task"] for b in batches) == ["batch.submit[0]", "batch.submit[1]"]
