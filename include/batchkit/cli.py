@@ -11,14 +11,18 @@ from .sizes import parse_size
 from .splitter import MAX_BYTES, MAX_REQUESTS, SplitConfig, split
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batchkit", description="OpenAI Batch API tooling for Parquet partitions.")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_split(commands)
     _add_sample(commands)
     _add_emulator(commands)
     _add_load(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except BatchkitError as exc:
