@@ -12,7 +12,7 @@ prune_staging (independent): deletes staging areas of runs older than the retent
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task_group
+from airflow.sdk import AssetAlias, CronDataIntervalTimetable, Param, dag, task_group
 
 from openai_batch.operators import (
     CollectResultsOperator,
@@ -23,7 +23,8 @@ from openai_batch.operators import (
 )
 from openai_batch.sensors import OpenAIBatchSensor
 
-DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", "data")
+AIRFLOW_HOME = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
+DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", os.path.join(AIRFLOW_HOME, "data"))  # absolute by default
 STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
 STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_RETRY_DELAY_SECONDS", "30")))
@@ -36,7 +37,8 @@ MAX_PARALLEL_COLLECTS = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL_COLLECT", 
 SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # cron or preset; "none": manual and backfill runs
 PARTITION_FORMAT = os.environ.get("OPENAI_BATCH_PARTITION_FORMAT", "%Y-%m-%d")  # e.g. %Y-%m-%dT%H for hourly
 CONN_ID = "openai_default"
-RESULTS = Asset(name="openai_batch_results", uri=f"file://{os.path.abspath(WAREHOUSE)}")
+RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
+POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 
 
 @dag(
@@ -140,6 +142,7 @@ def openai_batch_inference():
             poll_interval=POLL_SECONDS,
             queue_wait=QUEUE_WAIT,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,  # deferred until its batches end: the in-flight bound
+            pool=POOL,
         )
         wait = OpenAIBatchSensor(
             task_id="wait",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit import storage
 from batchkit.ledger import LEDGER_DIR, Ledger
@@ -27,10 +28,30 @@ def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
     credentials (an ``aws`` connection for ``s3://``, whose ``endpoint_url`` extra points at S3-compatible stores).
     """
     if not storage.is_remote(url):
-        return ObjectStoragePath(Path(url.removeprefix("file://")).resolve().as_uri())
+        local = url.removeprefix("file://")
+        if not Path(local).is_absolute() and not _single_host():
+            raise AirflowFailException(
+                f"{local!r} is a relative path, and with the {_executor()} each worker would resolve it in its own "
+                "working directory: use an absolute path on shared storage or an s3:// URL (OPENAI_BATCH_STAGING, "
+                "OPENAI_BATCH_DATA, the source Param)"
+            )
+        return ObjectStoragePath(Path(local).resolve().as_uri())
     path = ObjectStoragePath(url, conn_id=conn_id or None)
     storage.use_filesystem(path.protocol, path.fs)
     return path
+
+
+def _executor() -> str:
+    from airflow.sdk.configuration import conf
+
+    return conf.get("core", "executor")
+
+
+def _single_host() -> bool:
+    """Every task runs on this machine (Local or Sequential executor), so relative paths mean one place."""
+    return all(
+        name.strip().split(".")[-1] in ("LocalExecutor", "SequentialExecutor") for name in _executor().split(",")
+    )
 
 
 def plain_url(path: ObjectStoragePath) -> str:

@@ -56,6 +56,9 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
 
     total, distinct, statuses = loaded(stack, "2026-11-24")
     assert total == ROWS and distinct == ROWS
+    events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]  # the alias names the table loaded
+    assert [e["uri"] for e in events] == [f"duckdb:{stack.duckdb_path.resolve()}/review_sentiment"]
+    assert events[0]["extra"]["rows"] == ROWS
     assert statuses.get("ok", 0) >= ROWS * 0.99  # 5% injected failures were resubmitted
     created = emulator_objects(stack, "batches")
     originals = [b for b in created if "attempt" not in (b["metadata"] or {})]

@@ -33,4 +33,4 @@ def test_main_dag_shape(dagbag_class):
     assert dag.catchup is False and dag.params["model"] == "gpt-4o-mini"
     assert dag.get_task("batch.wait").deferrable
     assert dag.get_task("batch.submit").max_active_tis_per_dagrun >= 1  # submit waits: the in-flight bound
-    assert [o.name for o in dag.get_task("load").outlets] == ["openai_batch_results"]
+    assert [o.name for o in dag.get_task("load").outlets] == ["openai_batch_results"]  # an AssetAlias

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -81,11 +82,21 @@ class LoadToWarehouseOperator(BaseOperator):
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
-        for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {"partition": partition, "rows": rows, "table": self.table}
+        self._emit(context, target, {"partition": partition, "rows": rows, "table": self.table})
         if rows != counts["rows"]:
             raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
         return {"warehouse": target, "table": self.table, "partition": partition, "merged": merged, **report}
+
+    def _emit(self, context: Any, target: str, extra: dict[str, Any]) -> None:
+        """An asset event for the table actually loaded: an ``AssetAlias`` outlet resolves to the Asset named after
+        the warehouse and table (``postgres://host:5432/db/schema/table``, ``duckdb:/path/file.duckdb/table``)."""
+        from airflow.sdk import Asset, AssetAlias
+
+        for outlet in self.outlets:
+            if isinstance(outlet, AssetAlias):
+                context["outlet_events"][outlet].add(Asset(table_uri(target, self.table)), extra=extra)
+            else:
+                context["outlet_events"][outlet].extra = extra
 
     def _guard(self, counts: dict[str, int], merged: str, partition: str) -> None:
         """Refuse to replace the partition with incomplete or too faulty results; the table stays as it was."""
@@ -123,7 +134,8 @@ class LoadToWarehouseOperator(BaseOperator):
         if not self.warehouse_conn_id:
             from batchkit.warehouse.duckdb_loader import load_duckdb
 
-            return f"duckdb {self.database}", load_duckdb(self.database, self.table, paths, partition, run_id)
+            database = os.path.abspath(self.database)
+            return f"duckdb:{database}", load_duckdb(database, self.table, paths, partition, run_id)
         from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(self.warehouse_conn_id)
@@ -140,7 +152,8 @@ class LoadToWarehouseOperator(BaseOperator):
 
         uri = PostgresHook(postgres_conn_id=self.warehouse_conn_id).get_uri()
         uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
-        return f"postgres {conn.host}/{conn.schema}", load_postgres(uri, self.table, paths, partition, run_id)
+        where = f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}"
+        return where, load_postgres(uri, self.table, paths, partition, run_id)
 
     def _load_redshift(self, conn: Any, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
         """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra)."""
@@ -174,4 +187,13 @@ class LoadToWarehouseOperator(BaseOperator):
             )
 
         rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
-        return f"redshift {conn.host}/{conn.schema}", rows
+        return f"redshift://{conn.host}:{conn.port or 5439}/{conn.schema}", rows
+
+
+def table_uri(warehouse: str, table: str) -> str:
+    """The Asset URI of ``table`` in ``warehouse`` (as ``_load`` names it); SQL warehouses put the schema
+    (default ``public``) between database and table, as Airflow's ``postgres://`` assets require."""
+    if warehouse.startswith("duckdb:"):
+        return f"{warehouse}/{table}"
+    schema, _, name = table.rpartition(".")
+    return f"{warehouse}/{schema or 'public'}/{name}"
