@@ -206,3 +206,44 @@ def test_load_operator_stages_through_an_aws_connection(
     monkeypatch.setenv("AIRFLOW_CONN_RS", json.dumps({"conn_type": "redshift", "host": "h", "extra": {}}))
     with pytest.raises(AirflowFailException, match="needs s3_staging, iam_role"):
         operator.execute(context)
+
+
+def test_iam_authentication_takes_temporary_credentials_from_the_amazon_provider(
+    database, s3_endpoint, s3fs_client, bucket, tmp_path, monkeypatch
+):
+    """``"iam": true``: the login comes from redshift:GetClusterCredentials (moto) through the provider's hook, as
+    ``IAM:<login>``; PostgreSQL (trust auth) stands in for the cluster and knows only that role."""
+    import json
+    from urllib.parse import urlsplit
+
+    import boto3
+
+    from openai_batch.operators import LoadToWarehouseOperator
+
+    aws = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+    boto3.client("redshift", endpoint_url=s3_endpoint, **aws).create_cluster(
+        ClusterIdentifier="rs-iam", NodeType="ra3.xlplus", MasterUsername="admin", MasterUserPassword="Passw0rd!"
+    )
+    with psycopg.connect(database, autocommit=True) as con:
+        con.execute(
+            'DO $$ BEGIN CREATE ROLE "IAM:etl" LOGIN SUPERUSER; EXCEPTION WHEN duplicate_object THEN NULL; END $$'
+        )
+        con.execute("DO $$ BEGIN CREATE DOMAIN super AS text; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    aws_conn = {"conn_type": "aws", "login": "testing", "password": "testing"}
+    aws_conn["extra"] = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", json.dumps(aws_conn))
+    url = urlsplit(database)
+    extra = {"aws_conn_id": "aws_local", "s3_staging": f"s3://{bucket}/redshift", "iam_role": ROLE}
+    extra |= {"iam": True, "cluster_identifier": "rs-iam"}
+    redshift = {"conn_type": "redshift", "host": url.hostname, "port": url.port, "login": "etl", "schema": url.path[1:]}
+    monkeypatch.setenv("AIRFLOW_CONN_RS", json.dumps({**redshift, "extra": extra}))
+    staged, context = staged_run(tmp_path, [1, 2])
+    operator = LoadToWarehouseOperator(
+        task_id="load", database="unused", table="rs_iam", warehouse_conn_id="rs", results=[], **staged
+    )
+    with pytest.raises(psycopg.errors.SyntaxError, match="IAM_ROLE"):  # connected as IAM:etl; COPY is Redshift's
+        operator.execute(context)
+
+    monkeypatch.setenv("AIRFLOW_CONN_RS", json.dumps({**redshift, "extra": {**extra, "iam": False}}))
+    with pytest.raises(psycopg.OperationalError, match='role "etl" does not exist'):
+        operator.execute(context)

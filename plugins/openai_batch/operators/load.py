@@ -156,7 +156,10 @@ class LoadToWarehouseOperator(BaseOperator):
         return where, load_postgres(uri, self.table, paths, partition, run_id)
 
     def _load_redshift(self, conn: Any, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
-        """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra)."""
+        """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra).
+        With ``"iam": true`` in the extra the database login is a temporary IAM credential, as the Amazon
+        provider's Redshift connection defines it (``cluster_identifier``, or ``is_serverless`` and
+        ``serverless_work_group``)."""
         import psycopg
         import s3fs
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -170,7 +173,8 @@ class LoadToWarehouseOperator(BaseOperator):
                 f"redshift connection {self.warehouse_conn_id!r} needs {', '.join(missing)} in its extra "
                 "(s3_staging: s3://bucket/prefix, iam_role: the ARN Redshift's COPY assumes)"
             )
-        s3 = S3Hook(aws_conn_id=extra.get("aws_conn_id", "aws_default"))
+        aws_conn_id = extra.get("aws_conn_id", "aws_default")
+        s3 = S3Hook(aws_conn_id=aws_conn_id)
         credentials = s3.get_credentials()
         endpoint = s3.conn_config.endpoint_url
         fs = s3fs.S3FileSystem(
@@ -182,9 +186,13 @@ class LoadToWarehouseOperator(BaseOperator):
         stage = f"{extra['s3_staging'].rstrip('/')}/{self.table}/{partition}/{run_id}"
 
         def connect() -> Any:
-            return psycopg.connect(
-                host=conn.host, port=conn.port or 5439, user=conn.login, password=conn.password, dbname=conn.schema
-            )
+            user, password, port = conn.login, conn.password, conn.port or 5439
+            if extra.get("iam"):  # temporary credentials from the Amazon provider (cluster or Serverless)
+                from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+
+                hook = RedshiftSQLHook(redshift_conn_id=self.warehouse_conn_id, aws_conn_id=aws_conn_id)
+                user, password, port = hook.get_iam_token(conn)
+            return psycopg.connect(host=conn.host, port=port, user=user, password=password, dbname=conn.schema)
 
         rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
         return f"redshift://{conn.host}:{conn.port or 5439}/{conn.schema}", rows
