@@ -51,9 +51,10 @@ def worker(mode: str, batch_ids: list[str], seconds: float) -> dict:
     triggers._status = counted
     if mode == "per_trigger":
 
-        async def own_client(conn_id: str):
+        async def own_client(conn_id: str):  # polls through the SDK, no shared gate
             client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
-            return client.with_options(timeout=triggers.POLL_TIMEOUT_SECONDS, max_retries=triggers.POLL_RETRIES)
+            client = client.with_options(timeout=triggers.POLL_TIMEOUT_SECONDS, max_retries=triggers.POLL_RETRIES)
+            return triggers.Poller(sdk=client, http=None, gate=asyncio.Semaphore(len(batch_ids)))
 
         triggers.shared_client = own_client
 
