@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetAlias, CronDataIntervalTimetable, Param, dag, task_group
 
+from openai_batch.context import PARTITION_PATTERN
 from openai_batch.operators import (
     CollectResultsOperator,
     LoadToWarehouseOperator,
@@ -61,6 +62,7 @@ POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with i
         "partition": Param(
             "",
             type="string",
+            pattern=f"^$|^{PARTITION_PATTERN.pattern}$",
             description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
             "midnight: the day that just closed; a backfill: each date)",
         ),

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 DAILY = "%Y-%m-%d"
+PARTITION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+-]{0,127}")  # one path segment, no glob characters
 
 
 def partition_key(context: Any) -> str:
@@ -20,16 +24,27 @@ def partition_key(context: Any) -> str:
        was triggered: yesterday for daily partitions, the previous hour when the format has ``%H``.
     """
     params = context["params"]
-    given = (params.get("partition") or "").strip()
+    given = str(params.get("partition") or "").strip()
     if given:
-        return given
+        return safe_partition(given)
     fmt = params.get("partition_format") or DAILY
     dag_run = context["dag_run"]
     start = getattr(dag_run, "data_interval_start", None)
-    if start is not None:
-        return start.strftime(fmt)
-    period = timedelta(hours=1) if "%H" in fmt else timedelta(days=1)
-    return (dag_run.run_after - period).strftime(fmt)
+    if start is None:
+        period = timedelta(hours=1) if "%H" in fmt else timedelta(days=1)
+        start = dag_run.run_after - period
+    return safe_partition(start.strftime(fmt))
+
+
+def safe_partition(key: str) -> str:
+    """``key`` if it can name a partition: it becomes a path segment of the staging area and is put into the
+    source path, so no separators, no ``..``, no glob characters."""
+    if not PARTITION_PATTERN.fullmatch(key):
+        raise AirflowFailException(
+            f"partition {key!r} is not a partition key: use letters, digits and . _ - : = + (e.g. 2026-11-24, "
+            "2026-11-24T05); no slashes, '..' or glob characters"
+        )
+    return key
 
 
 def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "") -> str:

@@ -1,0 +1,40 @@
+"""The partition key: taken from the Param or the data interval, and never a path or a glob."""
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from openai_batch.context import partition_key
+
+HOSTILE = ["../../etc", "/etc/passwd", "..", "2026-11-*", "2026-11-2[0-4]", "a/b", "a\\b", "dt=2026?", " x y "]
+
+
+def context(partition: str = "", fmt: str = "%Y-%m-%d") -> dict:
+    run = SimpleNamespace(data_interval_start=datetime(2026, 11, 24, 5, tzinfo=UTC), run_after=None)
+    return {"params": {"partition": partition, "partition_format": fmt}, "dag_run": run}
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_partition_that_could_leave_its_folder_or_glob_is_refused(value):
+    with pytest.raises(AirflowFailException, match="is not a partition key"):
+        partition_key(context(value))
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_the_dag_param_refuses_it_in_the_trigger_form(value):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.unit.test_dag_integrity import REPO
+
+    param = DagBag(dag_folder=str(REPO / "dags")).dags["openai_batch_inference"].params.get_param("partition")
+    with pytest.raises(Exception, match="does not match"):
+        param.resolve(value)
+
+
+def test_good_keys_pass_and_formats_must_make_good_keys():
+    assert partition_key(context("2026-11-24")) == "2026-11-24"
+    assert partition_key(context("", "%Y-%m-%dT%H")) == "2026-11-24T05"
+    with pytest.raises(AirflowFailException, match="is not a partition key"):
+        partition_key(context("", "%Y/%m/%d"))
