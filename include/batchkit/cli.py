@@ -95,7 +95,15 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         "lifecycle (validating -> in_progress -> finalizing -> completed, failed, expired, cancelled), limits and "
         "error envelopes. State persists in --data-dir. Point the openai SDK at http://HOST:PORT/v1.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s; loopback only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s). Any other address needs an API key (--api-key or "
+        "BATCHKIT_EMULATOR_API_KEY) or --no-auth: the emulator is a test server",
+    )
+    p.add_argument(
+        "--no-auth", action="store_true", help="allow a non-loopback --host without an API key (not recommended)"
+    )
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument(
         "--data-dir", default=str(d.data_dir), help="state directory: SQLite + file contents (default: %(default)s)"
@@ -254,8 +262,26 @@ def _run_emulator(args: argparse.Namespace) -> int:
     )
     if config.backend == "forward" and not config.upstream_url:
         raise BatchkitError("--backend forward needs --upstream-url")
+    if not _loopback(args.host):
+        if not config.api_key and not args.no_auth:
+            raise BatchkitError(
+                f"--host {args.host} is reachable from other machines: set an API key (--api-key or "
+                "BATCHKIT_EMULATOR_API_KEY), or pass --no-auth to serve without one"
+            )
+        print(f"batchkit: warning: the emulator listens on {args.host}; it is a test server", file=sys.stderr)
     serve(config, args.host, args.port, args.log_level)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _add_load(commands: argparse._SubParsersAction) -> None:

@@ -1,0 +1,20 @@
+"""The CLI answers bad input with one line and exit 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def batchkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "batchkit.cli", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "emulator.internal"])
+def test_the_emulator_refuses_a_reachable_address_without_a_key(host, tmp_path):
+    done = batchkit("emulator", "--host", host, "--port", "0", "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--host {host} is reachable from other machines" in done.stderr
+    assert not any(tmp_path.iterdir()), "nothing was started or written"
