@@ -100,6 +100,9 @@ def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile],
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
         file_schema = meta.schema_arrow.remove_metadata()
+        duplicated = sorted({n for n in file_schema.names if file_schema.names.count(n) > 1})
+        if duplicated:
+            raise InputError(f"{path}: column name(s) {', '.join(map(repr, duplicated))} appear more than once")
         if schema is None:
             schema, first = file_schema, path
             missing = [c for c in required if c not in schema.names]
@@ -107,12 +110,16 @@ def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile],
                 raise InputError(
                     f"{path}: column(s) {', '.join(map(repr, missing))} not found; available columns: {', '.join(schema.names)}"
                 )
-        elif not file_schema.equals(schema):
+        elif not _same_columns(file_schema, schema):  # column order is not drift: writers reorder freely
             raise InputError(
                 f"schema drift in the partition: {path} differs from {first}: {_schema_diff(schema, file_schema)}"
             )
         files.append(SourceFile(index, path, meta.metadata.num_rows))
     return files, schema
+
+
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    return sorted(a.names) == sorted(b.names) and all(a.field(f.name).equals(f) for f in b)
 
 
 def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> str:
@@ -123,7 +130,7 @@ def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> str:
         elif actual.field(field.name).type != field.type:
             diffs.append(f"column {field.name!r} is {actual.field(field.name).type}, expected {field.type}")
     diffs += [f"unexpected column {name!r}" for name in actual.names if name not in expected.names]
-    return "; ".join(diffs) or "column order differs"
+    return "; ".join(diffs) or "duplicate or differently typed columns"
 
 
 def prefetch(batches: Iterator[tuple[int, pa.RecordBatch]], depth: int = 2) -> Iterator[tuple[int, pa.RecordBatch]]:
@@ -153,7 +160,7 @@ def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa
         for batch in open_parquet(file.path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
             batch_size=READ_BATCH_ROWS, columns=columns
         ):
-            yield start, batch
+            yield start, batch.select(columns)  # the first file's column order, whatever this file's is
             start += batch.num_rows
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{file.path}: cannot read rows after row {start} ({exc})") from None

@@ -100,6 +100,7 @@ def split(
             for name in [f.path for f in manifest.files] + [ROWS_NAME, MANIFEST_NAME]:
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
+    _check_out(Path(out_dir))  # before any work: a bad --out must not cost a whole split
     shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
@@ -340,18 +341,42 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
 
 
 def _publish(staging: Path, out: Path) -> None:
-    """Move the finished split into ``out``, replacing a previous split there but nothing else."""
-    if out.exists():
-        leftovers = [
-            p.name
-            for p in out.iterdir()
-            if p.name not in (MANIFEST_NAME, ROWS_NAME) and not p.name.startswith("batch-")
-        ]
-        if not out.is_dir() or leftovers:
-            raise InputError(f"{out} exists and holds other files ({', '.join(leftovers[:3])}); choose an empty --out")
+    """Move the finished split into ``out``: a new or empty directory, or a previous split that its manifest
+    proves (it lists every file there). Anything else is refused, never deleted."""
+    if out.exists() or out.is_symlink():
+        _check_out(out)
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(out, old)
         os.rename(staging, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(staging, out)
+
+
+def _check_out(out: Path) -> None:
+    """``out`` is new, empty, or a previous split (see ``_publish``); else an InputError."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory; choose a new or empty directory")
+    foreign = _not_a_previous_split(out)
+    if foreign:
+        raise InputError(
+            f"--out {out} holds files that are not a previous split ({', '.join(foreign[:3])}); nothing was "
+            "changed: choose a new or empty --out"
+        )
+
+
+def _not_a_previous_split(out: Path) -> list[str]:
+    """Names in ``out`` that its manifest does not account for (all of them when there is no readable manifest)."""
+    present = sorted(p.name for p in out.iterdir())
+    if not present:
+        return []
+    try:
+        manifest = Manifest.load(out / MANIFEST_NAME)
+    except (OSError, ValueError, TypeError, KeyError):
+        return [name for name in present if name != MANIFEST_NAME] or present
+    listed = {MANIFEST_NAME, *(Path(f.path).name for f in manifest.files)}
+    if manifest.rows_file:
+        listed.add(Path(manifest.rows_file).name)
+    return [name for name in present if name not in listed or not (out / name).is_file()]

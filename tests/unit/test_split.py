@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,13 +109,39 @@ def test_failed_split_keeps_previous_output(tmp_path, write_parquet):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_refuses_to_replace_foreign_directory(tmp_path, write_parquet):
+@pytest.mark.parametrize(
+    "precious", ["precious.txt", "batch-2025-01.csv", "batch-archive/notes.txt", "manifest.json", "rows.parquet"]
+)
+def test_refuses_to_replace_anything_but_a_previous_split(tmp_path, write_parquet, precious):
+    """Files named like a split's (batch-*, manifest.json) are the user's unless a manifest lists them."""
     src = write_parquet("a.parquet", {"text": ["a"]})
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "precious.txt").write_text("keep")
-    with pytest.raises(InputError, match="holds other files"):
+    (tmp_path / "out" / precious).parent.mkdir(parents=True)
+    (tmp_path / "out" / precious).write_text("keep")
+    with pytest.raises(InputError, match="holds files that are not a previous split"):
         split(str(src), tmp_path / "out", cfg())
-    assert (tmp_path / "out" / "precious.txt").read_text() == "keep"
+    assert (tmp_path / "out" / precious).read_text() == "keep"
+
+
+def test_a_previous_split_is_replaced_but_not_when_a_file_was_added(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": ["a", "b"]})
+    split(str(src), tmp_path / "out", cfg())
+    split(str(src), tmp_path / "out", cfg(max_requests=1))  # replaces it: its manifest lists every file
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "batch-00000.jsonl",
+        "batch-00001.jsonl",
+        "manifest.json",
+        "rows.parquet",
+    ]
+    (tmp_path / "out" / "batch-notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"batch-notes\.txt"):
+        split(str(src), tmp_path / "out", cfg())
+    assert (tmp_path / "out" / "batch-notes.txt").exists()
+
+
+def test_an_out_that_is_a_file_is_refused_before_reading_the_source(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(InputError, match="is not a directory"):
+        split(str(tmp_path / "no-such-source"), tmp_path / "out", cfg())
 
 
 def test_missing_columns_are_named(tmp_path, write_parquet):
@@ -200,6 +227,26 @@ def test_schema_drift_names_files_and_column(tmp_path, write_parquet):
     with pytest.raises(
         InputError, match=r"schema drift.*b.parquet differs from .*a.parquet: column 'id' is string, expected int64"
     ):
+        split(str(tmp_path / "p"), tmp_path / "o", cfg())
+
+
+def test_files_with_their_columns_in_another_order_are_one_schema(tmp_path, write_parquet):
+    write_parquet("p/a.parquet", {"id": [1, 2], "text": ["x", "y"], "stars": [1, 2]})
+    write_parquet("p/b.parquet", {"stars": [3], "text": ["z"], "id": [3]})  # as Spark may write it
+    split(str(tmp_path / "p"), tmp_path / "o", cfg(id_column="id"))
+    rows = pq.read_table(tmp_path / "o" / "rows.parquet")
+    assert sorted(zip(rows["id"].to_pylist(), rows["text"].to_pylist(), rows["stars"].to_pylist())) == [
+        (1, "x", 1),
+        (2, "y", 2),
+        (3, "z", 3),
+    ]
+
+
+def test_duplicate_column_names_are_named(tmp_path):
+    path = tmp_path / "p" / "a.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table([[1], ["x"], ["y"]], names=["id", "text", "text"]), path)
+    with pytest.raises(InputError, match=r"a.parquet: column name\(s\) 'text' appear more than once"):
         split(str(tmp_path / "p"), tmp_path / "o", cfg())
 
 
