@@ -332,3 +332,35 @@ def test_forward_backend_calls_the_upstream(emulator, tmp_path):
         f"echo: q{i}" for i in range(20)
     }
     assert all(line["response"]["body"]["id"].startswith("chatcmpl-") for line in out)
+
+
+def test_lines_the_api_would_refuse_get_a_400_and_never_stall_the_batch(emulator, tmp_path):
+    client = client_for(emulator())
+    good = chat_line("good")
+    bad_chat = {**chat_line("bad-message"), "body": {"model": "gpt-4o-mini", "messages": ["not an object"]}}
+    embed = {"custom_id": "", "method": "POST", "url": "/v1/embeddings"}
+    lines = [
+        good,
+        bad_chat,
+        {**embed, "custom_id": "input-5", "body": {"model": "text-embedding-3-small", "input": 5}},
+        {**embed, "custom_id": "dims-neg", "body": {"model": "text-embedding-3-small", "input": "a", "dimensions": -1}},
+        {
+            **embed,
+            "custom_id": "dims-huge",
+            "body": {"model": "text-embedding-3-small", "input": "a", "dimensions": 2_000_000},
+        },
+    ]
+    for url, chunk in (("/v1/chat/completions", lines[:2]), ("/v1/embeddings", lines[2:])):
+        file_id = upload(client, tmp_path, chunk, name=f"{url.rsplit('/', 1)[-1]}.jsonl")
+        batch = client.batches.create(input_file_id=file_id, endpoint=url, completion_window="24h")
+        done = wait(client, batch.id, timeout=30)
+        assert done.status == "completed", done
+        errors = {e["custom_id"]: e["response"] for e in jsonl(client, done.error_file_id)}
+        assert all(
+            r["status_code"] == 400 and r["body"]["error"]["type"] == "invalid_request_error" for r in errors.values()
+        )
+        expected = {"bad-message"} if url == "/v1/chat/completions" else {"input-5", "dims-neg", "dims-huge"}
+        assert set(errors) == expected
+        assert done.request_counts.failed == len(expected) and done.request_counts.completed == len(chunk) - len(
+            expected
+        )

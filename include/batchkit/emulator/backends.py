@@ -41,8 +41,22 @@ def _bad_request(message: str, param: str | None, code: str = "missing_required_
     )
 
 
+MAX_DIMENSIONS = 3072  # the largest OpenAI embedding (text-embedding-3-large)
+MAX_EMBEDDING_INPUTS = 2048  # inputs in one embeddings request, as OpenAI limits it
+
+
 def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int) -> LineResult:
-    """A realistic, deterministic response body for one request; ``key`` makes ids unique per line."""
+    """A realistic, deterministic response body for one request; ``key`` makes ids unique per line. A body the
+    API would refuse gets a 400 line (as OpenAI puts it in the error file), never an exception."""
+    try:
+        return _echo(url, body, key, created, embedding_dimensions)
+    except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
+        return _bad_request(f"Invalid request body: {type(exc).__name__}", None, "invalid_request_error")
+
+
+def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int) -> LineResult:
+    if not isinstance(body, dict):
+        return _bad_request("The request body must be a JSON object.", None, "invalid_type")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return _bad_request("you must provide a model parameter", "model")
@@ -50,6 +64,10 @@ def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimen
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _bad_request("Missing required parameter: 'messages'.", "messages")
+        if not all(isinstance(m, dict) for m in messages):
+            return _bad_request(
+                "Invalid type for 'messages': each message must be an object.", "messages", "invalid_type"
+            )
         prompt = "\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
         user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), prompt)
         answer = f"echo: {user[:ECHO_CHARS]}"
@@ -89,6 +107,8 @@ def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimen
         if "input" not in body:
             return _bad_request("Missing required parameter: 'input'.", "input")
         given = body["input"]
+        if not isinstance(given, str | list):
+            return _bad_request("Invalid type for 'input': expected a string or an array.", "input", "invalid_type")
         text = (
             given
             if isinstance(given, str)
@@ -130,7 +150,17 @@ def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimen
         if given is None:
             return _bad_request("Missing required parameter: 'input'.", "input")
         inputs = given if isinstance(given, list) else [given]
-        dims = int(body.get("dimensions") or embedding_dimensions)
+        if not isinstance(given, str | list) or not inputs or len(inputs) > MAX_EMBEDDING_INPUTS or not all(_embeddable(i) for i in inputs):
+            return _bad_request(
+                f"Invalid 'input': a non-empty string, an array of 1 to {MAX_EMBEDDING_INPUTS} strings, or tokens.",
+                "input",
+                "invalid_value",
+            )
+        dims = body.get("dimensions", embedding_dimensions)
+        if type(dims) is not int or not 1 <= dims <= MAX_DIMENSIONS:
+            return _bad_request(
+                f"Invalid 'dimensions': an integer from 1 to {MAX_DIMENSIONS}.", "dimensions", "invalid_value"
+            )
         data = [
             {"object": "embedding", "index": i, "embedding": _vector(str(item), dims)} for i, item in enumerate(inputs)
         ]
@@ -139,6 +169,13 @@ def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimen
             200, {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": p, "total_tokens": p}}
         )
     return _bad_request(f"Invalid URL (POST {url})", "url", "invalid_url")
+
+
+def _embeddable(item: Any) -> bool:
+    """A non-empty string or token list (an int in a token array, as OpenAI accepts it)."""
+    if isinstance(item, list):
+        return bool(item) and all(type(t) is int for t in item)
+    return (isinstance(item, str) and bool(item)) or type(item) is int
 
 
 def _vector(text: str, dims: int) -> list[float]:
