@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -25,6 +26,7 @@ log = logging.getLogger("batchkit.emulator")
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
 
 
 class APIError(Exception):
@@ -243,8 +245,9 @@ def create_app(config: EmulatorConfig) -> FastAPI:
                 "output_tokens_details": {"reasoning_tokens": 0},
             },
         }
-        if body.get("output_expires_after") is not None:
-            batch["output_expires_after"] = body["output_expires_after"]
+        expiry = _check_expiry(body.get("output_expires_after"))
+        if expiry is not None:
+            batch["output_expires_after"] = expiry
         store.add_batch(batch, {"offset": 0, "out_bytes": 0, "err_bytes": 0, "fault": None, "created": time.time()})
         processor.wake()
         if config.create_delay_seconds:
@@ -320,13 +323,40 @@ def _sync_endpoint(path: str, config: EmulatorConfig) -> Any:
 
 
 async def _json_body(request: Request) -> dict:
+    """The request's JSON object, read up to ``MAX_JSON_BYTES`` (413 beyond) and parsed by orjson, which refuses
+    nesting deeper than 1,024 levels (400) instead of recursing."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES:,} bytes.", None, "request_too_large")
     try:
-        body = await request.json()
-    except ValueError:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise APIError(400, "We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
         raise APIError(400, "The request body must be a JSON object.")
     return body
+
+
+def _check_expiry(value: Any) -> dict | None:
+    """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"anchor", "seconds"}
+        or value["anchor"] != "created_at"
+        or type(value["seconds"]) is not int
+        or not 3600 <= value["seconds"] <= 2_592_000
+    ):
+        raise APIError(
+            400,
+            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": 3600 to 2592000}.',
+            "output_expires_after",
+            "invalid_value",
+        )
+    return value
 
 
 def _check_metadata(metadata: Any) -> dict[str, str] | None:

@@ -150,7 +150,12 @@ def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dime
         if given is None:
             return _bad_request("Missing required parameter: 'input'.", "input")
         inputs = given if isinstance(given, list) else [given]
-        if not isinstance(given, str | list) or not inputs or len(inputs) > MAX_EMBEDDING_INPUTS or not all(_embeddable(i) for i in inputs):
+        if (
+            not isinstance(given, str | list)
+            or not inputs
+            or len(inputs) > MAX_EMBEDDING_INPUTS
+            or not all(_embeddable(i) for i in inputs)
+        ):
             return _bad_request(
                 f"Invalid 'input': a non-empty string, an array of 1 to {MAX_EMBEDDING_INPUTS} strings, or tokens.",
                 "input",
