@@ -50,3 +50,52 @@ def test_embedding_dimensions_are_bounded_on_the_synchronous_endpoint(api):
     body = {"model": "text-embedding-3-small", "input": "a", "dimensions": 2_000_000}
     response = api.post("/v1/embeddings", json=body)
     assert response.status_code == 400 and error_of(response)["param"] == "dimensions"
+
+
+BOUNDARY = "b0undary"
+
+
+def multipart(*parts: tuple[str, bytes, str | None], closing: bool = True) -> bytes:
+    """A multipart/form-data body of (name, content, filename) parts."""
+    chunks = []
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        chunks.append(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n")
+    return b"".join(chunks) + (f"--{BOUNDARY}--\r\n".encode() if closing else b"")
+
+
+def post_upload(api, body: bytes):
+    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    return api.post("/v1/files", content=body, headers=headers)
+
+
+def stored_blobs(api) -> list:
+    from batchkit.emulator.store import new_id
+
+    return list(api.app.state.store.blob_path(new_id("file")).parent.iterdir())
+
+
+GOOD = (("purpose", b"batch", None), ("file", b'{"a": 1}\n', "in.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (multipart(*GOOD, closing=False), "without its closing boundary"),
+        (multipart(*GOOD, ("file", b"more\n", "b.jsonl")), "more than one 'file' part"),
+        (multipart(*GOOD, *[(f"f{i}", b"x", None) for i in range(100_000)]), "more than 16 form parts"),
+        (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\nX'.encode() + b"\x00" * 10, "malformed multipart body"),
+        (b"--" + BOUNDARY.encode() + b"\r\n" + b"H" * 20_000 + b": v\r\n\r\nx\r\n", "malformed multipart body"),
+    ],
+    ids=["no closing boundary", "two file parts", "100,000 fields", "cut short", "huge part header"],
+)
+def test_a_bad_upload_is_a_400_and_leaves_nothing_behind(api, body, message):
+    response = post_upload(api, body)
+    assert response.status_code == 400 and message in error_of(response)["message"], response.text
+    assert stored_blobs(api) == [] and api.get("/v1/files").json()["data"] == []
+
+
+def test_a_good_upload_is_stored_whole(api):
+    response = post_upload(api, multipart(*GOOD))
+    assert response.status_code == 200, response.text
+    assert api.get(f"/v1/files/{response.json()['id']}/content").content == b'{"a": 1}\n'

@@ -1,11 +1,15 @@
-"""Streaming multipart parsing for file uploads: contents go straight to disk, with a hard size limit."""
+"""Streaming multipart parsing for file uploads: contents go straight to disk, with hard limits on the whole
+body, the number of parts and their headers; anything malformed or cut short is a ``BadUpload``."""
 
 from pathlib import Path
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 MAX_FIELD_BYTES = 4096
+MAX_PARTS = 16  # the file and a few small fields (purpose, expires_after...)
+ENVELOPE_BYTES = 64 * 1024  # what the body may hold beyond the file's bytes (boundaries, headers, fields)
 
 
 class UploadTooLarge(Exception):
@@ -26,11 +30,12 @@ async def receive_upload(request: Request, target: Path, max_bytes: int) -> tupl
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise BadUpload("expected a multipart/form-data body with a 'file' part")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+    if declared and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
         raise UploadTooLarge()
 
     fields: dict[str, str] = {}
     state = {"name": None, "filename": None, "size": 0, "header": b"", "headers": {}, "value": bytearray()}
+    state |= {"parts": 0, "ended": False}  # part headers are bounded by the parser itself
     sink = target.open("wb")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -44,10 +49,15 @@ async def receive_upload(request: Request, target: Path, max_bytes: int) -> tupl
         state["header"] = b""
 
     def on_headers_finished() -> None:
+        state["parts"] += 1
+        if state["parts"] > MAX_PARTS:
+            raise BadUpload(f"more than {MAX_PARTS} form parts")
         _, disposition = parse_options_header(state["headers"].get(b"content-disposition", b""))
-        state["name"] = disposition.get(b"name", b"").decode()
+        state["name"] = disposition.get(b"name", b"").decode("utf-8", "replace")
         filename = disposition.get(b"filename")
         if state["name"] == "file":
+            if state["filename"] is not None:
+                raise BadUpload("more than one 'file' part")
             state["filename"] = filename.decode("utf-8", "replace") if filename else "upload.jsonl"
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
@@ -66,6 +76,9 @@ async def receive_upload(request: Request, target: Path, max_bytes: int) -> tupl
             fields[state["name"]] = state["value"].decode("utf-8", "replace")
         state.update(name=None, headers={}, value=bytearray())
 
+    def on_end() -> None:
+        state["ended"] = True
+
     parser = MultipartParser(
         params[b"boundary"],
         {
@@ -75,14 +88,25 @@ async def receive_upload(request: Request, target: Path, max_bytes: int) -> tupl
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         },
     )
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes + ENVELOPE_BYTES:
+                raise UploadTooLarge()
             parser.write(chunk)
         parser.finalize()
+    except MultipartParseError as exc:
+        raise BadUpload(f"malformed multipart body ({exc})") from None
+    except ClientDisconnect:
+        raise BadUpload("the client disconnected before the upload was complete") from None
     finally:
         sink.close()
+    if not state["ended"]:
+        raise BadUpload("the multipart body ends without its closing boundary: the upload is incomplete")
     if state["filename"] is None:
         raise BadUpload("missing the 'file' part")
     return fields, state["filename"], state["size"]
