@@ -107,7 +107,10 @@ def test_every_command_and_health_check_exists(services):
     )
     env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}
     done = subprocess.run(
-        [sys.executable, "-c", check, json.dumps(airflow), json.dumps(batchkit)], env=env, capture_output=True, text=True
+        [sys.executable, "-c", check, json.dumps(airflow), json.dumps(batchkit)],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     app = celery[0][celery[0].index("--app") + 1]

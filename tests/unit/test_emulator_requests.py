@@ -84,7 +84,10 @@ GOOD = (("purpose", b"batch", None), ("file", b'{"a": 1}\n', "in.jsonl"))
         (multipart(*GOOD, closing=False), "without its closing boundary"),
         (multipart(*GOOD, ("file", b"more\n", "b.jsonl")), "more than one 'file' part"),
         (multipart(*GOOD, *[(f"f{i}", b"x", None) for i in range(100_000)]), "more than 16 form parts"),
-        (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\nX'.encode() + b"\x00" * 10, "malformed multipart body"),
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\nX'.encode() + b"\x00" * 10,
+            "malformed multipart body",
+        ),
         (b"--" + BOUNDARY.encode() + b"\r\n" + b"H" * 20_000 + b": v\r\n\r\nx\r\n", "malformed multipart body"),
     ],
     ids=["no closing boundary", "two file parts", "100,000 fields", "cut short", "huge part header"],
