@@ -316,10 +316,17 @@ def _run_load(args: argparse.Namespace) -> int:
 
 
 def _json_object(text: str) -> dict:
+    """A JSON object as the API will receive it: strict JSON (no NaN/Infinity, which would silently become null),
+    at most 1,024 levels deep."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON (the API cannot receive it)")
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+        value = json.loads(text, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise argparse.ArgumentTypeError(f"not valid JSON: {reason}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
     return value

@@ -18,3 +18,19 @@ def test_the_emulator_refuses_a_reachable_address_without_a_key(host, tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"--host {host} is reachable from other machines" in done.stderr
     assert not any(tmp_path.iterdir()), "nothing was started or written"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"temperature": NaN}', "NaN is not JSON"),
+        ('{"x": Infinity}', "Infinity is not JSON"),
+        ('{"a": ' * 5_000 + "1" + "}" * 5_000, "nested too deeply"),
+        ("[1]", "must be a JSON object"),
+    ],
+    ids=["NaN", "Infinity", "deeply nested", "not an object"],
+)
+def test_body_json_must_be_strict_json(tmp_path, body, message):
+    done = batchkit("split", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "m", "--body-json", body)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert message in done.stderr
