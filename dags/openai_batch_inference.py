@@ -22,6 +22,7 @@ from openai_batch.operators import (
     SplitPartitionOperator,
     SubmitBatchOperator,
 )
+from openai_batch.policy import from_env
 from openai_batch.sensors import OpenAIBatchSensor
 
 AIRFLOW_HOME = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
@@ -38,6 +39,11 @@ MAX_PARALLEL_COLLECTS = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL_COLLECT", 
 SCHEDULE = os.environ.get("OPENAI_BATCH_SCHEDULE", "@daily")  # cron or preset; "none": manual and backfill runs
 PARTITION_FORMAT = os.environ.get("OPENAI_BATCH_PARTITION_FORMAT", "%Y-%m-%d")  # e.g. %Y-%m-%dT%H for hourly
 CONN_ID = "openai_default"
+DEFAULT_TABLE = "review_sentiment"
+# What the Params may reach is the deployment's decision (comma-separated; README "Security")
+ALLOWED_SOURCES = from_env("OPENAI_BATCH_ALLOWED_SOURCES", DATA_ROOT)
+ALLOWED_WAREHOUSE_CONNS = from_env("OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS", "")  # "" (DuckDB) is always allowed
+ALLOWED_TABLES = from_env("OPENAI_BATCH_ALLOWED_TABLES", DEFAULT_TABLE)
 RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 
@@ -87,7 +93,7 @@ POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with i
             [], type="array", items={"type": "string"}, description="input columns to keep in the table (empty: all)"
         ),
         "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
-        "target_table": Param("review_sentiment", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
+        "target_table": Param(DEFAULT_TABLE, type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
         "warehouse_conn_id": Param(
             "", type="string", description="a postgres connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB"
         ),
@@ -129,6 +135,7 @@ def openai_batch_inference():
         reuse_results="{{ params.reuse_results }}",
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
+        allowed_sources=ALLOWED_SOURCES,
     )
 
     @task_group(group_id="batch")
@@ -180,6 +187,8 @@ def openai_batch_inference():
         warehouse_conn_id="{{ params.warehouse_conn_id }}",
         max_error_rate="{{ params.max_error_rate }}",
         storage_conn_id=STORAGE_CONN_ID,
+        allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
+        allowed_tables=ALLOWED_TABLES,
         outlets=[RESULTS],
     ).set_upstream(collected)
 

@@ -69,6 +69,9 @@ def stack(lake, s3_endpoint, database, broker, tmp_path_factory):
         "AIRFLOW_CONN_DWH": database.replace("postgresql://", "postgres://"),
         "OPENAI_BATCH_STORAGE_CONN_ID": "lake",
         "OPENAI_BATCH_STAGING": f"s3://{lake}/staging",
+        "OPENAI_BATCH_ALLOWED_SOURCES": f"s3://{lake}/reviews",
+        "OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS": "dwh",
+        "OPENAI_BATCH_ALLOWED_TABLES": "llm.*",
     }
     stack = Stack(
         root,

@@ -45,6 +45,7 @@ def stack(lake, s3_endpoint, tmp_path_factory):
         "AIRFLOW_CONN_LAKE": json.dumps(connection),
         "OPENAI_BATCH_STORAGE_CONN_ID": "lake",
         "OPENAI_BATCH_STAGING": f"s3://{bucket}/staging",
+        "OPENAI_BATCH_ALLOWED_SOURCES": f"s3://{bucket}/reviews",
         "OPENAI_BATCH_STAGING_RETENTION_DAYS": str(5 / 86400),  # 5 seconds: the second run prunes the first
     }
     args = ("--seconds-per-request", "0.002", "--validation-seconds", "0")

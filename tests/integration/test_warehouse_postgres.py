@@ -155,3 +155,14 @@ def test_load_operator_checks_before_it_replaces_the_partition(tmp_path):
     with pytest.raises(AirflowException, match="1 request\\(s\\) of partition 2026-11-24 have no answer"):
         load.execute(context3)
     assert table() == before
+
+
+def test_an_existing_table_this_pipeline_did_not_create_is_refused(database, tmp_path):
+    with psycopg.connect(database, autocommit=True) as con:
+        con.execute("CREATE TABLE customers (id bigint, name text)")
+        con.execute("INSERT INTO customers VALUES (1, 'Ada')")
+    with pytest.raises(InputError, match="customers exists but was not created by this pipeline"):
+        load_postgres(database, "customers", [results(tmp_path, "a.parquet", [1, 2])], "d1", "run1")
+    assert rows(database, "SELECT * FROM customers") == [(1, "Ada")]
+    columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' ORDER BY 1"
+    assert rows(database, columns) == [("id",), ("name",)]

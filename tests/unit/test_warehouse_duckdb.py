@@ -90,3 +90,15 @@ def test_cli_loads_refused_results_on_purpose(tmp_path, capsys):
     assert code == 0 and "partition 2026-11-24 of t now holds 3 rows" in capsys.readouterr().out
     with duckdb.connect(database, read_only=True) as con:
         assert con.execute("SELECT count(*), min(dag_run_id) FROM t").fetchone() == (3, "manual-load")
+
+
+def test_an_existing_table_this_pipeline_did_not_create_is_refused(tmp_path):
+    db = str(tmp_path / "w.duckdb")
+    with duckdb.connect(db) as con:
+        con.execute("CREATE TABLE customers (id BIGINT, name VARCHAR)")
+        con.execute("INSERT INTO customers VALUES (1, 'Ada')")
+    with pytest.raises(InputError, match="customers exists but was not created by this pipeline"):
+        load_duckdb(db, "customers", [parquet(tmp_path, "a.parquet", [1, 2])], "d1", "run1")
+    with duckdb.connect(db, read_only=True) as con:
+        assert con.execute("SELECT * FROM customers").fetchall() == [(1, "Ada")]
+        assert [c[0] for c in con.execute("DESCRIBE customers").fetchall()] == ["id", "name"]

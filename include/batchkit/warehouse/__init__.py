@@ -80,10 +80,21 @@ def result_batches(
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+BOOKKEEPING = ("partition_key", "dag_run_id")  # columns the loaders add to every table they create
+
+
 def plan_columns(
     existing: dict[str, str], schema: pa.Schema, type_of: Callable[[pa.DataType], str], table: str
 ) -> list[tuple[str, str]]:
-    """Columns to add to an existing table; raises on a column whose type would change."""
+    """Columns to add to an existing table; raises on a table this pipeline did not create (it lacks the
+    bookkeeping columns: the load would add columns to, and delete rows from, someone else's table) and on a
+    column whose type would change."""
+    missing = [name for name in BOOKKEEPING if name not in {k.lower() for k in existing}]
+    if missing:
+        raise InputError(
+            f"table {table} exists but was not created by this pipeline (it has no {', '.join(missing)} "
+            "column); nothing was changed: choose another target table"
+        )
     added, conflicts = [], []
     for field in schema:
         wanted = type_of(field.type)

@@ -31,6 +31,7 @@ class LoadToWarehouseOperator(BaseOperator):
     :param database: DuckDB database file (when no connection is given).
     :param table: target table (``table`` or ``schema.table``; validated and quoted).
     :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
+    :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
     """
 
     template_fields = ("results", "split", "staging_root", "database", "table", "warehouse_conn_id", "max_error_rate")
@@ -46,10 +47,13 @@ class LoadToWarehouseOperator(BaseOperator):
         warehouse_conn_id: str = "",
         max_error_rate: float = 1.0,
         storage_conn_id: str | None = None,
+        allowed_warehouse_conns: list[str] | None = None,
+        allowed_tables: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
+        self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
         self.split, self.staging_root = split, staging_root
@@ -58,8 +62,10 @@ class LoadToWarehouseOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from batchkit.merge import merge_partition
+        from openai_batch.policy import check_warehouse
         from openai_batch.staging import RunStaging, connect_storage
 
+        check_warehouse(self.warehouse_conn_id or "", self.table, self.allowed_warehouse_conns, self.allowed_tables)
         split = self.split if isinstance(self.split, dict) else {}
         if not split.get("rows"):
             raise AirflowFailException("the split step recorded no staged rows (XCom 'split'); clear the run")

@@ -24,6 +24,7 @@ class SplitPartitionOperator(BaseOperator):
     :param staging_root: local directory or ``s3://bucket/prefix`` holding run-scoped staging areas
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
+    :param allowed_sources: roots the rendered source must lie under (``None``: any; see ``policy``).
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
         the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
@@ -70,9 +71,11 @@ class SplitPartitionOperator(BaseOperator):
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         check_model: bool = True,
+        allowed_sources: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allowed_sources = allowed_sources
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
         self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
@@ -81,10 +84,12 @@ class SplitPartitionOperator(BaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         from batchkit.splitter import split
+        from openai_batch.policy import check_source
         from openai_batch.staging import RunStaging, connect_storage
 
         partition = partition_key(context)
         source = self.source.replace("{partition}", partition)
+        check_source(source, self.allowed_sources)
         connect_storage(source, self.storage_conn_id)
         staging = RunStaging(self.staging_root, context, self.storage_conn_id)
         if self.check_model:
