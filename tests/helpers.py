@@ -114,3 +114,21 @@ def staged_run(
     }
     context = {"params": {"partition": partition}, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")}
     return arguments, context
+
+
+def s3_lake(endpoint: str, local: Path, partition: str, rows: int, prefix: str) -> tuple[Any, str]:
+    """A new bucket on the S3 ``endpoint`` holding a sample partition at ``reviews/dt=<partition>/``; returns the
+    s3fs filesystem and the bucket name."""
+    import secrets
+
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key="testing", secret="testing", client_kwargs={"endpoint_url": endpoint}, use_listings_cache=False
+    )
+    bucket = f"{prefix}-{secrets.token_hex(4)}"
+    fs.mkdir(bucket)
+    write_sample_partition(local / f"dt={partition}", rows, files=3)
+    for path in sorted((local / f"dt={partition}").iterdir()):
+        fs.put_file(str(path), f"{bucket}/reviews/dt={partition}/{path.name}")
+    return fs, bucket

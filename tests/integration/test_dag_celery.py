@@ -17,12 +17,10 @@ import psutil
 import psycopg
 import pytest
 import redis
-import s3fs
 
 from batchkit.devstack import Stack
-from batchkit.sample import write_sample_partition
 
-from ..helpers import emulator_objects
+from ..helpers import emulator_objects, s3_lake
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +36,7 @@ WORKER = "celery worker --concurrency 2 --skip-serve-logs --celery-hostname {nam
 
 @pytest.fixture(scope="module")
 def lake(s3_endpoint, tmp_path_factory):
-    fs = s3fs.S3FileSystem(
-        key="testing", secret="testing", client_kwargs={"endpoint_url": s3_endpoint}, use_listings_cache=False
-    )
-    bucket = f"celery-{secrets.token_hex(4)}"
-    fs.mkdir(bucket)
-    local = tmp_path_factory.mktemp("partition") / f"dt={PARTITION}"
-    write_sample_partition(local, ROWS, files=3)
-    for path in sorted(local.iterdir()):
-        fs.put_file(str(path), f"{bucket}/reviews/dt={PARTITION}/{path.name}")
-    return bucket
+    return s3_lake(s3_endpoint, tmp_path_factory.mktemp("partition"), PARTITION, ROWS, "celery")[1]
 
 
 @pytest.fixture(scope="module")

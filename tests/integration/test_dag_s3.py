@@ -3,16 +3,12 @@ connection whose ``endpoint_url`` extra points at it: the components get no AWS 
 S3 access goes through the connection. A second run prunes the first run's staging area (tiny retention)."""
 
 import json
-import secrets
 import time
 
 import duckdb
 import pytest
-import s3fs
 
-from batchkit.sample import write_sample_partition
-
-from ..helpers import running_stack
+from ..helpers import running_stack, s3_lake
 
 DAG_ID = "openai_batch_inference"
 PARTITION, ROWS = "2026-11-24", 1200
@@ -20,16 +16,7 @@ PARTITION, ROWS = "2026-11-24", 1200
 
 @pytest.fixture(scope="module")
 def lake(s3_endpoint, tmp_path_factory):
-    fs = s3fs.S3FileSystem(
-        key="testing", secret="testing", client_kwargs={"endpoint_url": s3_endpoint}, use_listings_cache=False
-    )
-    bucket = f"lake-{secrets.token_hex(4)}"
-    fs.mkdir(bucket)
-    local = tmp_path_factory.mktemp("partition") / f"dt={PARTITION}"
-    write_sample_partition(local, ROWS, files=3)
-    for path in sorted(local.iterdir()):
-        fs.put_file(str(path), f"{bucket}/reviews/dt={PARTITION}/{path.name}")
-    return fs, bucket
+    return s3_lake(s3_endpoint, tmp_path_factory.mktemp("partition"), PARTITION, ROWS, "lake")
 
 
 @pytest.fixture(scope="module")
