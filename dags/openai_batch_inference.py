@@ -22,17 +22,20 @@ from openai_batch.operators import (
     SplitPartitionOperator,
     SubmitBatchOperator,
 )
-from openai_batch.policy import from_env
+from openai_batch.policy import from_env, run_time
 from openai_batch.sensors import OpenAIBatchSensor
 
 AIRFLOW_HOME = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
 DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", os.path.join(AIRFLOW_HOME, "data"))  # absolute by default
-STAGING_ROOT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
+# Settings every worker must agree on are read when a task runs, from an Airflow Variable (a secrets backend,
+# AIRFLOW_VAR_OPENAI_BATCH_STAGING or the metadata DB), else the parsing host's environment, else the default.
+STAGING_DEFAULT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
+STAGING_ROOT = run_time("openai_batch_staging", STAGING_DEFAULT)
 STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_RETRY_DELAY_SECONDS", "30")))
 QUEUE_WAIT = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_QUEUE_WAIT_SECONDS", "600")))  # after a refusal
 RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
-WAREHOUSE = os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb")
+WAREHOUSE = run_time("openai_batch_duckdb", os.environ.get("OPENAI_BATCH_DUCKDB", f"{DATA_ROOT}/warehouse.duckdb"))
 POLL_SECONDS = float(os.environ.get("OPENAI_BATCH_POLL_SECONDS", "60"))
 MAX_PARALLEL_BATCHES = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL", "4"))  # batches in flight per run
 MAX_PARALLEL_COLLECTS = int(os.environ.get("OPENAI_BATCH_MAX_PARALLEL_COLLECT", str(MAX_PARALLEL_BATCHES)))

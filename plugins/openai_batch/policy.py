@@ -1,4 +1,5 @@
-"""Deployment policy: which sources, warehouse connections and tables a DAG's Params may name.
+"""Deployment policy: which sources, warehouse connections and tables a DAG's Params may name, and settings that
+every worker must read alike.
 
 Params are chosen by whoever triggers the DAG; what they may reach is the deployment's decision, set in its
 environment (``OPENAI_BATCH_ALLOWED_*``) and passed to the operators. ``None`` means no restriction (operators
@@ -18,6 +19,12 @@ from airflow.sdk.exceptions import AirflowFailException
 def from_env(name: str, default: str) -> list[str]:
     """A comma-separated allow-list from the environment, else ``default``."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def run_time(variable: str, default: str) -> str:
+    """A template for a setting read when the task runs: the Airflow Variable ``variable`` (secrets backend,
+    ``AIRFLOW_VAR_<NAME>`` or the metadata DB, the same for every worker), else ``default``."""
+    return f"{{{{ var.value.get({variable!r}, {default!r}) }}}}"
 
 
 def check_source(source: str, allowed: Sequence[str] | None) -> None:

@@ -36,7 +36,7 @@ WORKER = "celery worker --concurrency 2 --skip-serve-logs --celery-hostname {nam
 
 @pytest.fixture(scope="module")
 def lake(s3_endpoint, tmp_path_factory):
-    return s3_lake(s3_endpoint, tmp_path_factory.mktemp("partition"), PARTITION, ROWS, "celery")[1]
+    return s3_lake(s3_endpoint, tmp_path_factory.mktemp("partition"), PARTITION, ROWS, "celery")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,7 @@ def broker():
 
 @pytest.fixture(scope="module")
 def stack(lake, s3_endpoint, database, broker, tmp_path_factory):
+    _, bucket = lake
     root = tmp_path_factory.mktemp("celery")
     aws = {"conn_type": "aws", "login": "testing", "password": "testing"}
     aws["extra"] = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
@@ -57,8 +58,8 @@ def stack(lake, s3_endpoint, database, broker, tmp_path_factory):
         "AIRFLOW_CONN_LAKE": json.dumps(aws),
         "AIRFLOW_CONN_DWH": database.replace("postgresql://", "postgres://"),
         "OPENAI_BATCH_STORAGE_CONN_ID": "lake",
-        "OPENAI_BATCH_STAGING": f"s3://{lake}/staging",
-        "OPENAI_BATCH_ALLOWED_SOURCES": f"s3://{lake}/reviews",
+        "AIRFLOW_VAR_OPENAI_BATCH_STAGING": f"s3://{bucket}/staging",  # read as an Airflow Variable when tasks run
+        "OPENAI_BATCH_ALLOWED_SOURCES": f"s3://{bucket}/reviews",
         "OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS": "dwh",
         "OPENAI_BATCH_ALLOWED_TABLES": "llm.*",
     }
@@ -112,9 +113,10 @@ def wait_until(check, timeout: float, what: str):
 
 
 def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack, lake, database):
+    fs, bucket = lake
     conf = {
         "partition": PARTITION,
-        "source": f"s3://{lake}/reviews/dt={{partition}}",
+        "source": f"s3://{bucket}/reviews/dt={{partition}}",
         "max_requests_per_file": PER_FILE,
         "warehouse_conn_id": "dwh",
         "target_table": "llm.review_sentiment",
@@ -153,6 +155,9 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
     events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]
     where = urlsplit(database)  # the asset names the table, never the credentials
     assert [e["uri"] for e in events] == [f"postgres://{where.hostname}:{where.port}{where.path}/llm/review_sentiment"]
+    ledger = fs.find(f"{bucket}/staging/{DAG_ID}/{PARTITION}/_ledger")  # staging from the Variable, on S3
+    assert len([p for p in ledger if p.endswith(".parquet.done")]) == ROWS // PER_FILE
+    assert not (stack.data_dir / "staging").exists(), "nothing was staged on a worker's local disk"
     jobs_per_wait: dict[str, set[str]] = {}  # <task>/<attempt>.log.trigger.<triggerer job id>.log
     for path in (stack.airflow_home / "logs").rglob("run_id=celery_1/*/*/*.trigger.*.log"):
         jobs_per_wait.setdefault(f"{path.parent}/{path.name.split('.log.')[0]}", set()).add(path.name.split(".")[-2])
