@@ -49,13 +49,14 @@ class Poller:
     @classmethod
     def of(cls, client: Any) -> Poller:
         auth = client.auth_headers  # empty when a credential provider signs each request
+        if client.custom_auth is not None or not auth:
+            return cls(sdk=client, http=None)
         headers = {**{k: v for k, v in client.default_headers.items() if isinstance(v, str)}, **auth}
-        static = client.custom_auth is None and bool(auth)
         limits = httpx.Limits(max_connections=POLL_CONCURRENCY, max_keepalive_connections=POLL_CONCURRENCY)
         http = httpx.AsyncClient(
             base_url=str(client.base_url), headers=headers, timeout=POLL_TIMEOUT_SECONDS, limits=limits
         )
-        return cls(sdk=client, http=http if static else None)
+        return cls(sdk=client, http=http)
 
 
 _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = (
