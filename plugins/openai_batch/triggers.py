@@ -25,6 +25,7 @@ CLIENT_REFRESH_SECONDS = 900.0  # a shared client is rebuilt this often, so a ro
 POLL_CONCURRENCY = 4  # status polls in flight at once per connection and triggerer loop, i.e. HTTP connections:
 # httpcore's pool work per request grows with the square of its connections (16: 0.5 core at 1,000 waits, 4: 0.3).
 # At ~200 ms per poll against api.openai.com that is 20 polls/s: 1,000 waits at the default 60 s interval.
+STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (Airflow gives on_kill 30 s in all)
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
@@ -178,25 +179,39 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         except openai.APIError as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
 
-    async def _task_state(self) -> str | None:
-        """The deferred task instance's current state, from Airflow's execution API (None if unknown)."""
+    async def _task_state(self, attempts: int = 3) -> str | None:
+        """The deferred task instance's current state, from Airflow's execution API (None if unknown).
+
+        Read up to ``attempts`` times, each bounded: under load the triggerer's channel to its supervisor can
+        stall or drop a request (seen in CI as an on_kill that ended silently), and an unknown state means the
+        batch a person asked to stop keeps running.
+        """
         from asgiref.sync import sync_to_async
 
         ti = self.task_instance
         if ti is None:
             return None
-        try:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
-            )
-            name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
-            state = states[ti.run_id][name]
-        except Exception as exc:  # unknown: keep the paid work going rather than cancel it by mistake
-            self.log.warning("cannot read the state of %s: %s", ti.task_id, exc)
-            return None
-        return str(state) if state is not None else "none"
+        read = sync_to_async(RuntimeTaskInstance.get_task_states)
+        name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        for attempt in range(1, attempts + 1):
+            try:
+                states = await asyncio.wait_for(
+                    read(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index),
+                    STATE_READ_SECONDS,
+                )
+                state = states[ti.run_id][name]
+                return str(state) if state is not None else "none"
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # the triggerer itself is stopping this on_kill
+                    raise
+                reason: Any = "the request was cancelled"
+            except Exception as exc:
+                reason = exc
+            self.log.warning("cannot read the state of %s (try %d of %d): %s", ti.task_id, attempt, attempts, reason)
+            await asyncio.sleep(1)
+        return None  # unknown: keep the paid work going rather than cancel it by mistake
 
 
 async def _status(poller: Poller, batch_id: str) -> dict[str, Any]:
