@@ -4,7 +4,8 @@ in OpenAI's error envelope, never a 500."""
 import pytest
 from fastapi.testclient import TestClient
 
-from batchkit.emulator.app import MAX_JSON_BYTES, create_app
+from batchkit.emulator.app import create_app
+from batchkit.emulator.checks import MAX_JSON_BYTES
 from batchkit.emulator.config import EmulatorConfig
 
 

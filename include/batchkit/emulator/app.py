@@ -9,13 +9,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import backends
+from .checks import APIError, check_expiry, check_metadata, json_body
 from .config import EmulatorConfig
 from .processor import Processor
 from .store import Store, new_id
@@ -25,27 +25,6 @@ log = logging.getLogger("batchkit.emulator")
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 COMPLETION_WINDOWS = ("24h",)
-MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
-MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
-
-
-class APIError(Exception):
-    """An error answered in OpenAI's envelope: {"error": {"message", "type", "param", "code"}}."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status)
 
 
 def create_app(config: EmulatorConfig) -> FastAPI:
@@ -177,7 +156,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     # Batches
     @app.post("/v1/batches")
     async def create_batch(request: Request) -> dict:
-        body = await _json_body(request)
+        body = await json_body(request)
         if config.create_error_rate and faults.random() < config.create_error_rate:
             raise APIError(
                 429,
@@ -200,7 +179,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
                 "completion_window",
                 "invalid_value",
             )
-        metadata = _check_metadata(body.get("metadata"))
+        metadata = check_metadata(body.get("metadata"))
         input_file_id = body.get("input_file_id")
         if not isinstance(input_file_id, str):
             raise APIError(400, "Missing required parameter: 'input_file_id'.", "input_file_id")
@@ -245,7 +224,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
                 "output_tokens_details": {"reasoning_tokens": 0},
             },
         }
-        expiry = _check_expiry(body.get("output_expires_after"))
+        expiry = check_expiry(body.get("output_expires_after"))
         if expiry is not None:
             batch["output_expires_after"] = expiry
         store.add_batch(batch, {"offset": 0, "out_bytes": 0, "err_bytes": 0, "fault": None, "created": time.time()})
@@ -308,7 +287,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
 
 def _sync_endpoint(path: str, config: EmulatorConfig) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
-        body = await _json_body(request)
+        body = await json_body(request)
         if isinstance(body.get("model"), str) and not config.accepts_model(body["model"]):
             raise APIError(
                 404,
@@ -320,73 +299,6 @@ def _sync_endpoint(path: str, config: EmulatorConfig) -> Any:
         return JSONResponse(result.body, status_code=result.status_code)
 
     return endpoint
-
-
-async def _json_body(request: Request) -> dict:
-    """The request's JSON object, read up to ``MAX_JSON_BYTES`` (413 beyond) and parsed by orjson, which refuses
-    nesting deeper than 1,024 levels (400) instead of recursing."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES:,} bytes.", None, "request_too_large")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise APIError(400, "We could not parse the JSON body of your request.") from None
-    if not isinstance(body, dict):
-        raise APIError(400, "The request body must be a JSON object.")
-    return body
-
-
-def _check_expiry(value: Any) -> dict | None:
-    """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or set(value) != {"anchor", "seconds"}
-        or value["anchor"] != "created_at"
-        or type(value["seconds"]) is not int
-        or not 3600 <= value["seconds"] <= 2_592_000
-    ):
-        raise APIError(
-            400,
-            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": 3600 to 2592000}.',
-            "output_expires_after",
-            "invalid_value",
-        )
-    return value
-
-
-def _check_metadata(metadata: Any) -> dict[str, str] | None:
-    if metadata is None:
-        return None
-    if not isinstance(metadata, dict):
-        raise APIError(400, "Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
-    if len(metadata) > MAX_METADATA_PAIRS:
-        raise APIError(
-            400,
-            f"Invalid 'metadata': too many properties ({len(metadata)}); at most 16.",
-            "metadata",
-            "object_above_max_properties",
-        )
-    for key, value in metadata.items():
-        if len(key) > MAX_METADATA_KEY:
-            raise APIError(
-                400,
-                f"Invalid 'metadata': key {key[:20]!r}... is longer than 64 characters.",
-                "metadata",
-                "invalid_value",
-            )
-        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
-            raise APIError(
-                400,
-                f"Invalid 'metadata.{key}': values must be strings of at most 512 characters.",
-                f"metadata.{key}",
-                "invalid_value",
-            )
-    return metadata
 
 
 def _page(data: list[dict], more: bool) -> dict:

@@ -1,0 +1,97 @@
+"""What every emulator route shares: errors in OpenAI's envelope, and request bodies read and checked within
+bounds (size, nesting, metadata, output expiry)."""
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
+MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
+
+
+class APIError(Exception):
+    """An error answered in OpenAI's envelope: {"error": {"message", "type", "param", "code"}}."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status)
+
+
+async def json_body(request: Request) -> dict:
+    """The request's JSON object, read up to ``MAX_JSON_BYTES`` (413 beyond) and parsed by orjson, which refuses
+    nesting deeper than 1,024 levels (400) instead of recursing."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES:,} bytes.", None, "request_too_large")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise APIError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object.")
+    return body
+
+
+def check_expiry(value: Any) -> dict | None:
+    """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"anchor", "seconds"}
+        or value["anchor"] != "created_at"
+        or type(value["seconds"]) is not int
+        or not 3600 <= value["seconds"] <= 2_592_000
+    ):
+        raise APIError(
+            400,
+            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": 3600 to 2592000}.',
+            "output_expires_after",
+            "invalid_value",
+        )
+    return value
+
+
+def check_metadata(metadata: Any) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise APIError(400, "Invalid type for 'metadata': expected an object.", "metadata", "invalid_type")
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise APIError(
+            400,
+            f"Invalid 'metadata': too many properties ({len(metadata)}); at most 16.",
+            "metadata",
+            "object_above_max_properties",
+        )
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY:
+            raise APIError(
+                400,
+                f"Invalid 'metadata': key {key[:20]!r}... is longer than 64 characters.",
+                "metadata",
+                "invalid_value",
+            )
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
+            raise APIError(
+                400,
+                f"Invalid 'metadata.{key}': values must be strings of at most 512 characters.",
+                f"metadata.{key}",
+                "invalid_value",
+            )
+    return metadata
