@@ -47,7 +47,9 @@ def check_warehouse(conn_id: str, table: str, conns: Sequence[str] | None, table
 
 def _normal(location: str) -> str:
     """A comparable form: ``scheme://bucket/normalised/key`` or an absolute normalised local path."""
-    if "://" in location and not location.startswith("file://"):
+    from batchkit.storage import is_remote
+
+    if is_remote(location):
         scheme, rest = location.split("://", 1)
         return f"{scheme.lower()}://{posixpath.normpath('/' + rest).lstrip('/')}"
     return os.path.normpath(os.path.abspath(location.removeprefix("file://")))
