@@ -12,14 +12,16 @@ ENV OPENAI_BATCH_DATA=/opt/airflow/data \
     OPENAI_BATCH_DUCKDB=/opt/airflow/data/warehouse.duckdb \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-# The official image's way: pip as the airflow user, with Airflow itself pinned to the image's version.
-COPY --chown=airflow:root requirements.lock /tmp/constraints.txt
+# The official image's way: pip as the airflow user, with Airflow itself pinned to the image's version. The lock
+# is used as constraints without its hashes (hashes would put pip in hash-checking mode, which a local path fails).
+COPY --chown=airflow:root requirements.lock /tmp/requirements.lock
 COPY --chown=airflow:root pyproject.toml README.md /tmp/pkg/
 COPY --chown=airflow:root include /tmp/pkg/include
 COPY --chown=airflow:root plugins /tmp/pkg/plugins
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/tmp/pkg[s3,postgres,celery,emulator]" \
+RUN sed -E '/^ +--hash=/d; s/ \\$//' /tmp/requirements.lock > /tmp/constraints.txt \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/tmp/pkg[s3,postgres,celery,emulator]" \
         --constraint /tmp/constraints.txt \
-    && rm -rf /tmp/pkg /tmp/constraints.txt \
+    && rm -rf /tmp/pkg /tmp/constraints.txt /tmp/requirements.lock \
     && mkdir -p /opt/airflow/data/staging
 
 COPY --chown=airflow:root dags /opt/airflow/dags

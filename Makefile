@@ -12,7 +12,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@test -x $(VENV)/bin/pip || $(PY) -m ensurepip -q  # a venv made by uv/virtualenv may have no pip
 	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8 2>/dev/null
-	$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip sync -q --require-hashes --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -37,7 +37,7 @@ bench: install
 ## lock: re-resolve requirements*.txt into requirements.lock (needs the network; the index is uv's default or
 ## UV_DEFAULT_INDEX / UV_INDEX_URL, e.g. a corporate mirror)
 lock:
-	$(VENV)/bin/uv pip compile requirements-dev.txt -o requirements.lock --python-version 3.11
+	$(VENV)/bin/uv pip compile requirements-dev.txt -o requirements.lock --python-version 3.11 --generate-hashes
 
 clean: stop
 	rm -rf $(VENV) .demo

@@ -98,8 +98,8 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (default: %(default)s). Any other address needs an API key (--api-key or "
-        "BATCHKIT_EMULATOR_API_KEY) or --no-auth: the emulator is a test server",
+        help="address to bind (default: %(default)s). Any other address needs an API key "
+        "(BATCHKIT_EMULATOR_API_KEY or --api-key-file) or --no-auth: the emulator is a test server",
     )
     p.add_argument(
         "--no-auth", action="store_true", help="allow a non-loopback --host without an API key (not recommended)"
@@ -109,10 +109,11 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         "--data-dir", default=str(d.data_dir), help="state directory: SQLite + file contents (default: %(default)s)"
     )
     p.add_argument(
-        "--api-key",
-        default=None,
-        help="require 'Authorization: Bearer KEY' (default: env BATCHKIT_EMULATOR_API_KEY, else no auth)",
+        "--api-key-file",
+        help="file holding the key every request must send as 'Authorization: Bearer KEY' (default: env "
+        "BATCHKIT_EMULATOR_API_KEY, else no auth). Never on the command line: other users see it in `ps`",
     )
+    p.add_argument("--api-key", help=argparse.SUPPRESS)  # refused with guidance, see _emulator_key
     p.add_argument(
         "--backend",
         choices=["echo", "forward"],
@@ -226,6 +227,26 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_emulator)
 
 
+def _emulator_key(args: argparse.Namespace) -> str | None:
+    """The emulator's API key, from a file or the environment: a key in argv is readable by every local user."""
+    import os
+    from pathlib import Path
+
+    if args.api_key is not None:
+        raise BatchkitError(
+            "--api-key puts the key in the process list (`ps`); set BATCHKIT_EMULATOR_API_KEY or use --api-key-file"
+        )
+    if not args.api_key_file:
+        return os.environ.get("BATCHKIT_EMULATOR_API_KEY") or None
+    try:
+        key = Path(args.api_key_file).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise BatchkitError(f"--api-key-file {args.api_key_file}: {e.strerror or e}") from None
+    if not key:
+        raise BatchkitError(f"--api-key-file {args.api_key_file} is empty")
+    return key
+
+
 def _run_emulator(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
@@ -235,7 +256,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
 
     config = EmulatorConfig(
         data_dir=Path(args.data_dir),
-        api_key=args.api_key or os.environ.get("BATCHKIT_EMULATOR_API_KEY"),
+        api_key=_emulator_key(args),
         backend=args.backend,
         upstream_url=args.upstream_url,
         upstream_api_key=os.environ.get(args.upstream_api_key_env),
@@ -265,8 +286,8 @@ def _run_emulator(args: argparse.Namespace) -> int:
     if not _loopback(args.host):
         if not config.api_key and not args.no_auth:
             raise BatchkitError(
-                f"--host {args.host} is reachable from other machines: set an API key (--api-key or "
-                "BATCHKIT_EMULATOR_API_KEY), or pass --no-auth to serve without one"
+                f"--host {args.host} is reachable from other machines: set an API key (BATCHKIT_EMULATOR_API_KEY "
+                "or --api-key-file), or pass --no-auth to serve without one"
             )
         print(f"batchkit: warning: the emulator listens on {args.host}; it is a test server", file=sys.stderr)
     serve(config, args.host, args.port, args.log_level)

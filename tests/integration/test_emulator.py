@@ -6,6 +6,7 @@ import time
 
 import httpx
 import openai
+import psutil
 import pytest
 
 from .conftest import chat_line, client_for, jsonl, upload, wait
@@ -235,6 +236,16 @@ def test_auth_required_and_key_never_logged(emulator, tmp_path):
     assert httpx.get(emu.base_url.removesuffix("/v1") + "/health").status_code == 200
     emu.stop()
     assert secret not in emu.log_path.read_text()
+
+
+def test_a_key_file_keeps_the_key_out_of_the_process_list(emulator, tmp_path):
+    secret = "sk-emulator-file-0123456789abcdef"
+    (tmp_path / "key").write_text(secret + "\n")
+    emu = emulator("--api-key-file", str(tmp_path / "key"))
+    with pytest.raises(openai.AuthenticationError):
+        client_for(emu, "wrong").files.list()
+    assert client_for(emu, secret).files.list().data == []
+    assert not any(secret in " ".join(p.cmdline()) for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"])
 
 
 def test_restart_loses_nothing_and_resumes(emulator, tmp_path):

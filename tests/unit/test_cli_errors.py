@@ -21,6 +21,21 @@ def test_the_emulator_refuses_a_reachable_address_without_a_key(host, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--api-key", "sk-x"), "--api-key puts the key in the process list"),
+        (("--api-key-file", "/nonexistent/key"), "--api-key-file /nonexistent/key: No such file"),
+        (("--api-key-file", "/dev/null"), "--api-key-file /dev/null is empty"),
+    ],
+    ids=["key in argv", "missing key file", "empty key file"],
+)
+def test_the_emulator_key_never_comes_from_argv(args, message, tmp_path):
+    done = batchkit("emulator", "--port", "0", "--data-dir", str(tmp_path), *args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
+    assert message in done.stderr and "sk-x" not in done.stderr
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ('{"temperature": NaN}', "NaN is not JSON"),
