@@ -238,6 +238,27 @@ def test_auth_required_and_key_never_logged(emulator, tmp_path):
     assert secret not in emu.log_path.read_text()
 
 
+@pytest.mark.parametrize("stage", ["validating", "in_progress"])
+def test_deleting_the_input_file_never_stalls_a_batch(emulator, tmp_path, stage):
+    """Deleted before validation: the batch fails naming the file; deleted later: the batch still completes."""
+    emu = emulator("--validation-seconds", "1" if stage == "validating" else "0", "--seconds-per-request", "0.01")
+    client = client_for(emu)
+    file_id = upload(client, tmp_path, [chat_line(f"r{i}") for i in range(100)])
+    batch = client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    wait(client, batch.id, until=(stage,))
+    client.files.delete(file_id)
+    done = wait(client, batch.id, timeout=30)
+    if stage == "validating":
+        assert done.status == "failed"
+        assert [(e.code, e.param) for e in done.errors.data] == [("file_not_found", "input_file_id")]
+        assert file_id in done.errors.data[0].message
+    else:
+        assert done.status == "completed" and done.request_counts.completed == 100
+        assert len(client.files.content(done.output_file_id).text.splitlines()) == 100
+    assert list((emu.log_path.parent / "work").iterdir()) == [], "the batch's link to its input is gone"
+    assert "Traceback" not in emu.log_path.read_text()
+
+
 def test_a_key_file_keeps_the_key_out_of_the_process_list(emulator, tmp_path):
     secret = "sk-emulator-file-0123456789abcdef"
     (tmp_path / "key").write_text(secret + "\n")

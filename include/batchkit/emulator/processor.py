@@ -81,17 +81,23 @@ class Processor:
             self._finish(batch, progress, "cancelled")
 
     async def _validate(self, batch: dict, progress: dict) -> None:
-        path = self.store.blob_path(batch["input_file_id"])
         if fraction(self.config.seed, batch["id"], "validation") < self.config.validation_failure_rate:
             errors, total, model = [_token_limit_error("injected fault")], 0, None
         else:
-            result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
-            errors, total, model = result.errors, result.total, result.model
-            progress["tokens"] = result.tokens
-            enqueued = self._enqueued_tokens(model, batch["id"])
-            limit = self.config.enqueued_token_limit
-            if not errors and limit is not None and enqueued + result.tokens > limit:
-                errors = [_token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")]
+            try:  # the batch keeps its own link to the input: deleting the file later changes nothing
+                path = await asyncio.to_thread(self._keep_input, batch)
+            except FileNotFoundError:
+                errors, total, model = [_input_deleted(batch["input_file_id"])], 0, None
+            else:
+                result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
+                errors, total, model = result.errors, result.total, result.model
+                progress["tokens"] = result.tokens
+                enqueued = self._enqueued_tokens(model, batch["id"])
+                limit = self.config.enqueued_token_limit
+                if not errors and limit is not None and enqueued + result.tokens > limit:
+                    errors = [
+                        _token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")
+                    ]
         current = self.store.get_batch(batch["id"])[0]
         if current["status"] == "cancelling":
             return  # the cancel wins; the next tick finishes it
@@ -144,9 +150,16 @@ class Processor:
             self.wake()
         self.store.save_batch(batch, progress)
 
+    def _keep_input(self, batch: dict) -> Path:
+        """Hard-link the input file into the batch's work area, as the service keeps its own copy."""
+        kept = self.work_path(batch["id"], "in")
+        if not kept.exists():
+            os.link(self.store.blob_path(batch["input_file_id"]), kept)
+        return kept
+
     def _read_lines(self, batch: dict, offset: int, limit: int) -> tuple[list[dict], int]:
         lines = []
-        with self.store.blob_path(batch["input_file_id"]).open("rb") as source:
+        with self.work_path(batch["id"], "in").open("rb") as source:
             source.seek(offset)
             while len(lines) < limit:
                 raw = source.readline()
@@ -227,7 +240,7 @@ class Processor:
             )
         batch["request_counts"]["failed"] += len(err)
         progress["err_bytes"] = self._append(batch["id"], "err", progress["err_bytes"], err)
-        progress["offset"] = self.store.blob_path(batch["input_file_id"]).stat().st_size
+        progress["offset"] = self.work_path(batch["id"], "in").stat().st_size
 
     def work_path(self, batch_id: str, kind: str) -> Path:
         return self.store.work_dir / f"{batch_id}.{kind}"
@@ -259,6 +272,7 @@ class Processor:
                 path.unlink(missing_ok=True)
         batch.update(status=status, **{f"{status}_at": now})
         self.store.save_batch(batch, progress)
+        self.work_path(batch["id"], "in").unlink(missing_ok=True)
         log.info("batch %s %s: %s", batch["id"], status, batch.get("request_counts"))
 
     def recover(self) -> None:
@@ -278,6 +292,15 @@ class Processor:
 
 def _key(*parts: str) -> str:
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
+
+
+def _input_deleted(file_id: str) -> dict[str, Any]:
+    return {
+        "code": "file_not_found",
+        "message": f"The input file {file_id} was deleted before the batch was validated.",
+        "param": "input_file_id",
+        "line": None,
+    }
 
 
 def _token_limit_error(detail: str) -> dict[str, Any]:
