@@ -12,7 +12,7 @@ prune_staging (independent): deletes staging areas of runs older than the retent
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import AssetAlias, CronDataIntervalTimetable, Param, dag, task_group
+from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, task_group
 
 from openai_batch.context import PARTITION_PATTERN
 from openai_batch.operators import (
@@ -51,7 +51,8 @@ RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the 
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 
 
-@dag(
+with DAG(
+    "openai_batch_inference",
     # A data-interval timetable: the run fired at the end of a period processes that period (yesterday's
     # partition at midnight), unlike "@daily" alone (CronTriggerTimetable), whose run would read the new day.
     schedule=None if SCHEDULE.lower() == "none" else CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
@@ -96,6 +97,12 @@ POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with i
             [], type="array", items={"type": "string"}, description="input columns to keep in the table (empty: all)"
         ),
         "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
+        "output_schema": Param(
+            None,
+            type=["null", "object"],
+            description="structured outputs: a JSON Schema object every answer must follow (strict); its "
+            "properties become typed columns (README 'Structured outputs'); empty: free text in response_text",
+        ),
         "target_table": Param(DEFAULT_TABLE, type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
         "warehouse_conn_id": Param(
             "", type="string", description="a postgres connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB"
@@ -110,6 +117,13 @@ POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with i
             maximum=1,
             description="refuse to load (the table stays as it was) when more rows than this ended in error",
         ),
+        "max_invalid_output_rate": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="refuse to load when more rows than this got an answer that does not follow output_schema",
+        ),
         "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
         "reuse_results": Param(
             True,
@@ -118,24 +132,26 @@ POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with i
             "earlier run (off: ask everything again)",
         ),
     },
-)
-def openai_batch_inference():
+) as dag:
+    # Text Params are passed as DagParams, not "{{ params.x }}": under native rendering a text such as "123"
+    # or "None" would turn into a number or None.
     split = SplitPartitionOperator(
         task_id="split",
-        source="{{ params.source }}",
+        source=dag.param("source"),
         staging_root=STAGING_ROOT,
-        model="{{ params.model }}",
-        endpoint="{{ params.endpoint }}",
-        prompt_template="{{ params.prompt_template }}",
-        prompt_column="{{ params.prompt_column }}",
-        system_prompt="{{ params.system_prompt }}",
-        id_column="{{ params.id_column }}",
+        model=dag.param("model"),
+        endpoint=dag.param("endpoint"),
+        prompt_template=dag.param("prompt_template"),
+        prompt_column=dag.param("prompt_column"),
+        system_prompt=dag.param("system_prompt"),
+        id_column=dag.param("id_column"),
         body_options="{{ params.body_options }}",
         max_requests="{{ params.max_requests_per_file }}",
         max_tokens="{{ params.max_tokens_per_file }}",
         dry_run="{{ params.dry_run }}",
         input_columns="{{ params.input_columns }}",
         reuse_results="{{ params.reuse_results }}",
+        output_schema=dag.param("output_schema"),
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_sources=ALLOWED_SOURCES,
@@ -147,7 +163,7 @@ def openai_batch_inference():
             task_id="submit",
             batch_file=batch_file,
             staging_root=STAGING_ROOT,
-            endpoint="{{ params.endpoint }}",
+            endpoint=dag.param("endpoint"),
             conn_id=CONN_ID,
             storage_conn_id=STORAGE_CONN_ID,
             max_attempts="{{ params.max_attempts }}",
@@ -186,9 +202,10 @@ def openai_batch_inference():
         split="{{ ti.xcom_pull(task_ids='split', key='split') }}",
         staging_root=STAGING_ROOT,
         database=WAREHOUSE,
-        table="{{ params.target_table }}",
-        warehouse_conn_id="{{ params.warehouse_conn_id }}",
+        table=dag.param("target_table"),
+        warehouse_conn_id=dag.param("warehouse_conn_id"),
         max_error_rate="{{ params.max_error_rate }}",
+        max_invalid_output_rate="{{ params.max_invalid_output_rate }}",
         storage_conn_id=STORAGE_CONN_ID,
         allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
         allowed_tables=ALLOWED_TABLES,
@@ -199,9 +216,6 @@ def openai_batch_inference():
         task_id="prune_staging",
         staging_root=STAGING_ROOT,
         retention=RETENTION,
-        source="{{ params.source }}",
+        source=dag.param("source"),
         storage_conn_id=STORAGE_CONN_ID,
     )
-
-
-openai_batch_inference()

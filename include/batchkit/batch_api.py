@@ -19,9 +19,11 @@ TERMINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXP
 METADATA_KEY = "batchkit_key"  # the batch key in a batch's metadata (changing it orphans live batches)
 QUEUE_FULL = "token_limit_exceeded"  # a batch refused for the enqueued-token limit: wait, then resubmit it whole
 
+OUTPUT_TRUNCATED = "output_truncated"  # a structured answer cut off at its token limit (see batchkit.structured)
+
 # Result lines a later attempt may answer: throttling, server errors, lines the batch never reached.
 RETRYABLE_HTTP_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-RETRYABLE_CODES = frozenset({"batch_expired", "rate_limit_exceeded", "server_error", QUEUE_FULL})
+RETRYABLE_CODES = frozenset({"batch_expired", "rate_limit_exceeded", "server_error", QUEUE_FULL, OUTPUT_TRUNCATED})
 # Lines that never got an answer: not final, so a clear or a rerun may send them again (never within the run
 # for a cancelled batch: someone stopped it on purpose).
 UNANSWERED_CODES = RETRYABLE_CODES | {"batch_cancelled"}

@@ -63,6 +63,12 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
     )
     p.add_argument("--body-json", type=_json_object, default={}, help="extra body fields, e.g. '{\"temperature\": 0}'")
+    p.add_argument(
+        "--output-schema",
+        type=_json_object_or_file,
+        help="JSON Schema every answer must follow (structured outputs; its properties become typed columns): "
+        "the JSON itself or @path/to/schema.json",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
 
@@ -353,6 +359,17 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _json_object_or_file(text: str) -> dict:
+    """``_json_object`` of the text, or of the file named after an ``@``."""
+    if not text.startswith("@"):
+        return _json_object(text)
+    try:
+        with open(text[1:], encoding="utf-8") as handle:
+            return _json_object(handle.read())
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror or exc}") from None
+
+
 def _run_split(args: argparse.Namespace) -> int:
     config = SplitConfig(
         model=args.model,
@@ -366,6 +383,7 @@ def _run_split(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         body_options=args.body_json,
         exact_tokens=args.exact_tokens,
+        output_schema=args.output_schema,
     )
     started = time.monotonic()
     last = [started]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .devstack import REPO, Stack, stop_recorded
 from .emulator.launcher import free_port
-from .sample import write_sample_partition
+from .sample import SENTIMENT_SCHEMA, write_sample_partition
 
 DAG_ID = "openai_batch_inference"
 PARTITION = "2026-11-24"
@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         raise
     run_id = f"demo_{time.strftime('%Y%m%dT%H%M%S')}"
     print(f"triggering {DAG_ID} run {run_id} for partition dt={PARTITION}")
-    stack.trigger(DAG_ID, run_id, {"partition": PARTITION, "max_requests_per_file": args.requests_per_file})
+    conf = {
+        "partition": PARTITION,
+        "max_requests_per_file": args.requests_per_file,
+        "output_schema": SENTIMENT_SCHEMA,  # structured outputs: typed label and confidence columns
+        "system_prompt": "Classify the review's sentiment.",
+    }
+    stack.trigger(DAG_ID, run_id, conf)
     run = stack.wait_for_run(DAG_ID, run_id)
     deferred = any(task == "batch.submit" and state == "deferred" for task, state in run["seen"])
     print(
@@ -87,13 +93,21 @@ def _print_results(database: Path, partition: str) -> None:
             f"\nloaded into DuckDB {database} table review_sentiment, partition {partition}: {total:,} rows "
             f"({', '.join(f'{n:,} {s}' for s, n in rows)})"
         )
-        sample = con.execute(
-            "SELECT review_id, stars, left(text, 40), response_text, total_tokens FROM "
-            "review_sentiment WHERE partition_key = ? ORDER BY review_id LIMIT 3",
+        labels = con.execute(
+            "SELECT label, count(*), avg(confidence) FROM review_sentiment WHERE partition_key = ? AND status = 'ok' "
+            "GROUP BY 1 ORDER BY 2 DESC",
             [partition],
         ).fetchall()
-        for review_id, stars, text, answer, tokens in sample:
-            print(f"  review {review_id} ({stars}*): {text!r}... -> {answer[:60]!r} ({tokens} tokens)")
+        print("sentiment (typed columns label, confidence from the output schema):")
+        for label, n, confidence in labels:
+            print(f"  {label:<9} {n:>7,} rows   mean confidence {confidence:.2f}")
+        sample = con.execute(
+            "SELECT review_id, stars, left(text, 40), label, confidence, total_tokens FROM "
+            "review_sentiment WHERE partition_key = ? AND status = 'ok' ORDER BY review_id LIMIT 3",
+            [partition],
+        ).fetchall()
+        for review_id, stars, text, label, confidence, tokens in sample:
+            print(f"  review {review_id} ({stars}*): {text!r}... -> {label} ({confidence:.2f}; {tokens} tokens)")
 
 
 if __name__ == "__main__":

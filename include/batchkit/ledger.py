@@ -40,7 +40,9 @@ def fingerprint(request_without_id: bytes) -> str:
 
 def is_retryable(status: str, http_status: int | None, error_code: str | None) -> bool:
     """A line the same run may resubmit (throttling, server errors, expiry; not a cancelled batch's lines)."""
-    return status == "error" and (http_status in RETRYABLE_HTTP_STATUS or error_code in RETRYABLE_CODES)
+    return status in ("error", "invalid_output") and (
+        http_status in RETRYABLE_HTTP_STATUS or error_code in RETRYABLE_CODES
+    )
 
 
 @dataclass

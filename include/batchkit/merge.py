@@ -9,18 +9,30 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from . import storage
+import pyarrow as pa
+
+from . import storage, structured
 from .results import RESULT_SCHEMA
+from .structured import INVALID
 
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
 
 
-def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_limit: str = "512MB") -> dict[str, int]:
+def merge_partition(
+    rows_url: str,
+    result_urls: list[str],
+    out: Path,
+    memory_limit: str = "512MB",
+    output_schema: dict[str, Any] | None = None,
+) -> dict[str, int]:
     """Write every row of ``rows_url`` with its result to ``out`` (atomically; row order is not kept).
 
-    :returns: ``rows``, ``ok``, ``errors`` (skipped rows included) and ``unanswered`` (rows whose request has
-        no result at all; the caller refuses to load those).
+    :param output_schema: the split's output schema: each ok answer's properties become typed columns.
+    :returns: ``rows``, ``ok``, ``errors`` (skipped and invalid outputs included), ``invalid`` (answers that do
+        not follow the output schema) and ``unanswered`` (rows whose request has no result at all; the caller
+        refuses to load those).
     """
     import duckdb
 
@@ -50,6 +62,7 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
                 f"CASE WHEN s.__fingerprint IS NULL THEN '{SKIPPED_MESSAGE}' ELSE r.error_message END AS error_message",
                 "CAST(CASE WHEN s.__fingerprint IS NULL THEN 0 ELSE r.attempts END AS INTEGER) AS attempts",
             ]
+            + _answer_columns(output_schema)
         )
         answers = (
             "(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY "
@@ -67,12 +80,31 @@ def merge_partition(rows_url: str, result_urls: list[str], out: Path, memory_lim
         parameters = [rows_url, result_urls] if result_urls else [rows_url]
         con.execute(f"COPY ({query}) TO '{_literal(str(partial))}' (FORMAT parquet)", parameters)
         counts = con.execute(
-            "SELECT count(*), count(*) FILTER (status = 'ok'), count(*) FILTER (error_code = 'no_result') "
-            "FROM read_parquet(?)",
+            "SELECT count(*), count(*) FILTER (status = 'ok'), count(*) FILTER (error_code = 'no_result'), "
+            f"count(*) FILTER (status = '{INVALID}') FROM read_parquet(?)",
             [str(partial)],
         ).fetchone()
     partial.replace(out)
-    return {"rows": counts[0], "ok": counts[1], "errors": counts[0] - counts[1], "unanswered": counts[2]}
+    rows, ok, unanswered, invalid = counts
+    return {"rows": rows, "ok": ok, "errors": rows - ok, "invalid": invalid, "unanswered": unanswered}
+
+
+def _answer_columns(output_schema: dict[str, Any] | None) -> list[str]:
+    """One typed column per property of the output schema, read from each ok answer's JSON text."""
+    if output_schema is None:
+        return []
+    selects = []
+    for column in structured.columns(output_schema):
+        pointer = "/" + column.name.replace("~", "~0").replace("/", "~1")
+        value = f"json_extract(r.response_text, '{_literal(pointer)}')"
+        if column.json:
+            value = f"CAST({value} AS VARCHAR)"
+        elif pa.types.is_string(column.type):
+            value = f"json_extract_string(r.response_text, '{_literal(pointer)}')"
+        else:
+            value = f"TRY_CAST({value} AS {_duck(column.type)})"
+        selects.append(f"CASE WHEN r.status = 'ok' THEN {value} END AS {_q(column.name)}")
+    return selects
 
 
 def _q(name: str) -> str:

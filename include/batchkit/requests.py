@@ -34,8 +34,14 @@ class RequestShape:
 
     @classmethod
     def build(
-        cls, endpoint: str, model: str, system_prompt: str | None = None, body_options: dict[str, Any] | None = None
+        cls,
+        endpoint: str,
+        model: str,
+        system_prompt: str | None = None,
+        body_options: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
     ) -> "RequestShape":
+        """:param output_schema: a JSON Schema every answer must follow (``batchkit.structured``)."""
         if endpoint not in ENDPOINTS:
             raise InputError(f"unsupported endpoint {endpoint!r}; choose one of {', '.join(ENDPOINTS)}")
         if not model or not model.strip():
@@ -44,6 +50,14 @@ class RequestShape:
         clash = sorted(_RESERVED_BODY_KEYS & options.keys())
         if clash:
             raise InputError(f"--body-json must not set {', '.join(clash)}: they are built from --model and the prompt")
+        if output_schema is not None:
+            from .structured import request_fields
+
+            asked = request_fields(endpoint, output_schema)
+            clash = sorted(asked.keys() & options.keys())
+            if clash:
+                raise InputError(f"--body-json must not set {', '.join(clash)} with an output schema: it sets them")
+            options |= asked
         body: dict[str, Any] = {"model": model, **options}
         if endpoint == "/v1/chat/completions":
             system = [{"role": "system", "content": system_prompt}] if system_prompt else []

@@ -1,6 +1,7 @@
 """Batch output and error files -> one result row per request, streamed into the ledger's Parquet files.
 
-A result is ``ok`` when the request returned HTTP 200, else ``error`` with the API's code and message.
+A result is ``ok`` when the request returned HTTP 200, else ``error`` with the API's code and message; with an output
+schema, a 200 answer that does not follow it is ``invalid_output`` (see ``batchkit.structured``).
 Files are read in blocks by Arrow's JSON reader (C++, no per-row Python objects; embeddings land as float32
 lists), so memory stays bounded whatever the file size. Lines it cannot type (the responses endpoint's output
 list, unusual error shapes) are parsed line by line in chunks of ``CHUNK_ROWS`` instead.
@@ -24,6 +25,7 @@ from .errors import BatchkitError, TransientError
 from .ledger import is_retryable
 from .requests import ID_PREFIX
 from .storage import open_file
+from .structured import INVALID, AnswerCheck, schema_of
 
 CHUNK_ROWS = 1024  # per-line parsing: an embeddings chunk holds ~1,500 Python floats a line until converted
 
@@ -33,6 +35,8 @@ RESULT_SCHEMA = pa.schema(
         ("batch_id", pa.string()),
         ("status", pa.string()),
         ("response_text", pa.string()),
+        ("finish_reason", pa.string()),
+        ("refusal", pa.string()),
         ("embedding", pa.list_(pa.float32())),
         ("model", pa.string()),
         ("prompt_tokens", pa.int64()),
@@ -55,6 +59,8 @@ class Result:
     status: str
     http_status: int | None = None
     response_text: str | None = None
+    finish_reason: str | None = None
+    refusal: str | None = None
     embedding: list[float] | None = None
     model: str | None = None
     prompt_tokens: int | None = None
@@ -95,6 +101,8 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
             status="ok",
             http_status=200,
             response_text=_response_text(body),
+            finish_reason=_finish_reason(body),
+            refusal=_refusal(body),
             embedding=_embedding(body),
             model=body.get("model"),
             prompt_tokens=prompt,
@@ -128,6 +136,33 @@ def _response_text(body: dict[str, Any]) -> str | None:
     return None
 
 
+def _finish_reason(body: dict[str, Any]) -> str | None:
+    """Why generation stopped: chat's ``finish_reason``; a response cut at ``max_output_tokens`` is ``length``."""
+    if "choices" in body:
+        return ((body["choices"] or [{}])[0]).get("finish_reason")
+    if body.get("object") == "response":
+        if body.get("status") != "incomplete":
+            return "stop"
+        reason = (body.get("incomplete_details") or {}).get("reason")
+        return "length" if reason == "max_output_tokens" else reason
+    return None
+
+
+def _refusal(body: dict[str, Any]) -> str | None:
+    if "choices" in body:
+        return (((body["choices"] or [{}])[0]).get("message") or {}).get("refusal")
+    if body.get("object") == "response":
+        refusals = [
+            part.get("refusal") or ""
+            for item in body.get("output") or []
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if part.get("type") == "refusal"
+        ]
+        return "".join(refusals) or None
+    return None
+
+
 def _embedding(body: dict[str, Any]) -> list[float] | None:
     data = body.get("data") if body.get("object") == "list" else None
     return data[0].get("embedding") if data else None
@@ -155,33 +190,47 @@ def fingerprints(batch_file: str | Path) -> dict[str, str]:
     return found
 
 
+def answer_check(batch_file: str | Path) -> AnswerCheck | None:
+    """The check of the output schema a batch input file's requests ask for (structured outputs), or None."""
+    with open_file(batch_file) as lines:
+        for raw in lines:
+            if raw.strip():
+                schema = schema_of(orjson.loads(raw)["body"])
+                return AnswerCheck(schema) if schema else None
+    return None
+
+
 def write_results(
     source: Callable[[bool], Iterable[pa.RecordBatch]],
     fingerprints: dict[str, str],
     attempt: int,
     out: Path,
     expected: int | None = None,
+    check: AnswerCheck | None = None,
 ) -> int:
     """Stream one batch's results into a ledger Parquet file at ``out``, in bounded memory.
 
     :param source: ``source(per_line)`` yields the results as ``RESULT_SCHEMA`` record batches
         (``result_batches``); called again with ``per_line=True`` when Arrow's reader cannot type a file.
     :param fingerprints: the batch's requests (``fingerprints``); a result for another custom_id is refused.
+    :param check: the output schema's check (structured outputs): answers failing it become ``invalid_output``.
     :param expected: the batch's request count; fewer or more results than that are refused (nothing may go
         missing silently).
     :returns: the number of results written.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        written = _write(source(False), fingerprints, attempt, out)
+        written = _write(source(False), fingerprints, attempt, out, check)
     except _NeedsPerLine:
-        written = _write(source(True), fingerprints, attempt, out)
+        written = _write(source(True), fingerprints, attempt, out, check)
     if expected is not None and written != expected:
         raise TransientError(f"the batch reports {expected} requests but its files hold {written} results")
     return written
 
 
-def _write(batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], attempt: int, out: Path) -> int:
+def _write(
+    batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], attempt: int, out: Path, check: AnswerCheck | None
+) -> int:
     recorded_at, written = time.time(), 0
     with pq.ParquetWriter(out, LEDGER_SCHEMA) as writer:
         for batch in batches:
@@ -190,15 +239,17 @@ def _write(batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], atte
             if None in prints:
                 unknown = ids[prints.index(None)]
                 raise BatchkitError(f"results name custom_id {unknown!r}, which is not among the batch's requests")
+            columns = {name: batch.column(name) for name in RESULT_SCHEMA.names}
+            if check is not None:
+                columns.update(_checked(columns, check))
             # final: ok, or an error sending the same body again would repeat (see batchkit.ledger)
-            ok = pc.equal(batch.column("status"), "ok")
+            ok = pc.equal(columns["status"], "ok")
             retry_later = pc.or_(
-                pc.is_in(batch.column("http_status"), pa.array(sorted(RETRYABLE_HTTP_STATUS), pa.int32())),
-                pc.is_in(batch.column("error_code"), pa.array(sorted(UNANSWERED_CODES))),
+                pc.is_in(columns["http_status"], pa.array(sorted(RETRYABLE_HTTP_STATUS), pa.int32())),
+                pc.is_in(columns["error_code"], pa.array(sorted(UNANSWERED_CODES))),
             )
             n = batch.num_rows
-            columns = {
-                **{name: batch.column(name) for name in RESULT_SCHEMA.names},
+            columns |= {
                 "attempts": pa.array([attempt] * n, pa.int32()),
                 "fingerprint": pa.array(prints, pa.string()),
                 "final": pc.or_(ok, pc.invert(pc.fill_null(retry_later, False))),
@@ -207,6 +258,20 @@ def _write(batches: Iterable[pa.RecordBatch], fingerprints: dict[str, str], atte
             writer.write_batch(pa.record_batch([columns[f.name] for f in LEDGER_SCHEMA], LEDGER_SCHEMA))
             written += n
     return written
+
+
+def _checked(columns: dict[str, pa.Array], check: AnswerCheck) -> dict[str, pa.Array]:
+    """Mark 200 answers that do not follow the output schema ``invalid_output``, with why (the text is kept)."""
+    status, code, message = (columns[n].to_pylist() for n in ("status", "error_code", "error_message"))
+    texts, reasons, refusals = (columns[n].to_pylist() for n in ("response_text", "finish_reason", "refusal"))
+    for i, state in enumerate(status):
+        if state == "ok" and (problem := check.problem(texts[i], reasons[i], refusals[i])):
+            status[i], (code[i], message[i]) = INVALID, problem
+    return {
+        "status": pa.array(status, pa.string()),
+        "error_code": pa.array(code, pa.string()),
+        "error_message": pa.array(message, pa.string()),
+    }
 
 
 def result_batches(paths: list[Path], batch_id: str, per_line: bool = False) -> Iterator[pa.RecordBatch]:
@@ -267,7 +332,20 @@ _LINE = pa.schema(
                             [
                                 ("object", pa.string()),
                                 ("model", pa.string()),
-                                ("choices", pa.list_(pa.struct([("message", pa.struct([("content", pa.string())]))]))),
+                                (
+                                    "choices",
+                                    pa.list_(
+                                        pa.struct(
+                                            [
+                                                (
+                                                    "message",
+                                                    pa.struct([("content", pa.string()), ("refusal", pa.string())]),
+                                                ),
+                                                ("finish_reason", pa.string()),
+                                            ]
+                                        )
+                                    ),
+                                ),
                                 ("data", pa.list_(pa.struct([("embedding", pa.list_(pa.float32()))]))),
                                 ("usage", pa.struct([(name, pa.int64()) for name in _USAGE])),
                                 ("error", _ERROR),
@@ -333,7 +411,7 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
     def when_ok(values: pa.Array) -> pa.Array:
         return pc.if_else(ok, values, pa.nulls(n, values.type))
 
-    usage = _field(body, "usage")
+    usage, choice = _field(body, "usage"), _first(_field(body, "choices"))
     fallback_code = pc.if_else(
         pc.is_null(status_code),
         pa.array(["unknown_error"] * n),
@@ -354,7 +432,9 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
         "custom_id": lines.column("custom_id"),
         "batch_id": pa.array([batch_id] * n, pa.string()),
         "status": pc.if_else(ok, "ok", "error"),
-        "response_text": when_ok(pc.coalesce(_field(_first(_field(body, "choices")), "message", "content"), nothing)),
+        "response_text": when_ok(pc.coalesce(_field(choice, "message", "content"), nothing)),
+        "finish_reason": when_ok(_field(choice, "finish_reason")),
+        "refusal": when_ok(_field(choice, "message", "refusal")),
         "embedding": when_ok(embedding),
         "model": when_ok(_field(body, "model")),
         "prompt_tokens": when_ok(pc.coalesce(_field(usage, "prompt_tokens"), _field(usage, "input_tokens"))),

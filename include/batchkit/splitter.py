@@ -55,6 +55,7 @@ class SplitConfig:
     exact_tokens: bool = False
     keep_columns: list[str] | None = None  # input columns kept beside the results (None: all)
     max_files: int | None = None  # e.g. Airflow's [core] max_map_length: refuse before writing more files
+    output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -65,6 +66,10 @@ class SplitConfig:
             raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.output_schema is not None:
+            from .structured import request_fields
+
+            request_fields(self.endpoint, self.output_schema)  # a usable schema on a text endpoint
 
 
 Progress = Callable[[int, int], None]  # (rows read, files written)
@@ -101,7 +106,9 @@ def split(
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
     _check_out(Path(out_dir))  # before any work: a bad --out must not cost a whole split
-    shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
+    shape = RequestShape.build(
+        config.endpoint, config.model, config.system_prompt, config.body_options, config.output_schema
+    )
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
     request_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
@@ -110,6 +117,8 @@ def split(
     if config.id_column and config.id_column not in keep:
         keep.append(config.id_column)  # rows are matched to their results by it
     read_columns = list(dict.fromkeys(request_columns + keep))
+    if config.output_schema is not None:
+        _check_answer_columns(config.output_schema, keep)
     _check_file_count(files, config)
     if config.id_column:
         check_unique_ids(files, config.id_column)
@@ -322,6 +331,22 @@ def _find_bad_ids(con: "duckdb.DuckDBPyConnection", paths: list[str], id_column:
         )
 
 
+def _check_answer_columns(output_schema: dict[str, Any], keep: list[str]) -> None:
+    """The schema's properties become columns beside the kept input columns and the result columns."""
+    from .results import RESULT_SCHEMA
+    from .structured import columns
+    from .warehouse import LOAD_COLUMNS
+
+    taken = {name.lower(): f"input column {name!r}" for name in keep}
+    taken |= {name.lower(): f"result column {name!r}" for name in [*RESULT_SCHEMA.names, *(n for n, _ in LOAD_COLUMNS)]}
+    clashes = [f"{c.name!r} (the {taken[c.name.lower()]})" for c in columns(output_schema) if c.name.lower() in taken]
+    if clashes:
+        raise InputError(
+            f"output schema properties collide with columns of the results: {', '.join(clashes)}; rename the "
+            "properties, or leave the input column out (input_columns)"
+        )
+
+
 def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
     return {
         "source": source,
@@ -336,6 +361,7 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
         "max_tokens": config.max_tokens,
         "body_options": config.body_options,
         "keep_columns": config.keep_columns,
+        "output_schema": config.output_schema,
         "token_estimate": "exact" if config.exact_tokens else "heuristic",
     }
 

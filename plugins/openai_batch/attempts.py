@@ -146,7 +146,7 @@ class AttemptLoop:
 
     def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
         """Download a terminal batch's files once and record its results in the ledger."""
-        from batchkit.results import fingerprints, from_results, result_batches, write_results
+        from batchkit.results import answer_check, fingerprints, from_results, result_batches, write_results
 
         if batch.status == "failed" and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
@@ -170,8 +170,8 @@ class AttemptLoop:
             expected = counts.total if batch.status == "completed" and counts else None
             local = scratch / f"{batch.id}.parquet"
             if not hasattr(self, "_prints"):
-                self._prints = fingerprints(self.batch_file["path"])
-            written = write_results(source, self._prints, attempt, local, expected)
+                self._prints, self._check = fingerprints(self.batch_file["path"]), answer_check(self.batch_file["path"])
+            written = write_results(source, self._prints, attempt, local, expected, self._check)
             url = ledger.record_results(batch.id, local)
             for kind, path in downloaded:
                 staging.publish(path, kind, name)

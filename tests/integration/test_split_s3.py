@@ -61,7 +61,7 @@ def test_split_and_merge_from_s3(partition, tmp_path, s3fs_client):
     s3fs_client.put(str(tmp_path / "out" / "rows.parquet"), f"{bucket}/staging/d/2026-11-24/r/rows.parquet")
     rows = f"s3://{bucket}/staging/d/2026-11-24/r/rows.parquet"  # staged rows and ledger both on S3
     counts = merge_partition(rows, ledger.result_files(), tmp_path / "m.parquet")
-    assert counts == {"rows": 100, "ok": 100, "errors": 0, "unanswered": 0}
+    assert counts == {"rows": 100, "ok": 100, "errors": 0, "invalid": 0, "unanswered": 0}
     texts = {r["id"]: r["text"] for r in pq.read_table(tmp_path / "m.parquet").to_pylist()}
     assert texts[60] == "review 60 ✓" and len(texts) == 100
 

@@ -166,3 +166,24 @@ def test_an_existing_table_this_pipeline_did_not_create_is_refused(database, tmp
     assert rows(database, "SELECT * FROM customers") == [(1, "Ada")]
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' ORDER BY 1"
     assert rows(database, columns) == [("id",), ("name",)]
+
+
+def test_typed_answer_columns_of_an_output_schema(database, tmp_path):
+    """Structured outputs' typed columns (scalars and lists of scalars) land as PostgreSQL types and grow a table."""
+    typed = {
+        "label": pa.array(["positive", None], pa.string()),
+        "confidence": pa.array([0.9, None], pa.float64()),
+        "votes": pa.array([3, None], pa.int64()),
+        "flagged": pa.array([False, None], pa.bool_()),
+        "topics": pa.array([["battery", "screen"], None], pa.list_(pa.string())),
+        "ranks": pa.array([[1, 2], None], pa.list_(pa.int64())),
+    }
+    assert load_postgres(database, "llm.typed", [results(tmp_path, "a.parquet", [1])], "d1", "run1") == 1
+    assert load_postgres(database, "llm.typed", [results(tmp_path, "b.parquet", [2, 3], **typed)], "d2", "run2") == 2
+    assert rows(database, "SELECT label, confidence, votes, flagged, topics, ranks FROM llm.typed ORDER BY id") == [
+        (None, None, None, None, None, None),
+        ("positive", 0.9, 3, False, ["battery", "screen"], [1, 2]),
+        (None, None, None, None, None, None),
+    ]
+    # a second load of the same columns is no schema change
+    assert load_postgres(database, "llm.typed", [results(tmp_path, "c.parquet", [4, 5], **typed)], "d2", "run3") == 2

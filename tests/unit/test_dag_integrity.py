@@ -34,3 +34,18 @@ def test_main_dag_shape(dagbag_class):
     assert dag.get_task("batch.wait").deferrable
     assert dag.get_task("batch.submit").max_active_tis_per_dagrun >= 1  # submit waits: the in-flight bound
     assert [o.name for o in dag.get_task("load").outlets] == ["openai_batch_results"]  # an AssetAlias
+
+
+TEXTS = {"model": "123", "system_prompt": "None", "prompt_template": "[1, 2]", "id_column": "True", "source": "1e3"}
+
+
+def test_string_params_stay_strings_under_native_rendering(dagbag_class):
+    """The DAG renders templates as native objects; a text Param that looks like a literal must not change type."""
+    from types import SimpleNamespace
+
+    dag = dagbag_class(dag_folder=str(REPO / "dags")).dags["openai_batch_inference"]
+    split = dag.get_task("split")
+    params = {**{k: p.value for k, p in dag.params.items()}, **TEXTS}
+    context = {"params": params, "dag_run": SimpleNamespace(conf=dict(TEXTS)), "dag": dag, "task": split}
+    env = dag.get_template_env()
+    assert {name: split.render_template(getattr(split, name), context, env) for name in TEXTS} == TEXTS

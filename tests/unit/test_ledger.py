@@ -73,7 +73,7 @@ def test_a_rerun_sends_only_new_changed_and_unanswered_requests(tmp_path, write_
 
     merged = tmp_path / "merged.parquet"
     counts = merge_partition(str(tmp_path / "run2" / "rows.parquet"), ledger.result_files(), merged)
-    assert counts == {"rows": 110, "ok": 109, "errors": 1, "unanswered": 0}
+    assert counts == {"rows": 110, "ok": 109, "errors": 1, "invalid": 0, "unanswered": 0}
     rows = {r["id"]: r for r in pq.read_table(merged).to_pylist()}
     assert sorted(rows) == list(range(110))  # every row once
     assert rows[7]["response_text"] == "echo: Review: new words"  # the current prompt's answer, not the old one
@@ -86,7 +86,7 @@ def test_merge_marks_skipped_rows_and_counts_requests_without_an_answer(tmp_path
     source = write_parquet("src/a.parquet", {"id": [1, 2, 3], "text": ["a", None, "c"]})
     split(str(source), tmp_path / "run", SplitConfig(model="m", prompt_column="text", id_column="id"))
     counts = merge_partition(str(tmp_path / "run" / "rows.parquet"), [], tmp_path / "m.parquet")
-    assert counts == {"rows": 3, "ok": 0, "errors": 3, "unanswered": 2}
+    assert counts == {"rows": 3, "ok": 0, "errors": 3, "invalid": 0, "unanswered": 2}
     codes = {r["id"]: r["error_code"] for r in pq.read_table(tmp_path / "m.parquet").to_pylist()}
     assert codes == {1: "no_result", 2: "skipped", 3: "no_result"}
 

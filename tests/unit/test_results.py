@@ -166,7 +166,7 @@ def test_merge_every_input_row_exactly_once(tmp_path, write_parquet):
         return parse_line(ok_line(cid, f"answer {cid}") if cid != "4" else error_line(cid, 400, "bad"), "b")
 
     counts, rows = merged_rows(tmp_path / "o", answers(tmp_path / "o", answer))
-    assert counts == {"rows": 6, "ok": 4, "errors": 2, "unanswered": 0}
+    assert counts == {"rows": 6, "ok": 4, "errors": 2, "invalid": 0, "unanswered": 0}
     assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
     by_id = {r["id"]: r for r in rows}
     assert by_id[1]["response_text"] == "answer 1" and by_id[1]["extra"] == 10 and by_id[1]["status"] == "ok"

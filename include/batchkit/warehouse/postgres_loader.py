@@ -19,6 +19,9 @@ _TYPES = [  # (Arrow predicate, PostgreSQL type, information_schema name)
     (lambda t: pa.types.is_timestamp(t) and t.tz is not None, "timestamptz", "timestamp with time zone"),
     (lambda t: pa.types.is_list(t) and pa.types.is_float32(t.value_type), "real[]", "_float4"),
     (lambda t: pa.types.is_list(t) and pa.types.is_float64(t.value_type), "double precision[]", "_float8"),
+    (lambda t: pa.types.is_list(t) and pa.types.is_int64(t.value_type), "bigint[]", "_int8"),
+    (lambda t: pa.types.is_list(t) and pa.types.is_boolean(t.value_type), "boolean[]", "_bool"),
+    (lambda t: pa.types.is_list(t) and pa.types.is_string(t.value_type), "text[]", "_text"),
 ]
 
 

@@ -31,10 +31,21 @@ class LoadToWarehouseOperator(BaseOperator):
     :param database: DuckDB database file (when no connection is given).
     :param table: target table (``table`` or ``schema.table``; validated and quoted).
     :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
+    :param max_error_rate: the largest share of rows that may end in error (invalid outputs not counted).
+    :param max_invalid_output_rate: the largest share of rows whose answer does not follow the output schema.
     :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
     """
 
-    template_fields = ("results", "split", "staging_root", "database", "table", "warehouse_conn_id", "max_error_rate")
+    template_fields = (
+        "results",
+        "split",
+        "staging_root",
+        "database",
+        "table",
+        "warehouse_conn_id",
+        "max_error_rate",
+        "max_invalid_output_rate",
+    )
 
     def __init__(
         self,
@@ -46,6 +57,7 @@ class LoadToWarehouseOperator(BaseOperator):
         table: str,
         warehouse_conn_id: str = "",
         max_error_rate: float = 1.0,
+        max_invalid_output_rate: float = 1.0,
         storage_conn_id: str | None = None,
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
@@ -56,11 +68,13 @@ class LoadToWarehouseOperator(BaseOperator):
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
+        self.max_invalid_output_rate = max_invalid_output_rate
         self.split, self.staging_root = split, staging_root
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from batchkit.manifest import Manifest
         from batchkit.merge import merge_partition
         from openai_batch.policy import check_warehouse
         from openai_batch.staging import RunStaging, connect_storage
@@ -75,12 +89,15 @@ class LoadToWarehouseOperator(BaseOperator):
         connect_storage(split["rows"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, context, self.storage_conn_id)
         with staging.scratch() as scratch, airflow_errors(f"merging the answers of partition {partition}"):
-            counts = merge_partition(split["rows"], staging.ledger().result_files(), scratch / "result.parquet")
+            manifest = Manifest.load(split["manifest"])
+            output_schema = manifest.parameters.get("output_schema")
+            answers = staging.ledger().result_files()
+            counts = merge_partition(split["rows"], answers, scratch / "result.parquet", output_schema=output_schema)
             merged = staging.publish(scratch / "result.parquet", "merged", "result.parquet")
         given = self.results or []
         # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
-        report = self._reconcile(split["manifest"], results, counts)
+        report = self._reconcile(manifest.totals, results, counts)
         self.log.info("partition %s: %s", partition, ", ".join(f"{k} {v}" for k, v in report.items()))
         self._guard(counts, merged, partition)
         try:
@@ -111,28 +128,36 @@ class LoadToWarehouseOperator(BaseOperator):
             raise AirflowException(
                 f"{counts['unanswered']} request(s) of partition {partition} have no answer in the ledger; {kept}"
             )
-        rate = counts["errors"] / max(1, counts["rows"])
-        if rate > float(self.max_error_rate):
-            raise AirflowFailException(
-                f"{counts['errors']} of {counts['rows']} rows ({rate:.1%}) ended in error, over max_error_rate "
-                f"{float(self.max_error_rate):.1%}: {kept}. To load them anyway: `batchkit load {merged} --table "
-                f"{self.table} --partition {partition}` (see the README), or run the partition again (only the "
-                "unanswered requests are sent) with a higher max_error_rate"
-            )
+        limits = (
+            ("ended in error", counts["errors"] - counts["invalid"], "max_error_rate", self.max_error_rate),
+            (
+                "got an answer that does not follow the output schema",
+                counts["invalid"],
+                "max_invalid_output_rate",
+                self.max_invalid_output_rate,
+            ),
+        )
+        for what, count, name, limit in limits:
+            rate = count / max(1, counts["rows"])
+            if rate > float(limit):
+                raise AirflowFailException(
+                    f"{count} of {counts['rows']} rows ({rate:.1%}) {what}, over {name} {float(limit):.1%}: {kept}. "
+                    f"To load them anyway: `batchkit load {merged} --table {self.table} --partition {partition}` "
+                    f"(see the README), or run the partition again (only the unanswered requests are sent) with a "
+                    f"higher {name}"
+                )
 
     @staticmethod
-    def _reconcile(manifest: str, results: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, int]:
-        """Input rows (from the split manifest) against what was sent, reused, answered and merged."""
-        from batchkit.manifest import Manifest
-
-        totals = Manifest.load(manifest).totals
+    def _reconcile(totals: dict[str, int], results: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, int]:
+        """Input rows (the split manifest's totals) against what was sent, reused, answered and merged."""
         return {
             "input_rows": totals["rows_read"],
             "requests_submitted": sum(r.get("requests", 0) for r in results),
             "resubmitted": sum(r.get("resubmitted", 0) for r in results),
             "reused": totals.get("reused", 0),
             "results_ok": counts["ok"],
-            "results_error": counts["errors"],
+            "results_error": counts["errors"] - counts["invalid"],
+            "results_invalid_output": counts["invalid"],
             "merged": counts["rows"],
         }
 

@@ -28,6 +28,8 @@ class SplitPartitionOperator(BaseOperator):
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
         the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
+    :param output_schema: structured outputs: a JSON Schema object every answer must follow, a Pydantic model or
+        its dotted path; its top-level properties become typed columns (``batchkit.structured``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
@@ -49,6 +51,7 @@ class SplitPartitionOperator(BaseOperator):
         "dry_run",
         "input_columns",
         "reuse_results",
+        "output_schema",
     )
 
     def __init__(
@@ -68,6 +71,7 @@ class SplitPartitionOperator(BaseOperator):
         dry_run: bool = False,
         input_columns: list[str] | None = None,
         reuse_results: bool = True,
+        output_schema: dict[str, Any] | str | type | None = None,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         check_model: bool = True,
@@ -75,7 +79,7 @@ class SplitPartitionOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.allowed_sources = allowed_sources
+        self.allowed_sources, self.output_schema = allowed_sources, output_schema
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
         self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
@@ -159,6 +163,7 @@ class SplitPartitionOperator(BaseOperator):
         from airflow.sdk.configuration import conf
 
         from batchkit.splitter import SplitConfig
+        from batchkit.structured import load_schema
 
         try:
             return SplitConfig(
@@ -172,6 +177,7 @@ class SplitPartitionOperator(BaseOperator):
                 max_tokens=int(self.max_tokens) if self.max_tokens else None,
                 body_options=self.body_options or {},
                 keep_columns=as_list(self.input_columns) or None,
+                output_schema=load_schema(self.output_schema),
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
         except BatchkitError as exc:
