@@ -188,6 +188,14 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         default=0.0,
         help="fault: fraction of lines failing with 500/429 into the error file",
     )
+    p.add_argument(
+        "--invalid-output-rate",
+        type=float,
+        default=0.0,
+        help="fault: fraction of structured-output (json_schema) answers that are bad, still HTTP 200: each one of "
+        "truncated (finish_reason 'length' / status 'incomplete'), refused (message.refusal / a refusal part) "
+        "or valid JSON that breaks the schema",
+    )
     p.add_argument("--api-error-rate", type=float, default=0.0, help="fault: fraction of API calls answered 429/500")
     p.add_argument(
         "--validation-failure-rate",
@@ -277,6 +285,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         tick_seconds=args.tick_seconds,
         embedding_dimensions=args.embedding_dimensions,
         line_failure_rate=args.line_failure_rate,
+        invalid_output_rate=args.invalid_output_rate,
         api_error_rate=args.api_error_rate,
         validation_failure_rate=args.validation_failure_rate,
         enqueued_token_limit=args.enqueued_token_limit,

@@ -1,10 +1,13 @@
 """The emulator over real HTTP with the official openai SDK: lifecycle, limits, errors, faults, persistence."""
 
+import collections
+import json
 import os
 import signal
 import time
 
 import httpx
+import jsonschema
 import openai
 import psutil
 import pytest
@@ -396,3 +399,45 @@ def test_lines_the_api_would_refuse_get_a_400_and_never_stall_the_batch(emulator
         assert done.request_counts.failed == len(expected) and done.request_counts.completed == len(chunk) - len(
             expected
         )
+
+
+def test_structured_answers_validate_and_invalid_ones_are_injected(emulator, tmp_path):
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["label", "confidence"],
+        "additionalProperties": False,
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "sentiment", "schema": schema, "strict": True}}
+    lines = [chat_line(f"r{i}", f"review {i}") for i in range(200)]
+    for line in lines:
+        line["body"]["response_format"] = response_format
+    client = client_for(emulator("--invalid-output-rate", "0.3", "--seed", "7"))
+    batch = client.batches.create(
+        input_file_id=upload(client, tmp_path, lines), endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = wait(client, batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 200 and done.error_file_id is None
+    kinds = collections.Counter()
+    for line in jsonl(client, done.output_file_id):
+        assert line["response"]["status_code"] == 200
+        choice = line["response"]["body"]["choices"][0]
+        content = choice["message"]["content"]
+        if content is None:
+            assert choice["message"]["refusal"] and choice["finish_reason"] == "stop"
+            kinds["refusal"] += 1
+        elif choice["finish_reason"] == "length":
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(content)
+            kinds["truncated"] += 1
+        else:
+            try:
+                jsonschema.validate(json.loads(content), schema)
+                kinds["valid"] += 1
+            except jsonschema.ValidationError:
+                kinds["mismatch"] += 1
+    invalid = 200 - kinds["valid"]
+    assert 30 <= invalid <= 90 and {"refusal", "truncated", "mismatch"} <= set(kinds), kinds

@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from . import structured
+
 ECHO_CHARS = 200
 
 
@@ -45,16 +47,29 @@ MAX_DIMENSIONS = 3072  # the largest OpenAI embedding (text-embedding-3-large)
 MAX_EMBEDDING_INPUTS = 2048  # inputs in one embeddings request, as OpenAI limits it
 
 
-def echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int) -> LineResult:
+def echo(
+    url: str,
+    body: dict[str, Any],
+    key: str,
+    created: int,
+    embedding_dimensions: int,
+    invalid_output: str | None = None,
+) -> LineResult:
     """A realistic, deterministic response body for one request; ``key`` makes ids unique per line. A body the
-    API would refuse gets a 400 line (as OpenAI puts it in the error file), never an exception."""
+    API would refuse gets a 400 line (as OpenAI puts it in the error file), never an exception. A request for
+    structured output gets JSON following its schema, or the ``invalid_output`` kind of bad answer
+    (``structured.INVALID_KINDS``)."""
     try:
-        return _echo(url, body, key, created, embedding_dimensions)
+        return _echo(url, body, key, created, embedding_dimensions, invalid_output)
+    except structured.SchemaError as exc:
+        return _bad_request(str(exc), exc.param, "invalid_value")
     except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
         return _bad_request(f"Invalid request body: {type(exc).__name__}", None, "invalid_request_error")
 
 
-def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int) -> LineResult:
+def _echo(
+    url: str, body: dict[str, Any], key: str, created: int, embedding_dimensions: int, invalid_output: str | None
+) -> LineResult:
     if not isinstance(body, dict):
         return _bad_request("The request body must be a JSON object.", None, "invalid_type")
     model = body.get("model")
@@ -70,8 +85,8 @@ def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dime
             )
         prompt = "\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
         user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), prompt)
-        answer = f"echo: {user[:ECHO_CHARS]}"
-        p, c = _tokens(prompt) + 4 * len(messages), _tokens(answer)
+        answer = structured.respond(url, body, user, invalid_output) or structured.Answer(f"echo: {user[:ECHO_CHARS]}")
+        p, c = _tokens(prompt) + 4 * len(messages), _tokens(answer.text or answer.refusal or "")
         return LineResult(
             200,
             {
@@ -82,9 +97,14 @@ def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dime
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": answer, "refusal": None, "annotations": []},
+                        "message": {
+                            "role": "assistant",
+                            "content": answer.text,
+                            "refusal": answer.refusal,
+                            "annotations": [],
+                        },
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": "length" if answer.truncated else "stop",
                     }
                 ],
                 "usage": {
@@ -114,26 +134,32 @@ def _echo(url: str, body: dict[str, Any], key: str, created: int, embedding_dime
             if isinstance(given, str)
             else "\n".join(_text_of(item.get("content")) for item in given if isinstance(item, dict))
         )
-        answer = f"echo: {text[:ECHO_CHARS]}"
-        p, c = _tokens(text + (body.get("instructions") or "")), _tokens(answer)
+        answer = structured.respond(url, body, text, invalid_output) or structured.Answer(f"echo: {text[:ECHO_CHARS]}")
+        p, c = _tokens(text + (body.get("instructions") or "")), _tokens(answer.text or answer.refusal or "")
+        status = "incomplete" if answer.truncated else "completed"
+        part = (
+            {"type": "refusal", "refusal": answer.refusal}
+            if answer.text is None
+            else {"type": "output_text", "text": answer.text, "annotations": []}
+        )
         return LineResult(
             200,
             {
                 "id": f"resp_{_digest(key)}",
                 "object": "response",
                 "created_at": created,
-                "status": "completed",
+                "status": status,
                 "model": model,
                 "error": None,
-                "incomplete_details": None,
+                "incomplete_details": {"reason": "max_output_tokens"} if answer.truncated else None,
                 "instructions": body.get("instructions"),
                 "output": [
                     {
                         "type": "message",
                         "id": f"msg_{_digest(key, 'msg')}",
-                        "status": "completed",
+                        "status": status,
                         "role": "assistant",
-                        "content": [{"type": "output_text", "text": answer, "annotations": []}],
+                        "content": [part],
                     }
                 ],
                 "usage": {

@@ -42,6 +42,7 @@ class EmulatorConfig:
     embedding_dimensions: int = 64  # echo embeddings size unless the request sets "dimensions"
     # Faults
     line_failure_rate: float = 0.0  # fraction of lines answered with 500/429 into the error file
+    invalid_output_rate: float = 0.0  # fraction of structured answers truncated, refused or not matching the schema
     api_error_rate: float = 0.0  # fraction of API calls answered 429/500
     validation_failure_rate: float = 0.0  # fraction of batches that fail validation
     enqueued_token_limit: int | None = None  # per model: a batch that would pass it fails (token_limit_exceeded)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from . import backends
+from . import backends, structured
 from .config import EmulatorConfig
 from .store import Store, new_id
 from .validate import validate_input
@@ -192,9 +192,19 @@ class Processor:
                 f"{batch['id']}/{line['custom_id']}",
                 created,
                 self.config.embedding_dimensions,
+                self._invalid_output(batch["id"], line["custom_id"]),
             )
             for i, line in enumerate(lines)
         ]
+
+    def _invalid_output(self, batch_id: str, custom_id: str) -> str | None:
+        """Which bad answer this line gets if it asks for structured output: a fresh draw in every batch."""
+        rate = self.config.invalid_output_rate
+        roll = fraction(self.config.seed, batch_id, custom_id, "invalid_output")
+        if roll >= rate:
+            return None
+        kinds = structured.INVALID_KINDS
+        return kinds[min(len(kinds) - 1, int(roll / rate * len(kinds)))]
 
     def _append_results(self, batch: dict, progress: dict, results: list[tuple[dict, backends.LineResult]]) -> None:
         out, err = [], []
