@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from batchkit.devstack import Stack
+from batchkit.sample import SENTIMENT_SCHEMA
 
 from ..helpers import emulator_objects, s3_lake
 
@@ -120,6 +121,7 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
         "max_requests_per_file": PER_FILE,
         "warehouse_conn_id": "dwh",
         "target_table": "llm.review_sentiment",
+        "output_schema": SENTIMENT_SCHEMA,  # typed answer columns in PostgreSQL
     }
     stack.trigger(DAG_ID, "celery_1", conf)
 
@@ -147,11 +149,19 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
     assert {b["status"] for b in batches} == {"completed"}
     with psycopg.connect(database) as con:
         loaded = con.execute(
-            "SELECT count(*), count(DISTINCT review_id), count(*) FILTER (WHERE status = 'ok') "
+            "SELECT count(*), count(DISTINCT review_id), count(*) FILTER (WHERE status = 'ok'), "
+            "count(*) FILTER (WHERE label IN ('positive', 'negative', 'neutral') AND confidence BETWEEN 0 AND 1) "
             "FROM llm.review_sentiment WHERE partition_key = %s",
             (PARTITION,),
         ).fetchone()
-    assert loaded == (ROWS, ROWS, ROWS)
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'llm' "
+                "AND table_name = 'review_sentiment' AND column_name IN ('label', 'confidence')"
+            ).fetchall()
+        )
+    assert loaded == (ROWS, ROWS, ROWS, ROWS)
+    assert types == {"label": "text", "confidence": "double precision"}
     events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]
     where = urlsplit(database)  # the asset names the table, never the credentials
     assert [e["uri"] for e in events] == [f"postgres://{where.hostname}:{where.port}{where.path}/llm/review_sentiment"]

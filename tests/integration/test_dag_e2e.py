@@ -1,7 +1,8 @@
 """The main DAG end to end on real Airflow components: api-server, scheduler, dag-processor and triggerer
 (LocalExecutor, SQLite) against the emulator, with DuckDB as the warehouse.
 
-The emulator fails 5% of lines with 429/500 so the collect step's resubmission runs too.
+The emulator fails 5% of lines with 429/500 so the collect step's resubmission runs too, and makes 10% of
+structured answers invalid (truncated, refused, off-schema).
 """
 
 import re
@@ -11,18 +12,22 @@ import duckdb
 import pytest
 
 from batchkit.devstack import Stack
+from batchkit.sample import SENTIMENT_SCHEMA
 
 from ..helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000
+STRUCTURED, STRUCTURED_ROWS = "2026-11-25", 600
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     args = ("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1")
+    args += ("--invalid-output-rate", "0.1")  # structured answers only
+    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS}
     with running_stack(
-        tmp_path_factory.mktemp("stack"), {"2026-11-24": ROWS}, DAG_ID, poll_seconds=2, emulator_args=args
+        tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args
     ) as stack:
         yield stack
 
@@ -87,3 +92,40 @@ def test_unknown_model_fails_before_anything_is_submitted(stack):
     assert len(emulator_objects(stack, "batches")) == before
     log = next(Path(stack.airflow_home / "logs").rglob("run_id=it_bad_model/task_id=split/*.log")).read_text()
     assert "model 'gpt-imaginary' does not exist" in log
+
+
+def test_an_output_schema_loads_typed_columns_marks_invalid_answers_and_resends_truncated_ones(stack):
+    conf = {"partition": STRUCTURED, "output_schema": SENTIMENT_SCHEMA, "max_invalid_output_rate": 0.2}
+    stack.trigger(DAG_ID, "structured_1", conf)
+    run = stack.wait_for_run(DAG_ID, "structured_1", progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT status, error_code, label, confidence, response_text, attempts FROM review_sentiment "
+            "WHERE partition_key = ?",
+            [STRUCTURED],
+        ).fetchall()
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'review_sentiment'"
+            ).fetchall()
+        )
+        ledger = stack.data_dir / "staging" / DAG_ID / STRUCTURED / "_ledger"
+        truncated = con.execute(
+            "SELECT count(DISTINCT custom_id) FROM read_parquet(?) WHERE error_code = 'output_truncated'",
+            [f"{ledger}/**/*.parquet"],
+        ).fetchone()[0]
+    assert (types["label"], types["confidence"]) == ("VARCHAR", "DOUBLE")
+    assert len(rows) == STRUCTURED_ROWS
+    ok = [r for r in rows if r[0] == "ok"]
+    invalid = [r for r in rows if r[0] == "invalid_output"]
+    assert len(ok) + len(invalid) == STRUCTURED_ROWS
+    assert all(
+        label in ("positive", "negative", "neutral") and 0 <= confidence <= 1 for _, _, label, confidence, *_ in ok
+    )
+    assert 0 < len(invalid) < 0.2 * STRUCTURED_ROWS
+    assert {code for _, code, *_ in invalid} <= {"output_refused", "output_schema_mismatch", "output_truncated"}
+    assert all(label is None and confidence is None for _, _, label, confidence, *_ in invalid)
+    assert any(text for *_, text, _ in invalid if text), "an invalid answer keeps its raw text"
+    resent = [r for r in ok if r[5] > 1]
+    assert truncated > 0 and resent, "truncated answers were sent again and answered"
