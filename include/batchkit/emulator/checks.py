@@ -9,6 +9,9 @@ from fastapi.responses import JSONResponse
 
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+COMPLETION_WINDOWS = ("24h",)
+PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 
 
 class APIError(Exception):
