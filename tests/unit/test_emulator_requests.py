@@ -103,3 +103,22 @@ def test_a_good_upload_is_stored_whole(api):
     response = post_upload(api, multipart(*GOOD))
     assert response.status_code == 200, response.text
     assert api.get(f"/v1/files/{response.json()['id']}/content").content == b'{"a": 1}\n'
+
+
+def test_integral_floats_are_integers_as_json_schema_says(api):
+    """Found by the fuzz test: ``"dimensions": 2971.0`` is an integer to JSON Schema (and OpenAI's document) but was
+    refused with a 400."""
+    body = {"model": "text-embedding-3-small", "input": ["a", [1.0, 2]], "dimensions": 8.0}
+    response = api.post("/v1/embeddings", json=body)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"][0]["embedding"]) == 8
+    file_id = api.post("/v1/files", files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "batch"}).json()["id"]
+    create = {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    response = api.post(
+        "/v1/batches", json={**create, "output_expires_after": {"anchor": "created_at", "seconds": 3600.0}}
+    )
+    assert response.status_code == 200 and response.json()["output_expires_after"]["seconds"] == 3600
+    response = api.post(
+        "/v1/batches", json={**create, "output_expires_after": {"anchor": "created_at", "seconds": True}}
+    )
+    assert response.status_code == 400

@@ -7,24 +7,21 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import backends
-from .checks import APIError, check_expiry, check_metadata, json_body
+from . import backends, openapi
+from .checks import COMPLETION_WINDOWS, ENDPOINTS, PURPOSES, APIError, check_expiry, check_metadata, json_body
 from .config import EmulatorConfig
 from .processor import Processor
 from .store import Store, new_id
 from .uploads import BadUpload, UploadTooLarge, receive_upload
 
 log = logging.getLogger("batchkit.emulator")
-
-ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
-COMPLETION_WINDOWS = ("24h",)
 
 
 def create_app(config: EmulatorConfig) -> FastAPI:
@@ -49,6 +46,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
 
     app = FastAPI(title="batchkit OpenAI Batch API emulator", lifespan=lifespan, docs_url="/docs")
     app.state.store, app.state.processor, app.state.config = store, processor, config
+    openapi.install(app, config)
 
     @app.middleware("http")
     async def auth_and_faults(request: Request, call_next: Any) -> Any:
@@ -84,7 +82,10 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        return APIError(400, f"Invalid request: {first.get('msg', 'malformed body')}", param).response()
+        subject = f"'{param}'" if param else "request"
+        return APIError(
+            400, f"Invalid {subject}: {first.get('msg', 'malformed body')}", param, "invalid_value"
+        ).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -113,7 +114,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
             target.unlink(missing_ok=True)
             raise APIError(400, str(exc), "file") from None
         purpose = fields.get("purpose")
-        if purpose not in ("batch", "assistants", "fine-tune", "vision", "user_data", "evals"):
+        if purpose not in PURPOSES:
             target.unlink(missing_ok=True)
             raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
         stored = store.add_file(file_id, filename, purpose, size)
@@ -123,12 +124,11 @@ def create_app(config: EmulatorConfig) -> FastAPI:
 
     @app.get("/v1/files")
     async def list_files(
-        purpose: str | None = None, limit: int = 10000, order: str = "desc", after: str | None = None
+        purpose: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 10000,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
     ) -> dict:
-        if not 1 <= limit <= 10000:
-            raise APIError(400, "limit must be between 1 and 10000", "limit")
-        if order not in ("asc", "desc"):
-            raise APIError(400, "order must be 'asc' or 'desc'", "order")
         data, more = store.list_files(purpose, limit, after, order)
         return _page(data, more)
 
@@ -244,9 +244,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
         return _batch_or_404(batch_id)
 
     @app.get("/v1/batches")
-    async def list_batches(limit: int = 20, after: str | None = None) -> dict:
-        if not 1 <= limit <= 100:
-            raise APIError(400, "Invalid 'limit': must be between 1 and 100.", "limit", "invalid_value")
+    async def list_batches(limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None) -> dict:
         data, more = store.list_batches(limit, after)
         return _page(data, more)
 

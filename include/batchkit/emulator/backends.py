@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from . import structured
+from .checks import integer
 
 ECHO_CHARS = 200
 
@@ -187,8 +188,8 @@ def _echo(
                 "input",
                 "invalid_value",
             )
-        dims = body.get("dimensions", embedding_dimensions)
-        if type(dims) is not int or not 1 <= dims <= MAX_DIMENSIONS:
+        dims = integer(body.get("dimensions", embedding_dimensions)) or 0
+        if not 1 <= dims <= MAX_DIMENSIONS:
             return _bad_request(
                 f"Invalid 'dimensions': an integer from 1 to {MAX_DIMENSIONS}.", "dimensions", "invalid_value"
             )
@@ -205,8 +206,8 @@ def _echo(
 def _embeddable(item: Any) -> bool:
     """A non-empty string or token list (an int in a token array, as OpenAI accepts it)."""
     if isinstance(item, list):
-        return bool(item) and all(type(t) is int for t in item)
-    return (isinstance(item, str) and bool(item)) or type(item) is int
+        return bool(item) and all(integer(t) is not None for t in item)
+    return (isinstance(item, str) and bool(item)) or integer(item) is not None
 
 
 def _vector(text: str, dims: int) -> list[float]:

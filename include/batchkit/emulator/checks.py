@@ -9,6 +9,9 @@ from fastapi.responses import JSONResponse
 
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+COMPLETION_WINDOWS = ("24h",)
+PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 
 
 class APIError(Exception):
@@ -47,6 +50,13 @@ async def json_body(request: Request) -> dict:
     return body
 
 
+def integer(value: Any) -> int | None:
+    """``value`` as an int when JSON Schema calls it an integer (``3600`` or ``3600.0``, never ``true``), else None."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value if type(value) is int else None
+
+
 def check_expiry(value: Any) -> dict | None:
     """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
     if value is None:
@@ -55,8 +65,7 @@ def check_expiry(value: Any) -> dict | None:
         not isinstance(value, dict)
         or set(value) != {"anchor", "seconds"}
         or value["anchor"] != "created_at"
-        or type(value["seconds"]) is not int
-        or not 3600 <= value["seconds"] <= 2_592_000
+        or not 3600 <= (integer(value["seconds"]) or 0) <= 2_592_000
     ):
         raise APIError(
             400,
@@ -64,7 +73,7 @@ def check_expiry(value: Any) -> dict | None:
             "output_expires_after",
             "invalid_value",
         )
-    return value
+    return {"anchor": "created_at", "seconds": integer(value["seconds"])}
 
 
 def check_metadata(metadata: Any) -> dict[str, str] | None:
