@@ -70,7 +70,10 @@ def stack(lake, s3_endpoint, database, broker, tmp_path_factory):
         metadata_db=database.replace("postgresql://", "postgresql+psycopg://"),
         broker_url=broker,
         poll_seconds=2,
-        emulator_args=("--upload-delay-seconds", "4", "--validation-seconds", "0", "--seconds-per-request", "0.05"),
+        emulator_args=(
+            *("--upload-delay-seconds", "4", "--validation-seconds", "0", "--seconds-per-request", "0.05"),
+            *("--invalid-output-rate", "0.1"),  # structured answers truncated, refused or off-schema
+        ),
         extra_env=settings,
     )
     try:
@@ -122,6 +125,7 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
         "warehouse_conn_id": "dwh",
         "target_table": "llm.review_sentiment",
         "output_schema": SENTIMENT_SCHEMA,  # typed answer columns in PostgreSQL
+        "max_invalid_output_rate": 0.2,
     }
     stack.trigger(DAG_ID, "celery_1", conf)
 
@@ -149,9 +153,10 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
     assert {b["status"] for b in batches} == {"completed"}
     with psycopg.connect(database) as con:
         loaded = con.execute(
-            "SELECT count(*), count(DISTINCT review_id), count(*) FILTER (WHERE status = 'ok'), "
-            "count(*) FILTER (WHERE label IN ('positive', 'negative', 'neutral') AND confidence BETWEEN 0 AND 1) "
-            "FROM llm.review_sentiment WHERE partition_key = %s",
+            "SELECT count(*), count(DISTINCT review_id), count(*) FILTER (WHERE status IN ('ok', 'invalid_output')), "
+            "count(*) FILTER (WHERE status = 'ok' AND label IN ('positive', 'negative', 'neutral') AND confidence "
+            "BETWEEN 0 AND 1) + count(*) FILTER (WHERE status = 'invalid_output' AND label IS NULL "
+            "AND error_code LIKE 'output_%%') FROM llm.review_sentiment WHERE partition_key = %s",
             (PARTITION,),
         ).fetchone()
         types = dict(
@@ -160,7 +165,7 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
                 "AND table_name = 'review_sentiment' AND column_name IN ('label', 'confidence')"
             ).fetchall()
         )
-    assert loaded == (ROWS, ROWS, ROWS, ROWS)
+    assert loaded == (ROWS, ROWS, ROWS, ROWS), "every row is ok with typed columns, or marked invalid_output"
     assert types == {"label": "text", "confidence": "double precision"}
     events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]
     where = urlsplit(database)  # the asset names the table, never the credentials

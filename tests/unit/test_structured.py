@@ -3,6 +3,7 @@
 import orjson
 import pyarrow as pa
 import pytest
+from pydantic import BaseModel
 
 from batchkit import structured
 from batchkit.errors import InputError
@@ -220,3 +221,25 @@ def test_answer_properties_may_not_shadow_result_or_input_columns(tmp_path, writ
     with pytest.raises(InputError, match=r"'label' \(the input column 'Label'\), 'status' \(the result column"):
         split(str(src), tmp_path / "o", config)
     assert not (tmp_path / "o").exists()
+
+
+class Review(BaseModel):
+    label: str
+    topics: list[str]
+    score: float | None
+
+
+@pytest.mark.parametrize("spec", [Review, f"{__name__}.Review"], ids=["class", "dotted path"])
+def test_a_pydantic_model_gives_the_strict_schema(spec):
+    schema = structured.load_schema(spec)
+    assert schema["additionalProperties"] is False and sorted(schema["required"]) == ["label", "score", "topics"]
+    assert [(c.name, c.type) for c in structured.columns(schema)] == [
+        ("label", pa.string()),
+        ("topics", pa.list_(pa.string())),
+        ("score", pa.float64()),
+    ]
+
+
+def test_an_unknown_dotted_path_is_named():
+    with pytest.raises(InputError, match=r"'no\.such\.Model': no such Pydantic model"):
+        structured.load_schema("no.such.Model")
