@@ -19,7 +19,7 @@ COPY --chown=airflow:root pyproject.toml README.md /tmp/pkg/
 COPY --chown=airflow:root include /tmp/pkg/include
 COPY --chown=airflow:root plugins /tmp/pkg/plugins
 RUN sed -E '/^ +--hash=/d; s/ \\$//' /tmp/requirements.lock > /tmp/constraints.txt \
-    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/tmp/pkg[s3,postgres,celery,emulator]" \
+    && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "/tmp/pkg[s3,postgres,celery,emulator,report,notify]" \
         --constraint /tmp/constraints.txt \
     && rm -rf /tmp/pkg /tmp/constraints.txt /tmp/requirements.lock \
     && mkdir -p /opt/airflow/data/staging
