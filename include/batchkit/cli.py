@@ -6,6 +6,7 @@ import sys
 import time
 
 from .errors import BatchkitError
+from .pricing import Estimate
 from .requests import ENDPOINTS
 from .sizes import parse_size
 from .splitter import MAX_BYTES, MAX_REQUESTS, SplitConfig, split
@@ -68,6 +69,17 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         type=_json_object_or_file,
         help="JSON Schema every answer must follow (structured outputs; its properties become typed columns): "
         "the JSON itself or @path/to/schema.json",
+    )
+    p.add_argument(
+        "--expected-output-tokens",
+        type=int,
+        help="output tokens per request for the cost estimate (default: the body's max_tokens, else not estimated)",
+    )
+    p.add_argument(
+        "--prices",
+        type=_json_object_or_file,
+        help='batch prices per 1M tokens overriding the built-in table: {"model": {"input": 0.1, "output": 0.4}} '
+        "or @prices.json",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
@@ -393,6 +405,8 @@ def _run_split(args: argparse.Namespace) -> int:
         body_options=args.body_json,
         exact_tokens=args.exact_tokens,
         output_schema=args.output_schema,
+        expected_output_tokens=args.expected_output_tokens,
+        prices=args.prices,
     )
     started = time.monotonic()
     last = [started]
@@ -412,6 +426,7 @@ def _run_split(args: argparse.Namespace) -> int:
         f"({totals['bytes'] / 1e6:,.1f} MB, ~{totals['estimated_tokens']:,} tokens) to {args.out} "
         f"in {time.monotonic() - started:.1f}s"
     )
+    print(f"estimated cost: {Estimate(**manifest.estimate).describe()}")
     if totals["rows_skipped"]:
         print(f"skipped {totals['rows_skipped']:,} row(s) with a null or empty prompt (listed in manifest.json)")
     if not totals["files"]:

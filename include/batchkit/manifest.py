@@ -10,7 +10,7 @@ from .storage import open_file
 
 MANIFEST_NAME = "manifest.json"
 ROWS_NAME = "rows.parquet"
-MANIFEST_VERSION = 2  # 2 adds rows_file and the new/changed/retried/reused totals; version 1 still loads
+MANIFEST_VERSION = 3  # 3 adds the cost estimate; 2 rows_file and the new/changed/retried/reused totals
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Manifest:
     totals: dict[str, int]
     custom_id: str  # how custom_id maps back to a row: "column:<name>" or "position:<source_index>-<row>"
     rows_file: str | None = None  # the partition's rows as split (kept columns, custom_id, fingerprint)
+    estimate: dict[str, Any] | None = None  # the expected bill (batchkit.pricing.Estimate)
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> bytes:

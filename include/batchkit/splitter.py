@@ -23,6 +23,7 @@ from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
+from .pricing import estimate
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, put_file, url_to_fs
@@ -56,6 +57,8 @@ class SplitConfig:
     keep_columns: list[str] | None = None  # input columns kept beside the results (None: all)
     max_files: int | None = None  # e.g. Airflow's [core] max_map_length: refuse before writing more files
     output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
+    expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
+    prices: dict[str, Any] | None = None  # batch price overrides (batchkit.pricing)
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -66,6 +69,8 @@ class SplitConfig:
             raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.expected_output_tokens is not None and self.expected_output_tokens < 0:
+            raise InputError(f"expected output tokens must be >= 0, got {self.expected_output_tokens}")
         if self.output_schema is not None:
             from .structured import request_fields
 
@@ -141,6 +146,17 @@ def split(
         writer.close()
         writer.shutdown()
         rows.close()
+        requests = sum(e.requests for e in writer.entries)
+        input_tokens = sum(e.estimated_tokens for e in writer.entries)
+        cost = estimate(
+            config.model,
+            config.endpoint,
+            requests,
+            input_tokens,
+            config.body_options,
+            config.expected_output_tokens,
+            config.prices,
+        )
         manifest = Manifest(
             sources=[{"path": f.path, "rows": f.rows} for f in files],
             parameters=_parameters(source, config),
@@ -148,15 +164,16 @@ def split(
             skipped=skipped,
             totals={
                 "files": len(writer.entries),
-                "requests": sum(e.requests for e in writer.entries),
+                "requests": requests,
                 "bytes": sum(e.bytes for e in writer.entries),
-                "estimated_tokens": sum(e.estimated_tokens for e in writer.entries),
+                "estimated_tokens": input_tokens,
                 "rows_read": rows_read,
                 "rows_skipped": skipped.count,
                 **job.reuse,
             },
             rows_file=ROWS_NAME,
             custom_id=f"column:{config.id_column}" if config.id_column else "position:<source_index>-<row>",
+            estimate=cost.to_dict(),
         )
         (staging / MANIFEST_NAME).write_bytes(manifest.to_json())
         _publish(staging, out)
