@@ -295,11 +295,30 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
         remote = [f.path for f in files if is_remote(f.path)]
         if remote:  # DuckDB reads object storage through the same fsspec filesystem
             con.register_filesystem(url_to_fs(remote[0])[0])
-        _find_bad_ids(con, [f.path for f in files], id_column)
+        try:
+            _find_bad_ids(con, [f.path for f in files], id_column)
+        except duckdb.Error as exc:  # e.g. a corrupt data page: name the file DuckDB cannot read
+            culprit = next((f.path for f in files if not _ids_readable(con, f.path, id_column)), "the partition")
+            reason = str(exc).strip().splitlines()[0]
+            raise InputError(f"{culprit}: column {id_column!r}: the ids cannot be read ({reason})") from None
+
+
+def _ids_readable(con: "duckdb.DuckDBPyConnection", path: str, id_column: str) -> bool:
+    import duckdb
+
+    try:
+        con.execute(f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [path]).fetchone()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _find_bad_ids(con: "duckdb.DuckDBPyConnection", paths: list[str], id_column: str) -> None:
-    column = '"' + id_column.replace('"', '""') + '"'
+    column = _quoted(id_column)
     scan = "read_parquet(?, filename=true, file_row_number=true)"
     bad = con.execute(
         f"SELECT filename, file_row_number FROM {scan} WHERE {column} IS NULL OR CAST({column} AS VARCHAR) = '' "

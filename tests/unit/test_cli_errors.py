@@ -1,9 +1,14 @@
 """The CLI answers bad input with one line and exit 2, never a traceback."""
 
+import os
 import subprocess
 import sys
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from ..helpers import corrupt_data_pages
 
 
 def batchkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -49,3 +54,25 @@ def test_body_json_must_be_strict_json(tmp_path, body, message):
     done = batchkit("split", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "m", "--body-json", body)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
     assert message in done.stderr
+
+
+def split_args(source, out, *extra: str) -> list[str]:
+    return ["split", str(source), "--out", str(out), "--model", "m", *extra]
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.startswith("batchkit: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert all(f in done.stderr for f in fragments), done.stderr
+
+
+def test_a_corrupt_file_in_the_id_check_is_one_line(tmp_path):
+    """DuckDB reads the ids before pyarrow reads any row: its error names the file, not a traceback."""
+    path = tmp_path / "p" / "b.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"id": [1], "text": ["x"]}), tmp_path / "p" / "a.parquet")
+    pq.write_table(pa.table({"id": range(5000), "text": [f"t{i}" for i in range(5000)]}), path)
+    corrupt_data_pages(path)
+    done = batchkit(*split_args(tmp_path / "p", tmp_path / "o", "--prompt-column", "text", "--id-column", "id"))
+    assert_one_line_error(done, f"{path}: column 'id'")
+    assert not (tmp_path / "o").exists()
