@@ -182,7 +182,7 @@ class _SplitJob:
     def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
         config, shape = self.config, self.shape
         if self.template:
-            prompts = self.template.render(batch)
+            prompts = self.template.render({c: _as_text(batch.column(c), file, c) for c in self.template.columns})
         else:
             prompts = _as_text(batch.column(config.prompt_column), file, config.prompt_column)
         keep = pc.fill_null(

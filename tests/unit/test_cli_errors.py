@@ -76,3 +76,14 @@ def test_a_corrupt_file_in_the_id_check_is_one_line(tmp_path):
     done = batchkit(*split_args(tmp_path / "p", tmp_path / "o", "--prompt-column", "text", "--id-column", "id"))
     assert_one_line_error(done, f"{path}: column 'id'")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"), [([["a"], ["b"]], "list<"), ([{"a": "x"}, {"a": "y"}], "struct<")], ids=["list", "struct"]
+)
+def test_a_nested_column_in_a_template_is_named_with_its_type(tmp_path, values, kind):
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"tags": values, "text": ["x", "y"]}), src)
+    done = batchkit(*split_args(src, tmp_path / "o", "--prompt-template", "{text}: {tags}"))
+    assert_one_line_error(done, f"{src}: column 'tags' of type {kind}")
+    assert not (tmp_path / "o").exists()
