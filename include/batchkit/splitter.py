@@ -116,7 +116,10 @@ def split(
 
     out = Path(out_dir)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows = RowsWriter(staging / ROWS_NAME, schema, keep)

@@ -87,3 +87,13 @@ def test_a_nested_column_in_a_template_is_named_with_its_type(tmp_path, values, 
     done = batchkit(*split_args(src, tmp_path / "o", "--prompt-template", "{text}: {tags}"))
     assert_one_line_error(done, f"{src}: column 'tags' of type {kind}")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_out_that_cannot_be_created_is_one_line(tmp_path, where):
+    """Root ignores permissions, so the out sits under a regular file or in /proc: both fail for root too."""
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["x"]}), src)
+    out = src / "o" if where == "under a file" else f"/proc/batchkit-{tmp_path.name}/o"
+    done = batchkit(*split_args(src, out, "--prompt-column", "text"))
+    assert_one_line_error(done, f"--out {out}: cannot create it")
