@@ -57,7 +57,7 @@ def test_body_json_must_be_strict_json(tmp_path, body, message):
 
 
 def split_args(source, out, *extra: str) -> list[str]:
-    return ["split", str(source), "--out", str(out), "--model", "m", *extra]
+    return ["split", str(source), "--out", str(out), "--model", "m", "--quiet", *extra]
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -97,3 +97,19 @@ def test_an_out_that_cannot_be_created_is_one_line(tmp_path, where):
     out = src / "o" if where == "under a file" else f"/proc/batchkit-{tmp_path.name}/o"
     done = batchkit(*split_args(src, out, "--prompt-column", "text"))
     assert_one_line_error(done, f"--out {out}: cannot create it")
+
+
+@pytest.mark.parametrize("side", ["source", "out"])
+def test_missing_s3_credentials_say_how_to_provide_them(tmp_path, side):
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["x"]}), src)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # never reached: signing a request needs the credentials first
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    source, out = ("s3://bucket/p/", tmp_path / "o") if side == "source" else (src, "s3://bucket/o")
+    done = batchkit(*split_args(source, out, "--prompt-column", "text"), env=env)
+    assert_one_line_error(done, "no credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
