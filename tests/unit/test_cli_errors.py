@@ -113,3 +113,13 @@ def test_missing_s3_credentials_say_how_to_provide_them(tmp_path, side):
     source, out = ("s3://bucket/p/", tmp_path / "o") if side == "source" else (src, "s3://bucket/o")
     done = batchkit(*split_args(source, out, "--prompt-column", "text"), env=env)
     assert_one_line_error(done, "no credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def test_columns_differing_only_in_case_are_refused_by_the_duckdb_loader(tmp_path):
+    """DuckDB's column names ignore case: 'Text' and 'text' cannot both be columns of one table."""
+    results = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"id": [1], "Text": ["a"], "text": ["b"]}), results)
+    db = tmp_path / "w.duckdb"
+    done = batchkit("load", str(results), "--table", "t", "--partition", "p", "--duckdb", str(db))
+    assert_one_line_error(done, "'Text'", "'text'")
+    assert not db.exists(), "nothing was written"
