@@ -6,6 +6,7 @@ token limits; output appears in the target directory only when the whole split s
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -299,7 +300,7 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
         if remote:  # DuckDB reads object storage through the same fsspec filesystem
             con.register_filesystem(url_to_fs(remote[0])[0])
         try:
-            _find_bad_ids(con, [f.path for f in files], id_column)
+            _find_bad_ids(con, [_literal(f.path) for f in files], id_column)
         except duckdb.Error as exc:  # e.g. a corrupt data page: name the file DuckDB cannot read
             culprit = next((f.path for f in files if not _ids_readable(con, f.path, id_column)), "the partition")
             reason = str(exc).strip().splitlines()[0]
@@ -310,10 +311,15 @@ def _ids_readable(con: "duckdb.DuckDBPyConnection", path: str, id_column: str) -
     import duckdb
 
     try:
-        con.execute(f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [path]).fetchone()
+        con.execute(f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [_literal(path)]).fetchone()
     except duckdb.Error:
         return False
     return True
+
+
+def _literal(path: str) -> str:
+    """``path`` as a DuckDB glob matching only itself: its ``*``, ``?`` and ``[`` become character classes."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
 
 
 def _quoted(column: str) -> str:

@@ -404,3 +404,13 @@ def test_each_file_is_handed_over_as_soon_as_it_is_complete(tmp_path, write_parq
     assert not list((tmp_path / "o").glob("batch-*"))
     for entry in manifest.files:
         assert hashlib.sha256((published / entry.path).read_bytes()).hexdigest() == entry.sha256
+
+
+@pytest.mark.parametrize(("folder", "sibling"), [("x?", "xy"), ("k[1]", "k1"), ("s*", "sa")])
+def test_ids_are_read_from_a_path_with_glob_characters_literally(tmp_path, write_parquet, folder, sibling):
+    """The id check must not expand ``?``, ``[`` or ``*`` in a file's name: a sibling's ids are not the partition's."""
+    write_parquet(f"p/{folder}/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
+    write_parquet(f"p/{sibling}/a.parquet", {"id": [1, 1], "text": ["x", "y"]})
+    manifest = split(str(tmp_path / "p" / folder), tmp_path / "o", cfg(id_column="id"))
+    assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["1", "2"]
+    assert [s["path"] for s in manifest.sources] == [str(tmp_path / "p" / folder / "a.parquet")]
