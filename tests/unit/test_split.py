@@ -414,3 +414,21 @@ def test_ids_are_read_from_a_path_with_glob_characters_literally(tmp_path, write
     manifest = split(str(tmp_path / "p" / folder), tmp_path / "o", cfg(id_column="id"))
     assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["1", "2"]
     assert [s["path"] for s in manifest.sources] == [str(tmp_path / "p" / folder / "a.parquet")]
+
+
+def test_an_http_source_is_read_as_given(tmp_path, write_parquet):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    write_parquet("www/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/a.parquet"
+        try:
+            manifest = split(url, tmp_path / "o", cfg())
+        finally:
+            server.shutdown()
+    assert [s["path"] for s in manifest.sources] == [url]
+    assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x", "y"]
