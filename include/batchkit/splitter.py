@@ -26,7 +26,7 @@ from .ledger import Answered
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
-from .storage import is_remote, put_file, url_to_fs
+from .storage import is_remote, local_path, put_file, url_to_fs
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ def split(
             for name in [f.path for f in manifest.files] + [ROWS_NAME, MANIFEST_NAME]:
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
-    _check_out(Path(out_dir))  # before any work: a bad --out must not cost a whole split
+    out = local_path(out_dir)
+    _check_out(out)  # before any work: a bad --out must not cost a whole split
     shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
@@ -115,7 +116,6 @@ def split(
     if config.id_column:
         check_unique_ids(files, config.id_column)
 
-    out = Path(out_dir)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir(parents=True)

@@ -20,6 +20,11 @@ def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+def local_path(path: str | Path) -> Path:
+    """A local path given as a path or a ``file://`` URL (``file:///abs/dir`` is ``/abs/dir``)."""
+    return Path(str(path).removeprefix("file://"))
+
+
 def credential_errors() -> tuple[type[Exception], ...]:
     """The exceptions meaning that no object storage credentials were found (botocore's, when it is installed)."""
     try:

@@ -432,3 +432,11 @@ def test_an_http_source_is_read_as_given(tmp_path, write_parquet):
             server.shutdown()
     assert [s["path"] for s in manifest.sources] == [url]
     assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x", "y"]
+
+
+def test_a_file_url_out_is_that_absolute_path(tmp_path, write_parquet, monkeypatch):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    monkeypatch.chdir(tmp_path)  # a relative "file:" directory would appear here
+    split(str(src), f"file://{tmp_path}/o", cfg())
+    assert (tmp_path / "o" / "manifest.json").is_file()
+    assert not (tmp_path / "file:").exists()
