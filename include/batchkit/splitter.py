@@ -90,7 +90,7 @@ def split(
     ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
     the manifest last, so a manifest there always describes complete files. ``on_file(path)`` is called as soon
     as each batch file is complete (it may move the file away: publish it, so a partition of many files never
-    sits on local disk whole).
+    sits on local disk whole). A local ``out_dir`` that is a symlink to a directory is written at its target.
 
     :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
     """
@@ -102,6 +102,8 @@ def split(
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
     out = local_path(out_dir)
+    if out.is_symlink() and out.is_dir():  # the split replaces the link's target, the link stays
+        out = out.resolve()
     _check_out(out)  # before any work: a bad --out must not cost a whole split
     shape = RequestShape.build(config.endpoint, config.model, config.system_prompt, config.body_options)
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None

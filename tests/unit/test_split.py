@@ -440,3 +440,21 @@ def test_a_file_url_out_is_that_absolute_path(tmp_path, write_parquet, monkeypat
     split(str(src), f"file://{tmp_path}/o", cfg())
     assert (tmp_path / "o" / "manifest.json").is_file()
     assert not (tmp_path / "file:").exists()
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["empty target", "target holds a previous split"])
+def test_a_symlinked_out_is_replaced_at_its_target_and_the_link_kept(tmp_path, write_parquet, previous):
+    src = write_parquet("a.parquet", {"text": ["a", "b"]})
+    (tmp_path / "target").mkdir()
+    if previous:
+        split(str(src), tmp_path / "target", cfg())
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    split(str(src), tmp_path / "link", cfg(max_requests=1))
+    assert (tmp_path / "link").readlink() == tmp_path / "target"
+    assert sorted(p.name for p in (tmp_path / "target").iterdir()) == [
+        "batch-00000.jsonl",
+        "batch-00001.jsonl",
+        "manifest.json",
+        "rows.parquet",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "link", "target"], "no .old or .tmp left"
