@@ -234,6 +234,9 @@ class _SplitJob:
         return send
 
 
+BINARY_TYPES = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+
+
 def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
     """Fail on the first row of a string or binary column whose bytes are not valid UTF-8."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -242,7 +245,7 @@ def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> No
             return
         except pa.ArrowInvalid:
             column = column.view(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
-    elif not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+    elif not any(is_type(column.type) for is_type in BINARY_TYPES):
         return
     for offset, value in enumerate(column.to_pylist()):
         try:

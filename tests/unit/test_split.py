@@ -458,3 +458,9 @@ def test_a_symlinked_out_is_replaced_at_its_target_and_the_link_kept(tmp_path, w
         "rows.parquet",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "link", "target"], "no .old or .tmp left"
+
+
+def test_invalid_utf8_in_a_fixed_size_binary_column_is_located(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": pa.array([b"ok", b"\xff\xfe"], pa.binary(2))})
+    with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
+        split(str(src), tmp_path / "o", cfg())
