@@ -316,7 +316,9 @@ def _ids_readable(con: "duckdb.DuckDBPyConnection", path: str, id_column: str) -
     import duckdb
 
     try:
-        con.execute(f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [_literal(path)]).fetchone()
+        con.execute(
+            f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [_literal(path)]
+        ).fetchone()
     except duckdb.Error:
         return False
     return True
