@@ -10,6 +10,7 @@ from .pricing import Estimate
 from .requests import ENDPOINTS
 from .sizes import parse_size
 from .splitter import MAX_BYTES, MAX_REQUESTS, SplitConfig, split
+from .storage import CREDENTIALS_HELP, credential_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except BatchkitError as exc:
         print(f"batchkit: error: {exc}", file=sys.stderr)
+        return 2
+    except credential_errors():
+        print(f"batchkit: error: {CREDENTIALS_HELP}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("batchkit: interrupted; nothing was written", file=sys.stderr)

@@ -79,7 +79,7 @@ def _resolve_remote(source: str) -> list[str]:
         raise InputError(f"cannot list {source}: {exc}") from None
     if found is None:
         raise InputError(f"source {source!r} does not exist (no such object or prefix)")
-    return sorted(f"{protocol}://{p}" for p in found)
+    return sorted(p if "://" in p else f"{protocol}://{p}" for p in found)  # http(s) paths keep their protocol
 
 
 def open_parquet(path: str, **options: object) -> pq.ParquetFile:

@@ -6,6 +6,7 @@ token limits; output appears in the target directory only when the whole split s
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -26,7 +27,7 @@ from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
 from .pricing import estimate
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
-from .storage import is_remote, put_file, url_to_fs
+from .storage import is_remote, local_path, put_file, url_to_fs
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def split(
     ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
     the manifest last, so a manifest there always describes complete files. ``on_file(path)`` is called as soon
     as each batch file is complete (it may move the file away: publish it, so a partition of many files never
-    sits on local disk whole).
+    sits on local disk whole). A local ``out_dir`` that is a symlink to a directory is written at its target.
 
     :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
     """
@@ -110,7 +111,10 @@ def split(
             for name in [f.path for f in manifest.files] + [ROWS_NAME, MANIFEST_NAME]:
                 put_file(Path(local) / "out" / name, f"{target}/{name}")
             return manifest
-    _check_out(Path(out_dir))  # before any work: a bad --out must not cost a whole split
+    out = local_path(out_dir)
+    if out.is_symlink() and out.is_dir():  # the split replaces the link's target, the link stays
+        out = out.resolve()
+    _check_out(out)  # before any work: a bad --out must not cost a whole split
     shape = RequestShape.build(
         config.endpoint, config.model, config.system_prompt, config.body_options, config.output_schema
     )
@@ -128,9 +132,11 @@ def split(
     if config.id_column:
         check_unique_ids(files, config.id_column)
 
-    out = Path(out_dir)
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows = RowsWriter(staging / ROWS_NAME, schema, keep)
@@ -208,7 +214,7 @@ class _SplitJob:
     def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
         config, shape = self.config, self.shape
         if self.template:
-            prompts = self.template.render(batch)
+            prompts = self.template.render({c: _as_text(batch.column(c), file, c) for c in self.template.columns})
         else:
             prompts = _as_text(batch.column(config.prompt_column), file, config.prompt_column)
         keep = pc.fill_null(
@@ -254,6 +260,9 @@ class _SplitJob:
         return send
 
 
+BINARY_TYPES = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+
+
 def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
     """Fail on the first row of a string or binary column whose bytes are not valid UTF-8."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -262,7 +271,7 @@ def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> No
             return
         except pa.ArrowInvalid:
             column = column.view(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
-    elif not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+    elif not any(is_type(column.type) for is_type in BINARY_TYPES):
         return
     for offset, value in enumerate(column.to_pylist()):
         try:
@@ -321,11 +330,37 @@ def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
         remote = [f.path for f in files if is_remote(f.path)]
         if remote:  # DuckDB reads object storage through the same fsspec filesystem
             con.register_filesystem(url_to_fs(remote[0])[0])
-        _find_bad_ids(con, [f.path for f in files], id_column)
+        try:
+            _find_bad_ids(con, [_literal(f.path) for f in files], id_column)
+        except duckdb.Error as exc:  # e.g. a corrupt data page: name the file DuckDB cannot read
+            culprit = next((f.path for f in files if not _ids_readable(con, f.path, id_column)), "the partition")
+            reason = str(exc).strip().splitlines()[0]
+            raise InputError(f"{culprit}: column {id_column!r}: the ids cannot be read ({reason})") from None
+
+
+def _ids_readable(con: "duckdb.DuckDBPyConnection", path: str, id_column: str) -> bool:
+    import duckdb
+
+    try:
+        con.execute(
+            f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [_literal(path)]
+        ).fetchone()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _literal(path: str) -> str:
+    """``path`` as a DuckDB glob matching only itself: its ``*``, ``?`` and ``[`` become character classes."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _find_bad_ids(con: "duckdb.DuckDBPyConnection", paths: list[str], id_column: str) -> None:
-    column = '"' + id_column.replace('"', '""') + '"'
+    column = _quoted(id_column)
     scan = "read_parquet(?, filename=true, file_row_number=true)"
     bad = con.execute(
         f"SELECT filename, file_row_number FROM {scan} WHERE {column} IS NULL OR CAST({column} AS VARCHAR) = '' "

@@ -20,6 +20,26 @@ def is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+def local_path(path: str | Path) -> Path:
+    """A local path given as a path or a ``file://`` URL (``file:///abs/dir`` is ``/abs/dir``)."""
+    return Path(str(path).removeprefix("file://"))
+
+
+def credential_errors() -> tuple[type[Exception], ...]:
+    """The exceptions meaning that no object storage credentials were found (botocore's, when it is installed)."""
+    try:
+        from botocore.exceptions import NoCredentialsError
+    except ImportError:
+        return ()
+    return (NoCredentialsError,)
+
+
+CREDENTIALS_HELP = (
+    "no credentials for S3 were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with "
+    "~/.aws/credentials, or an instance role); AWS_ENDPOINT_URL points at an S3-compatible store"
+)
+
+
 def use_filesystem(protocol: str, fs: Any) -> None:
     """Open ``protocol://`` URLs through ``fs`` (an fsspec filesystem) from now on, in this process."""
     _filesystems[protocol] = fs

@@ -4,6 +4,7 @@ Placeholders name columns and nothing else. Values are inserted as plain text: t
 parsed, formatted or evaluated, so a value such as ``{secret}`` or ``__import__('os')`` stays literal.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from string import Formatter
 
@@ -49,13 +50,13 @@ class PromptTemplate:
             raise InputError(f"prompt template {text!r} has no {{column}} placeholder")
         return cls(text, tuple(literals), tuple(columns))
 
-    def render(self, batch: pa.RecordBatch) -> pa.Array:
-        """Render one string per row; a row with a null value in any placeholder column renders as null."""
+    def render(self, texts: Mapping[str, pa.Array]) -> pa.Array:
+        """Render one string per row from each placeholder column's text; a null value renders the row as null."""
         pieces: list[pa.Array | pa.Scalar] = []
         for literal, column in zip(self.literals, self.columns):
             if literal:
                 pieces.append(pa.scalar(literal, pa.large_string()))
-            pieces.append(pc.cast(batch.column(column), pa.large_string()))
+            pieces.append(pc.cast(texts[column], pa.large_string()))
         if self.literals[-1]:
             pieces.append(pa.scalar(self.literals[-1], pa.large_string()))
         if len(pieces) == 1:

@@ -1,9 +1,14 @@
 """The CLI answers bad input with one line and exit 2, never a traceback."""
 
+import os
 import subprocess
 import sys
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+
+from ..helpers import corrupt_data_pages
 
 
 def batchkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -49,3 +54,72 @@ def test_body_json_must_be_strict_json(tmp_path, body, message):
     done = batchkit("split", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--model", "m", "--body-json", body)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-500:]
     assert message in done.stderr
+
+
+def split_args(source, out, *extra: str) -> list[str]:
+    return ["split", str(source), "--out", str(out), "--model", "m", "--quiet", *extra]
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.startswith("batchkit: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert all(f in done.stderr for f in fragments), done.stderr
+
+
+def test_a_corrupt_file_in_the_id_check_is_one_line(tmp_path):
+    """DuckDB reads the ids before pyarrow reads any row: its error names the file, not a traceback."""
+    path = tmp_path / "p" / "b.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"id": [1], "text": ["x"]}), tmp_path / "p" / "a.parquet")
+    pq.write_table(pa.table({"id": range(5000), "text": [f"t{i}" for i in range(5000)]}), path)
+    corrupt_data_pages(path)
+    done = batchkit(*split_args(tmp_path / "p", tmp_path / "o", "--prompt-column", "text", "--id-column", "id"))
+    assert_one_line_error(done, f"{path}: column 'id'")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"), [([["a"], ["b"]], "list<"), ([{"a": "x"}, {"a": "y"}], "struct<")], ids=["list", "struct"]
+)
+def test_a_nested_column_in_a_template_is_named_with_its_type(tmp_path, values, kind):
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"tags": values, "text": ["x", "y"]}), src)
+    done = batchkit(*split_args(src, tmp_path / "o", "--prompt-template", "{text}: {tags}"))
+    assert_one_line_error(done, f"{src}: column 'tags' of type {kind}")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_out_that_cannot_be_created_is_one_line(tmp_path, where):
+    """Root ignores permissions, so the out sits under a regular file or in /proc: both fail for root too."""
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["x"]}), src)
+    out = src / "o" if where == "under a file" else f"/proc/batchkit-{tmp_path.name}/o"
+    done = batchkit(*split_args(src, out, "--prompt-column", "text"))
+    assert_one_line_error(done, f"--out {out}: cannot create it")
+
+
+@pytest.mark.parametrize("side", ["source", "out"])
+def test_missing_s3_credentials_say_how_to_provide_them(tmp_path, side):
+    src = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["x"]}), src)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # never reached: signing a request needs the credentials first
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    source, out = ("s3://bucket/p/", tmp_path / "o") if side == "source" else (src, "s3://bucket/o")
+    done = batchkit(*split_args(source, out, "--prompt-column", "text"), env=env)
+    assert_one_line_error(done, "no credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def test_columns_differing_only_in_case_are_refused_by_the_duckdb_loader(tmp_path):
+    """DuckDB's column names ignore case: 'Text' and 'text' cannot both be columns of one table."""
+    results = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"id": [1], "Text": ["a"], "text": ["b"]}), results)
+    db = tmp_path / "w.duckdb"
+    done = batchkit("load", str(results), "--table", "t", "--partition", "p", "--duckdb", str(db))
+    assert_one_line_error(done, "'Text'", "'text'")
+    assert not db.exists(), "nothing was written"

@@ -404,3 +404,63 @@ def test_each_file_is_handed_over_as_soon_as_it_is_complete(tmp_path, write_parq
     assert not list((tmp_path / "o").glob("batch-*"))
     for entry in manifest.files:
         assert hashlib.sha256((published / entry.path).read_bytes()).hexdigest() == entry.sha256
+
+
+@pytest.mark.parametrize(("folder", "sibling"), [("x?", "xy"), ("k[1]", "k1"), ("s*", "sa")])
+def test_ids_are_read_from_a_path_with_glob_characters_literally(tmp_path, write_parquet, folder, sibling):
+    """The id check must not expand ``?``, ``[`` or ``*`` in a file's name: a sibling's ids are not the partition's."""
+    write_parquet(f"p/{folder}/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
+    write_parquet(f"p/{sibling}/a.parquet", {"id": [1, 1], "text": ["x", "y"]})
+    manifest = split(str(tmp_path / "p" / folder), tmp_path / "o", cfg(id_column="id"))
+    assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["1", "2"]
+    assert [s["path"] for s in manifest.sources] == [str(tmp_path / "p" / folder / "a.parquet")]
+
+
+def test_an_http_source_is_read_as_given(tmp_path, write_parquet):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    write_parquet("www/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/a.parquet"
+        try:
+            manifest = split(url, tmp_path / "o", cfg())
+        finally:
+            server.shutdown()
+    assert [s["path"] for s in manifest.sources] == [url]
+    assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x", "y"]
+
+
+def test_a_file_url_out_is_that_absolute_path(tmp_path, write_parquet, monkeypatch):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    monkeypatch.chdir(tmp_path)  # a relative "file:" directory would appear here
+    split(str(src), f"file://{tmp_path}/o", cfg())
+    assert (tmp_path / "o" / "manifest.json").is_file()
+    assert not (tmp_path / "file:").exists()
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["empty target", "target holds a previous split"])
+def test_a_symlinked_out_is_replaced_at_its_target_and_the_link_kept(tmp_path, write_parquet, previous):
+    src = write_parquet("a.parquet", {"text": ["a", "b"]})
+    (tmp_path / "target").mkdir()
+    if previous:
+        split(str(src), tmp_path / "target", cfg())
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    split(str(src), tmp_path / "link", cfg(max_requests=1))
+    assert (tmp_path / "link").readlink() == tmp_path / "target"
+    assert sorted(p.name for p in (tmp_path / "target").iterdir()) == [
+        "batch-00000.jsonl",
+        "batch-00001.jsonl",
+        "manifest.json",
+        "rows.parquet",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "link", "target"], "no .old or .tmp left"
+
+
+def test_invalid_utf8_in_a_fixed_size_binary_column_is_located(tmp_path, write_parquet):
+    src = write_parquet("a.parquet", {"text": pa.array([b"ok", b"\xff\xfe"], pa.binary(2))})
+    with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
+        split(str(src), tmp_path / "o", cfg())

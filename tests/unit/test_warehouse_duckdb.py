@@ -102,3 +102,15 @@ def test_an_existing_table_this_pipeline_did_not_create_is_refused(tmp_path):
     with duckdb.connect(db, read_only=True) as con:
         assert con.execute("SELECT * FROM customers").fetchall() == [(1, "Ada")]
         assert [c[0] for c in con.execute("DESCRIBE customers").fetchall()] == ["id", "name"]
+
+
+def test_a_column_differing_only_in_case_from_the_tables_is_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"id": [1], "text": ["a"]}), first)
+    pq.write_table(pa.table({"id": [2], "Text": ["b"]}), second)
+    load_duckdb(db, "results", [str(first)], "p", "r1")
+    with pytest.raises(InputError, match=r"'(text|Text)' and '(text|Text)' of table results differ only in case"):
+        load_duckdb(db, "results", [str(second)], "p", "r2")
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT id, text, dag_run_id FROM results").fetchall() == [(1, "a", "r1")]

@@ -1,12 +1,14 @@
 """DuckDB: Arrow/Parquet ingestion (no per-row inserts) into a database file."""
 
 import time
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from ..errors import InputError
 from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches
 
 
@@ -29,6 +31,8 @@ def load_duckdb(
 
     target = quote_identifier(table)
     schema = load_schema(parquet_paths) if parquet_paths else None
+    if schema is not None:
+        _refuse_case_collisions(schema.names, table)
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     con = _connect(duckdb, database, lock_timeout)
     try:
@@ -40,6 +44,7 @@ def load_duckdb(
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {target.split('.')[0]}")
                 columns = ", ".join(f"{quote_column(f.name)} {duckdb_type(f.type)}" for f in schema)
                 con.execute(f"CREATE TABLE {target} ({columns})")
+            _refuse_case_collisions({*existing, *schema.names}, table)
             for name, type_ in plan_columns(existing, schema, duckdb_type, table) if existing else []:
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_column(name)} {type_}")
         if existing or schema is not None:
@@ -87,3 +92,15 @@ def _columns(con: Any, table: str) -> dict[str, str]:
         [name, schema, schema],
     ).fetchall()
     return dict(rows)
+
+
+def _refuse_case_collisions(names: Iterable[str], table: str) -> None:
+    """DuckDB column names ignore case: two names differing only in case cannot both be columns of ``table``."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise InputError(
+                f"columns {other!r} and {name!r} of table {table} differ only in case, which DuckDB cannot tell "
+                "apart; nothing was changed: rename one of them"
+            )
