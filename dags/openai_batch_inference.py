@@ -124,6 +124,19 @@ with DAG(
             maximum=1,
             description="refuse to load when more rows than this got an answer that does not follow output_schema",
         ),
+        "expected_output_tokens": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="output tokens per request for the cost estimate; empty: the body's max_tokens, if any",
+        ),
+        "max_cost_usd": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="budget cap: the run stops before submitting anything when its estimated cost (batch "
+            "prices) is above this; empty: no cap",
+        ),
         "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
         "reuse_results": Param(
             True,
@@ -152,6 +165,9 @@ with DAG(
         input_columns="{{ params.input_columns }}",
         reuse_results="{{ params.reuse_results }}",
         output_schema=dag.param("output_schema"),
+        expected_output_tokens="{{ params.expected_output_tokens }}",
+        max_cost_usd="{{ params.max_cost_usd }}",
+        prices="{{ var.json.get('openai_batch_prices', {}) }}",  # overrides of batchkit.pricing's batch prices
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_sources=ALLOWED_SOURCES,

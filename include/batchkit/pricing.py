@@ -43,13 +43,14 @@ class Price:
 
 def price_of(model: str, overrides: dict[str, Any] | None = None) -> Price | None:
     """The batch price of ``model`` (overrides first), or None for a model nobody listed."""
-    table = {**BATCH_PRICES, **_checked(overrides or {})}
+    table = {**BATCH_PRICES, **check_prices(overrides or {})}
     for name in sorted((n for n in table if model == n or model.startswith(n + "-")), key=len, reverse=True):
         return Price(name, float(table[name]["input"]), float(table[name]["output"]))
     return None
 
 
-def _checked(overrides: dict[str, Any]) -> dict[str, dict[str, float]]:
+def check_prices(overrides: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """``overrides`` if every entry is a valid price, else an error naming the entry."""
     for model, entry in overrides.items():
         ok = isinstance(entry, dict) and all(
             isinstance(entry.get(k), int | float) and not isinstance(entry.get(k), bool) and entry[k] >= 0

@@ -24,7 +24,7 @@ from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
-from .pricing import estimate
+from .pricing import check_prices, estimate
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, local_path, put_file, url_to_fs
@@ -70,6 +70,8 @@ class SplitConfig:
             raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        if self.prices:
+            check_prices(self.prices)
         if self.expected_output_tokens is not None and self.expected_output_tokens < 0:
             raise InputError(f"expected output tokens must be >= 0, got {self.expected_output_tokens}")
         if self.output_schema is not None:

@@ -24,7 +24,8 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     ``wait_for_completion=False``), it waits, records and resubmits itself. The load step merges the ledger's
     answers onto the rows.
 
-    :returns: ``{"rows", "ok", "errors", "batch_ids", "manifest", "requests", "resubmitted"}`` for this file.
+    :returns: ``{"index", "rows", "ok", "errors", "batch_ids", "batches", "manifest", "requests", "resubmitted"}``
+        for this file; ``batches`` gives each batch's status, request counts and timestamps (for the run report).
     """
 
     template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
@@ -68,10 +69,12 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
                 len(chain),
             )
         return {
+            "index": self.batch_file["index"],
             "rows": len(latest),
             "ok": ok,
             "errors": len(latest) - ok,
             "batch_ids": batch_ids,
+            "batches": [_timeline(b) for b in chain],
             "manifest": self.batch_file["manifest"],
             "requests": self.batch_file["requests"],
             "resubmitted": resubmitted,
@@ -79,3 +82,18 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
 
     def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         return hook.get_batch(self.batch_id)
+
+
+def _timeline(batch: Batch) -> dict[str, Any]:
+    """A batch's status, counts and when it was created and ended (epoch seconds), for the report."""
+    ended = batch.completed_at or batch.failed_at or batch.expired_at or batch.cancelled_at
+    counts = batch.request_counts
+    return {
+        "id": batch.id,
+        "status": batch.status,
+        "created_at": batch.created_at,
+        "ended_at": ended,
+        "total": counts.total if counts else None,
+        "completed": counts.completed if counts else None,
+        "failed": counts.failed if counts else None,
+    }

@@ -33,6 +33,7 @@ class LoadToWarehouseOperator(BaseOperator):
     :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
     :param max_error_rate: the largest share of rows that may end in error (invalid outputs not counted).
     :param max_invalid_output_rate: the largest share of rows whose answer does not follow the output schema.
+    :param prices: batch price overrides for the actual cost (``batchkit.pricing``).
     :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
     """
 
@@ -45,6 +46,7 @@ class LoadToWarehouseOperator(BaseOperator):
         "warehouse_conn_id",
         "max_error_rate",
         "max_invalid_output_rate",
+        "prices",
     )
 
     def __init__(
@@ -58,6 +60,7 @@ class LoadToWarehouseOperator(BaseOperator):
         warehouse_conn_id: str = "",
         max_error_rate: float = 1.0,
         max_invalid_output_rate: float = 1.0,
+        prices: dict[str, Any] | None = None,
         storage_conn_id: str | None = None,
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
@@ -68,7 +71,7 @@ class LoadToWarehouseOperator(BaseOperator):
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
-        self.max_invalid_output_rate = max_invalid_output_rate
+        self.max_invalid_output_rate, self.prices = max_invalid_output_rate, prices
         self.split, self.staging_root = split, staging_root
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -99,16 +102,46 @@ class LoadToWarehouseOperator(BaseOperator):
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
         report = self._reconcile(manifest.totals, results, counts)
         self.log.info("partition %s: %s", partition, ", ".join(f"{k} {v}" for k, v in report.items()))
+        usage = self._usage(staging.ledger(), results)
+        self.log.info(
+            "this run used %d prompt + %d completion tokens: %s at batch prices (estimated before: %s)",
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+            _usd(usage["usd"]),
+            _usd((manifest.estimate or {}).get("usd")),
+        )
         self._guard(counts, merged, partition)
         try:
             target, rows = self._load([merged], partition, context["run_id"])
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
-        self._emit(context, target, {"partition": partition, "rows": rows, "table": self.table})
+        cost = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "usd")}
+        self._emit(context, target, {"partition": partition, "rows": rows, "table": self.table, **cost})
         if rows != counts["rows"]:
             raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
-        return {"warehouse": target, "table": self.table, "partition": partition, "merged": merged, **report}
+        return {
+            "warehouse": target,
+            "table": self.table,
+            "partition": partition,
+            "merged": merged,
+            **report,
+            "usage": usage,
+            "cost_usd": usage["usd"],
+            "estimated_cost_usd": (manifest.estimate or {}).get("usd"),
+        }
+
+    def _usage(self, ledger: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Tokens and USD this run's batches used, per batch file and in total (answers reused cost nothing)."""
+        from batchkit.usage import USAGE_COLUMNS, total, usage_by_batch
+
+        batch_ids = [b for r in results for b in r.get("batch_ids", [])]
+        by_batch = usage_by_batch(ledger.read_results(batch_ids, USAGE_COLUMNS), self.prices or None)
+        files = []
+        for r in results:
+            used = [by_batch[b] for b in r.get("batch_ids", []) if b in by_batch]
+            files.append({"index": r.get("index"), "batch_ids": r.get("batch_ids", []), **total(used)})
+        return {**total(list(by_batch.values())), "files": files}
 
     def _emit(self, context: Any, target: str, extra: dict[str, Any]) -> None:
         """An asset event for the table actually loaded: an ``AssetAlias`` outlet resolves to the Asset named after
@@ -227,6 +260,10 @@ class LoadToWarehouseOperator(BaseOperator):
 
         rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
         return f"redshift://{conn.host}:{conn.port or 5439}/{conn.schema}", rows
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.4f}"
 
 
 def table_uri(warehouse: str, table: str) -> str:

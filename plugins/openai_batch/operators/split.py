@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit.errors import BatchkitError
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
+from batchkit.pricing import Estimate
 from openai_batch.context import partition_key
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool, as_list
@@ -30,6 +31,10 @@ class SplitPartitionOperator(BaseOperator):
         the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
     :param output_schema: structured outputs: a JSON Schema object every answer must follow, a Pydantic model or
         its dotted path; its top-level properties become typed columns (``batchkit.structured``).
+    :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
+        ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
+    :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
+    :param prices: batch prices overriding ``batchkit.pricing``'s table (``{"model": {"input", "output"}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
@@ -52,6 +57,9 @@ class SplitPartitionOperator(BaseOperator):
         "input_columns",
         "reuse_results",
         "output_schema",
+        "expected_output_tokens",
+        "max_cost_usd",
+        "prices",
     )
 
     def __init__(
@@ -72,6 +80,9 @@ class SplitPartitionOperator(BaseOperator):
         input_columns: list[str] | None = None,
         reuse_results: bool = True,
         output_schema: dict[str, Any] | str | type | None = None,
+        expected_output_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        prices: dict[str, Any] | None = None,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         check_model: bool = True,
@@ -80,6 +91,7 @@ class SplitPartitionOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.allowed_sources, self.output_schema = allowed_sources, output_schema
+        self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
         self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
@@ -129,12 +141,22 @@ class SplitPartitionOperator(BaseOperator):
             "" if reuse else " (reuse_results is off: everything is asked again)",
         )
         dry_run = as_bool(self.dry_run)
+        cost = Estimate(**manifest.estimate)
+        self.log.info("estimated cost: %s", cost.describe())
         context["ti"].xcom_push(
-            key="split", value={"rows": rows_url, "manifest": manifest_url, "partition": partition, "dry_run": dry_run}
+            key="split",
+            value={
+                "rows": rows_url,
+                "manifest": manifest_url,
+                "partition": partition,
+                "dry_run": dry_run,
+                "estimate": manifest.estimate,
+            },
         )
         if dry_run:
-            self.log.info("dry_run is set: nothing will be submitted")
+            self.log.info("DRY RUN: nothing is submitted; the estimate above is what this run would cost")
             return []
+        self._check_budget(cost)
         return [
             {
                 "index": i,
@@ -148,6 +170,24 @@ class SplitPartitionOperator(BaseOperator):
             }
             for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
         ]
+
+    def _check_budget(self, cost: Any) -> None:
+        """Stop the run before any submit when its estimate is over ``max_cost_usd`` (or cannot be priced)."""
+        if self.max_cost_usd in (None, ""):
+            return
+        cap = float(self.max_cost_usd)
+        if cost.usd is None:
+            raise AirflowFailException(
+                f"max_cost_usd is ${cap:,.2f} but model {cost.model!r} has no batch price, so the run cannot be "
+                "checked against it: add the model to the openai_batch_prices Variable. Nothing was submitted."
+            )
+        if cost.usd > cap:
+            raise AirflowFailException(
+                f"estimated cost ${cost.usd:,.4f} is over max_cost_usd ${cap:,.2f} ({cost.describe()}). Nothing "
+                "was submitted: raise max_cost_usd, or split the partition into smaller runs."
+            )
+        if cost.output_tokens is None:
+            self.log.warning("max_cost_usd checks input tokens only: %s", cost.output_basis)
 
     def _publisher(self, staging: Any) -> Any:
         """Publish each batch file as soon as it is complete and drop the local copy (the manifest comes last)."""
@@ -178,6 +218,8 @@ class SplitPartitionOperator(BaseOperator):
                 body_options=self.body_options or {},
                 keep_columns=as_list(self.input_columns) or None,
                 output_schema=load_schema(self.output_schema),
+                expected_output_tokens=int(self.expected_output_tokens) if self.expected_output_tokens else None,
+                prices=self.prices or None,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
         except BatchkitError as exc:
