@@ -19,6 +19,7 @@ from openai_batch.operators import (
     CollectResultsOperator,
     LoadToWarehouseOperator,
     PruneStagingOperator,
+    RunReportOperator,
     SplitPartitionOperator,
     SubmitBatchOperator,
 )
@@ -48,6 +49,7 @@ ALLOWED_SOURCES = from_env("OPENAI_BATCH_ALLOWED_SOURCES", DATA_ROOT)
 ALLOWED_WAREHOUSE_CONNS = from_env("OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS", "")  # "" (DuckDB) is always allowed
 ALLOWED_TABLES = from_env("OPENAI_BATCH_ALLOWED_TABLES", DEFAULT_TABLE)
 RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
+PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.pricing's batch prices (USD/1M)
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 
 
@@ -167,7 +169,7 @@ with DAG(
         output_schema=dag.param("output_schema"),
         expected_output_tokens="{{ params.expected_output_tokens }}",
         max_cost_usd="{{ params.max_cost_usd }}",
-        prices="{{ var.json.get('openai_batch_prices', {}) }}",  # overrides of batchkit.pricing's batch prices
+        prices=PRICES,
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_sources=ALLOWED_SOURCES,
@@ -212,7 +214,7 @@ with DAG(
 
     collected = per_batch_file.expand(batch_file=split.output)
 
-    LoadToWarehouseOperator(
+    load = LoadToWarehouseOperator(
         task_id="load",
         results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
         split="{{ ti.xcom_pull(task_ids='split', key='split') }}",
@@ -222,11 +224,25 @@ with DAG(
         warehouse_conn_id=dag.param("warehouse_conn_id"),
         max_error_rate="{{ params.max_error_rate }}",
         max_invalid_output_rate="{{ params.max_invalid_output_rate }}",
+        prices=PRICES,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
         allowed_tables=ALLOWED_TABLES,
         outlets=[RESULTS],
-    ).set_upstream(collected)
+    )
+    collected >> load
+
+    # A teardown: it runs whatever happened before it, and the run's state stays the pipeline's own.
+    report = RunReportOperator(
+        task_id="report",
+        split="{{ ti.xcom_pull(task_ids='split', key='split') }}",
+        results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
+        load="{{ ti.xcom_pull(task_ids='load') }}",
+        staging_root=STAGING_ROOT,
+        storage_conn_id=STORAGE_CONN_ID,
+        prices=PRICES,
+    ).as_teardown()
+    load >> report
 
     PruneStagingOperator(
         task_id="prune_staging",

@@ -70,15 +70,32 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _print_results(stack.duckdb_path, PARTITION)
     area = stack.data_dir / "staging" / DAG_ID / PARTITION
-    totals = json.loads((area / run_id / "inputs" / "manifest.json").read_text())["totals"]
+    manifest = json.loads((area / run_id / "inputs" / "manifest.json").read_text())
+    totals, estimate = manifest["totals"], manifest.get("estimate") or {}
     print(f"requests sent: {totals['requests']:,}; reused from earlier runs (the request ledger): {totals['reused']:,}")
+    load = (
+        stack.api(
+            "GET",
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load/xcomEntries/return_value",
+            params={"deserialize": True},
+        )
+        .json()
+        .get("value")
+        or {}
+    )
+    print(f"cost at batch prices: estimated {_usd(estimate.get('usd'))}, actual {_usd(load.get('cost_usd'))}")
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")
     print(f"Results:       {stack.duckdb_path}  table review_sentiment")
+    print(f"Run report:    {area / run_id / 'report' / 'report.html'}  (+ report.png)")
     print(f"Run files:     {area / run_id}  (inputs, outputs, merged)")
     print(f"Ledger:        {area / '_ledger'}  (answers shared by every run of the partition)")
     print("Stop everything with `make stop`.")
     return 0
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.4f}"
 
 
 def _print_results(database: Path, partition: str) -> None:

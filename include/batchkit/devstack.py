@@ -189,6 +189,13 @@ class Stack:
         if response.status_code >= 300:
             raise RuntimeError(f"clearing {run_id} failed: {response.status_code} {response.text}")
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom value (None when it has none)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        response = self.api("GET", path, params={"deserialize": True})
+        value = response.json().get("value") if response.status_code == 200 else None
+        return json.loads(value) if isinstance(value, str) else value
+
     def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
         return response.json().get("task_instances", []) if response.status_code == 200 else []

@@ -19,13 +19,14 @@ from ..helpers import emulator_objects, running_stack
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000
 STRUCTURED, STRUCTURED_ROWS = "2026-11-25", 600
+CAPPED = "2026-11-26"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     args = ("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1")
     args += ("--invalid-output-rate", "0.1")  # structured answers only
-    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS}
+    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300}
     with running_stack(
         tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args
     ) as stack:
@@ -43,6 +44,11 @@ def loaded(stack: Stack, partition: str) -> tuple[int, int, dict[str, int]]:
             ).fetchall()
         )
     return total, distinct, statuses
+
+
+def report_of(stack: Stack, partition: str, run_id: str) -> tuple[str, bytes]:
+    folder = stack.data_dir / "staging" / DAG_ID / partition / run_id / "report"
+    return (folder / "report.html").read_text(), (folder / "report.png").read_bytes()
 
 
 def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotently(stack):
@@ -129,3 +135,28 @@ def test_an_output_schema_loads_typed_columns_marks_invalid_answers_and_resends_
     assert any(text for *_, text, _ in invalid if text), "an invalid answer keeps its raw text"
     resent = [r for r in ok if r[5] > 1]
     assert truncated > 0 and resent, "truncated answers were sent again and answered"
+
+    load = stack.xcom(DAG_ID, "structured_1", "load")
+    assert load["results_invalid_output"] == len(invalid) and load["results_ok"] == len(ok)
+    assert load["cost_usd"] > 0 and load["usage"]["prompt_tokens"] > 0, load["usage"]
+    html, png = report_of(stack, STRUCTURED, "structured_1")
+    assert png.startswith(b"\x89PNG") and "<th>outcome</th><td>success</td>" in html
+    assert f"${load['cost_usd']:,.4f}" in html, "the report's actual cost is the load's"
+    assert f"<td>output_refused</td><td>{sum(r[1] == 'output_refused' for r in invalid):,}</td>" in html
+
+
+def test_a_run_over_its_budget_stops_before_anything_is_submitted(stack):
+    conf = {"partition": CAPPED, "max_cost_usd": 0.001, "body_options": {"max_tokens": 20}}
+    stack.trigger(DAG_ID, "capped_1", conf)
+    run = stack.wait_for_run(DAG_ID, "capped_1", progress=lambda message: None)
+    assert run["state"] == "failed"
+    split = next(t for t in run["tasks"] if t["task_id"] == "split")
+    assert split["state"] == "failed"
+    log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=capped_1/task_id=split/*.log"))
+    assert re.search(r"estimated cost \$0\.0\d+ is over max_cost_usd \$0\.00", log), log[-2000:]
+    assert "300 requests" in log and "Nothing was submitted" in log
+    assert not [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "capped_1"]
+    assert loaded(stack, CAPPED) == (0, 0, {})
+    html, png = report_of(stack, CAPPED, "capped_1")
+    assert "<th>outcome</th><td>failed: " in html and "split" in html and png.startswith(b"\x89PNG")
+    assert "<th>requests (split)</th><td>300 in 1 file(s)</td>" in html, "the split's figures are in the report"

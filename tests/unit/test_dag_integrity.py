@@ -29,7 +29,16 @@ def test_dag_file_imports_fast_and_clean(dagbag_class, dag_file):
 
 def test_main_dag_shape(dagbag_class):
     dag = dagbag_class(dag_folder=str(REPO / "dags")).dags["openai_batch_inference"]
-    assert set(dag.task_ids) == {"split", "batch.submit", "batch.wait", "batch.collect", "load", "prune_staging"}
+    assert set(dag.task_ids) == {
+        "split",
+        "batch.submit",
+        "batch.wait",
+        "batch.collect",
+        "load",
+        "report",
+        "prune_staging",
+    }
+    assert dag.get_task("report").is_teardown, "the report never decides the run's state"
     assert dag.catchup is False and dag.params["model"] == "gpt-4o-mini"
     assert dag.get_task("batch.wait").deferrable
     assert dag.get_task("batch.submit").max_active_tis_per_dagrun >= 1  # submit waits: the in-flight bound

@@ -129,6 +129,7 @@ class LoadToWarehouseOperator(BaseOperator):
             "usage": usage,
             "cost_usd": usage["usd"],
             "estimated_cost_usd": (manifest.estimate or {}).get("usd"),
+            "report": staging.url("report", "report.html"),  # written by the report step that follows
         }
 
     def _usage(self, ledger: Any, results: list[dict[str, Any]]) -> dict[str, Any]:

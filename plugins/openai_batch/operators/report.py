@@ -1,0 +1,145 @@
+"""Step 6: the run report (HTML + PNG) in the run's staging area, whatever the run's outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from openai_batch.context import partition_key
+from openai_batch.operators.common import as_bool
+
+REPORT_COLUMNS = [
+    "custom_id",
+    "batch_id",
+    "model",
+    "status",
+    "error_code",
+    "error_message",
+    "prompt_tokens",
+    "completion_tokens",
+    "attempts",
+]
+
+
+class RunReportOperator(BaseOperator):
+    """Write ``report/report.html`` (self-contained) and ``report/report.png`` into the run's staging area.
+
+    Runs when everything before it is done, failed or not (``trigger_rule="all_done"``): per batch file status,
+    requests, batches, tokens, USD and latency; error codes with examples; reconciliation; estimate against the
+    actual bill. Everything comes from the steps' XComs and the partition's ledger, so a clear rewrites it.
+
+    :param split: the split step's XCom ``split``; :param results: the collect steps' outputs;
+    :param load: the load step's output (reconciliation and usage), when it ran.
+    :returns: ``{"html", "png", "outcome", "cost_usd", "estimated_cost_usd"}``.
+    """
+
+    template_fields = ("split", "results", "load", "staging_root", "prices")
+
+    def __init__(
+        self,
+        *,
+        split: dict[str, Any] | None,
+        results: list[dict[str, Any]] | dict[str, Any] | None,
+        load: dict[str, Any] | None,
+        staging_root: str,
+        storage_conn_id: str | None = None,
+        prices: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.split, self.results, self.load, self.staging_root = split, results, load, staging_root
+        self.storage_conn_id, self.prices = storage_conn_id, prices
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from batchkit.manifest import Manifest
+        from batchkit.report import RunReport, chart_png, errors_of, render_html
+        from batchkit.usage import usage_by_batch
+        from openai_batch.staging import RunStaging, connect_storage
+
+        split = self.split if isinstance(self.split, dict) else {}
+        load = self.load if isinstance(self.load, dict) else {}
+        given = self.results or []
+        collected = [r for r in ([given] if isinstance(given, dict) else given) if isinstance(r, dict)]
+        if split.get("manifest"):
+            connect_storage(split["manifest"], self.storage_conn_id)
+        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        manifest = Manifest.load(split["manifest"]) if split.get("manifest") else None
+        batch_ids = [b for r in collected for b in r.get("batch_ids", [])]
+        answers = staging.ledger().read_results(batch_ids, REPORT_COLUMNS)
+        codes, examples = errors_of(answers)
+        report = RunReport(
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            partition=partition_key(context),
+            outcome=self._outcome(context, split),
+            estimate=manifest.estimate if manifest else None,
+            totals=manifest.totals if manifest else {},
+            files=_files(manifest, collected, usage_by_batch(answers, self.prices or None)),
+            reconciliation={k: v for k, v in load.items() if isinstance(v, int | float) and k != "cost_usd"},
+            error_codes=codes,
+            examples=examples,
+        )
+        png = chart_png(report)
+        with staging.scratch() as scratch:
+            (scratch / "report.png").write_bytes(png)
+            (scratch / "report.html").write_text(render_html(report, png), encoding="utf-8")
+            png_url = staging.publish(scratch / "report.png", "report", "report.png")
+            html_url = staging.publish(scratch / "report.html", "report", "report.html")
+        used = report.used
+        self.log.info(
+            "run report: %s (%s; %d file(s); actual cost %s)",
+            html_url,
+            report.outcome,
+            len(report.files),
+            "unknown" if used["usd"] is None else f"${used['usd']:,.4f}",
+        )
+        estimated = (report.estimate or {}).get("usd")
+        return {
+            "html": html_url,
+            "png": png_url,
+            "outcome": report.outcome,
+            "cost_usd": used["usd"],
+            "estimated_cost_usd": estimated,
+        }
+
+    @staticmethod
+    def _outcome(context: Any, split: dict[str, Any]) -> str:
+        """``dry run``, ``success`` or ``failed: <tasks>``, from the run's task states so far."""
+        if as_bool(split.get("dry_run")):
+            return "dry run: nothing submitted"
+        try:
+            states = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
+            mine = states.get(context["run_id"], {})
+        except Exception:  # the report is written whatever the state API says
+            return "unknown"
+        failed = sorted({task for task, state in mine.items() if state in ("failed", "upstream_failed")})
+        return f"failed: {', '.join(failed)}" if failed else "success"
+
+
+def _files(manifest: Any, collected: list[dict[str, Any]], usage: dict[str, dict[str, Any]]) -> list[Any]:
+    """One report row per batch file of the split, filled from its collect result and its batches' usage."""
+    from batchkit.report import FileRow
+    from batchkit.usage import total
+
+    by_index = {r.get("index"): r for r in collected}
+    rows = []
+    for index, entry in enumerate(manifest.files if manifest else []):
+        row = FileRow(index, entry.path, entry.requests)
+        result = by_index.get(index)
+        if result:
+            batches = result.get("batches") or []
+            used = total([usage[b] for b in result.get("batch_ids", []) if b in usage])
+            row.status = batches[-1]["status"] if batches else "collected"
+            row.attempts, row.ok, row.errors = len(result.get("batch_ids", [])), result.get("ok"), result.get("errors")
+            row.prompt_tokens, row.completion_tokens, row.usd = (
+                used["prompt_tokens"],
+                used["completion_tokens"],
+                used["usd"],
+            )
+            ends = [b["ended_at"] for b in batches if b.get("ended_at")]
+            if batches and ends:
+                row.latency_s = max(ends) - batches[0]["created_at"]
+        rows.append(row)
+    return rows

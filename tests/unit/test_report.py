@@ -1,0 +1,54 @@
+"""The run report: error codes over each request's best answer, and a page that shows the run's numbers."""
+
+import pyarrow as pa
+
+from batchkit.report import FileRow, RunReport, chart_png, errors_of, render_html
+
+
+def results(*rows: tuple) -> pa.Table:
+    names = ["custom_id", "status", "error_code", "error_message", "attempts"]
+    return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+
+
+def test_error_codes_count_each_requests_best_answer_only():
+    table = results(
+        ("a", "error", "server_error", "boom", 1),
+        ("a", "ok", None, None, 2),  # answered later: no error
+        ("b", "error", "rate_limit_exceeded", "slow down", 1),
+        ("b", "error", "batch_expired", "expired", 2),  # the latest failure counts
+        ("c", "invalid_output", "output_refused", "no", 1),
+        ("d", "error", "batch_expired", "expired", 1),
+    )
+    codes, examples = errors_of(table)
+    assert codes == [("batch_expired", 2), ("output_refused", 1)]
+    assert examples == [
+        ("batch_expired", "b", "expired"),
+        ("batch_expired", "d", "expired"),
+        ("output_refused", "c", "no"),
+    ]
+
+
+def test_the_page_holds_the_runs_numbers_and_inlines_its_chart():
+    report = RunReport(
+        dag_id="dag",
+        run_id="run <1>",
+        partition="2026-11-24",
+        outcome="failed: load",
+        estimate={"usd": 0.5, "output_basis": "the body's limit of 10 per request"},
+        totals={"requests": 3000, "reused": 7},
+        files=[
+            FileRow(0, "batch-00000.jsonl", 2000, "completed", 2, 1990, 10, 100_000, 5_000, 0.25, 3725.0),
+            FileRow(1, "batch-00001.jsonl", 1000, "not collected"),
+        ],
+        reconciliation={"input_rows": 3007, "merged": 3007},
+        error_codes=[("server_error", 10)],
+        examples=[("server_error", "r1", "<boom>")],
+    )
+    png = chart_png(report)
+    page = render_html(report, png)
+    assert png.startswith(b"\x89PNG") and "data:image/png;base64," in page
+    assert "<th>outcome</th><td>failed: load</td>" in page and "run &lt;1&gt;" in page and "&lt;boom&gt;" in page
+    assert "$0.5000" in page and "$0.2500" in page, "estimated and actual cost"
+    assert "<td>00000</td><td>completed</td><td>2,000</td><td>2</td><td>1,990</td><td>10</td>" in page
+    assert "1h 02m" in page and "<td>00001</td><td>not collected</td>" in page
+    assert "<td>input_rows</td><td>3007</td>" in page and "<td>server_error</td><td>10</td>" in page
