@@ -12,6 +12,8 @@ import openai
 import psutil
 import pytest
 
+from batchkit.sample import SENTIMENT_SCHEMA
+
 from .conftest import chat_line, client_for, jsonl, upload, wait
 
 
@@ -402,15 +404,7 @@ def test_lines_the_api_would_refuse_get_a_400_and_never_stall_the_batch(emulator
 
 
 def test_structured_answers_validate_and_invalid_ones_are_injected(emulator, tmp_path):
-    schema = {
-        "type": "object",
-        "properties": {
-            "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-        },
-        "required": ["label", "confidence"],
-        "additionalProperties": False,
-    }
+    schema = SENTIMENT_SCHEMA
     response_format = {"type": "json_schema", "json_schema": {"name": "sentiment", "schema": schema, "strict": True}}
     lines = [chat_line(f"r{i}", f"review {i}") for i in range(200)]
     for line in lines:

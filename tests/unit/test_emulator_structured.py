@@ -8,16 +8,9 @@ import pytest
 
 from batchkit.emulator import backends
 from batchkit.emulator.structured import INVALID_KINDS, REFUSAL
+from batchkit.sample import SENTIMENT_SCHEMA
 
-SENTIMENT = {
-    "type": "object",
-    "properties": {
-        "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-    "required": ["label", "confidence"],
-    "additionalProperties": False,
-}
+SENTIMENT = SENTIMENT_SCHEMA
 NESTED = {
     "type": "object",
     "properties": {

@@ -8,16 +8,9 @@ from pydantic import BaseModel
 from batchkit import structured
 from batchkit.errors import InputError
 from batchkit.requests import RequestShape
+from batchkit.sample import SENTIMENT_SCHEMA
 
-SENTIMENT = {
-    "type": "object",
-    "properties": {
-        "label": {"type": "string", "enum": ["positive", "negative", "neutral"]},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-    "required": ["label", "confidence"],
-    "additionalProperties": False,
-}
+SENTIMENT = SENTIMENT_SCHEMA
 
 
 def test_schema_properties_become_typed_columns():
