@@ -160,3 +160,19 @@ def test_a_run_over_its_budget_stops_before_anything_is_submitted(stack):
     html, png = report_of(stack, CAPPED, "capped_1")
     assert "<th>outcome</th><td>failed: " in html and "split" in html and png.startswith(b"\x89PNG")
     assert "<th>requests (split)</th><td>300 in 1 file(s)</td>" in html, "the split's figures are in the report"
+
+
+def test_a_dry_run_shows_the_cost_in_the_log_and_the_report_and_submits_nothing(stack):
+    stack.trigger(DAG_ID, "dry_1", {"partition": CAPPED, "dry_run": True, "expected_output_tokens": 3})
+    run = stack.wait_for_run(DAG_ID, "dry_1", progress=lambda message: None)
+    assert run["state"] == "success"
+    states = {t["task_id"]: t["state"] for t in run["tasks"]}
+    assert (states["split"], states["load"], states["report"]) == ("success", "skipped", "success")
+    log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=dry_1/task_id=split/*.log"))
+    assert re.search(r"estimated cost: 300 requests, ~[\d,]+ input tokens \+ up to 900 output tokens", log), log[-2000:]
+    assert "DRY RUN: nothing is submitted" in log
+    assert not [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_run_id"] == "dry_1"]
+    html, _ = report_of(stack, CAPPED, "dry_1")
+    assert "<th>outcome</th><td>dry run: nothing submitted</td>" in html
+    estimate = stack.xcom(DAG_ID, "dry_1", "split", key="split")["estimate"]
+    assert estimate["output_tokens"] == 900 and f"${estimate['usd']:,.4f}" in html
