@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, AssetAlias, CronDataIntervalTimetable, Param, task_group
 
 from openai_batch.context import PARTITION_PATTERN
+from openai_batch.notify import NotifySettings, dag_callbacks, task_callbacks
 from openai_batch.operators import (
     CollectResultsOperator,
     LoadToWarehouseOperator,
@@ -51,6 +52,8 @@ ALLOWED_TABLES = from_env("OPENAI_BATCH_ALLOWED_TABLES", DEFAULT_TABLE)
 RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
 PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.pricing's batch prices (USD/1M)
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
+# E-mail and Slack on failure, degraded success, optionally success (README "Notifications"); off by default
+NOTIFY = NotifySettings.from_env()
 
 
 with DAG(
@@ -62,7 +65,13 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     render_template_as_native_obj=True,
-    default_args={"retries": 2, "retry_delay": RETRY_DELAY, "retry_exponential_backoff": True},
+    default_args={
+        "retries": 2,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": True,
+        **task_callbacks(NOTIFY),
+    },
+    **dag_callbacks(NOTIFY),
     tags=["openai", "batch"],
     doc_md=__doc__,
     params={
