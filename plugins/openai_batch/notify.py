@@ -32,6 +32,7 @@ LABELS = {  # the load XCom's keys, in this order; any other key follows under i
     "results_invalid_output": "invalid output",
     "merged": "rows merged",
     "cost_usd": "cost (USD)",
+    "estimated_cost_usd": "estimated cost (USD)",
     "warehouse": "warehouse",
     "table": "table",
     "report": "report",
@@ -106,7 +107,8 @@ def format_message(run: RunInfo, numbers: Mapping[str, Any], reasons: Sequence[s
         if run.error:
             lines.append(f"Error: {run.error}")
     lines += [f"Degraded: {reason}" for reason in reasons]
-    shown = {k: v for k, v in numbers.items() if k != "partition" and v is not None and v != ""}
+    hidden = ("partition", "usage")  # usage: per file detail, in the report; its total is cost_usd
+    shown = {k: v for k, v in numbers.items() if k not in hidden and v is not None and v != ""}
     if not shown:
         lines.append("No load numbers: the load did not finish." if run.state == "failed" else "No load numbers.")
     for key in [*(k for k in LABELS if k in shown), *(k for k in shown if k not in LABELS)]:
