@@ -91,7 +91,14 @@ def test_degraded_when_a_share_is_over_the_threshold(numbers, threshold, expecte
 
 
 def test_the_message_shows_the_run_and_every_number_present():
-    numbers = {**LOAD, "cost_usd": 1.23456, "report": "https://reports.example/run.html", "usage": {"tokens": 9000}}
+    numbers = {
+        **LOAD,
+        "cost_usd": 1.23456,
+        "estimated_cost_usd": 1.5,
+        "report": "https://reports.example/run.html",
+        "usage": {"prompt_tokens": 9000, "files": [{"index": 0}]},  # per-file detail: left to the report
+        "dry_run_note": "kept",
+    }
     run = RunInfo("openai_batch_inference", "manual__1", "degraded", "http://ui/dags/d/runs/manual__1", "2026-11-24")
     subject, text = format_message(run, numbers, ["40 of 3,000 rows (1.3%) ended in error, over 1.0%"])
     assert subject == "[degraded] openai_batch_inference run manual__1 (partition 2026-11-24)"
@@ -108,10 +115,11 @@ def test_the_message_shows_the_run_and_every_number_present():
         "invalid output: 60",
         "rows merged: 3,000",
         "cost (USD): $1.2346",
+        "estimated cost (USD): $1.5000",
         "warehouse: duckdb:/data/warehouse.duckdb",
         "table: review_sentiment",
         "report: https://reports.example/run.html",
-        "usage: tokens 9,000",
+        "dry_run_note: kept",
     ]
 
 
