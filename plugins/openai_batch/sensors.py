@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from openai_batch.statuses import TERMINAL, queue_full
+from openai_batch.statuses import TERMINAL, progress, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -92,16 +92,11 @@ class OpenAIBatchSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         batch = self.hook.get_batch(self.batch_id)
-        counts = batch.request_counts
-        self.log.info(
-            "batch %s %s: %s/%s/%s completed/failed/total",
-            self.batch_id,
-            batch.status,
-            *(counts.completed, counts.failed, counts.total) if counts else ("?", "?", "?"),
-        )
+        counts = batch.request_counts.model_dump() if batch.request_counts else None
+        self.log.info("batch %s %s", self.batch_id, progress(batch.status, counts, batch.in_progress_at, time.time()))
         if batch.status not in TERMINAL:
             return False
-        return PokeReturnValue(True, self._finish(batch.status, counts.model_dump() if counts else None))
+        return PokeReturnValue(True, self._finish(batch.status, counts))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
