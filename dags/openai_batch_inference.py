@@ -9,10 +9,13 @@ prune_staging (independent)
 ```
 
 1. **split** reads the partition (`source`, `{partition}` filled in) and writes batch files of at most
-   `max_requests_per_file` requests into the run's staging area.
+   `max_requests_per_file` requests into the run's staging area. Each mapped instance of **batch** is named
+   after its file, e.g. `batch-00003 · 50,000 req`.
 2. **batch.submit** uploads its file and creates the batch, then defers: the **triggerer** polls the batch (no
    worker slot is held) and retryable lines (429, 5xx, expired) are resubmitted, up to `max_attempts` batches.
-3. **batch.wait** is the batch's verdict (a deferrable sensor; its log shows `completed/failed/total`). **batch.collect** makes sure every answer of the file is recorded.
+   The *OpenAI batch* link on the task opens the batch (platform.openai.com, or the emulator's JSON).
+3. **batch.wait** is the batch's verdict (a deferrable sensor; its log shows `completed/failed/total` and an
+   ETA). **batch.collect** makes sure every answer of the file is recorded.
 4. **load** merges the answers onto the input rows and replaces the partition in `target_table` only when the
    error rates stay under `max_error_rate` and `max_invalid_output_rate`; otherwise the table stays as it was.
 
@@ -67,6 +70,12 @@ ALLOWED_WAREHOUSE_CONNS = from_env("OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS", "")  
 ALLOWED_TABLES = from_env("OPENAI_BATCH_ALLOWED_TABLES", DEFAULT_TABLE)
 RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
+# The UI names each mapped instance of the batch group after its file, e.g. "batch-00003 · 50,000 req" (rendered on
+# the worker with the task's context once its fields, batch_file included, are rendered)
+BATCH_FILE_LABEL = (
+    "{{ task.batch_file.path.rsplit('/', 1)[-1].removesuffix('.jsonl') }} · "
+    "{{ '{:,}'.format(task.batch_file.requests) }} req"
+)
 
 
 with DAG(
@@ -299,17 +308,20 @@ with DAG(
             queue_wait=QUEUE_WAIT,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,  # deferred until its batches end: the in-flight bound
             pool=POOL,
+            map_index_template=BATCH_FILE_LABEL,
             doc_md="Uploads this batch file, creates its batch once (claimed in the ledger), then waits on the "
             "triggerer and resubmits retryable lines. A retry or clear adopts the batch already created: a file "
-            "is never paid for twice.",
+            "is never paid for twice. *OpenAI batch* opens the batch.",
         )
         wait = OpenAIBatchSensor(
             task_id="wait",
             batch_id=submit.output,
+            batch_file=batch_file,
             conn_id=CONN_ID,
             poll_interval=POLL_SECONDS,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
-            doc_md="Waits on the triggerer until the batch is terminal; "
+            map_index_template=BATCH_FILE_LABEL,
+            doc_md="Waits on the triggerer until the batch is terminal (its log: completed/failed/total and an ETA); "
             "fails on a failed batch. A retry or clear polls the same batch again; marking it failed cancels it.",
         )
         collect = CollectResultsOperator(
@@ -323,6 +335,7 @@ with DAG(
             queue_wait=QUEUE_WAIT,
             max_attempts="{{ params.max_attempts }}",
             max_active_tis_per_dagrun=MAX_PARALLEL_COLLECTS,
+            map_index_template=BATCH_FILE_LABEL,
             doc_md="Makes sure every answer of this file's batches is in the ledger (downloads what is missing, "
             "resubmits what may still be answered). A retry or clear finds them recorded and does no new work.",
         )

@@ -1,9 +1,12 @@
-"""What the Airflow UI shows: the trigger form's Params, the DAG's and tasks' docs, progress lines."""
+"""What the Airflow UI shows: the trigger form's Params, the batch link, progress lines and mapped-instance names."""
 
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from openai_batch.links import OpenAIBatchLink, base_url_of, batch_url
 from openai_batch.statuses import progress
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +35,44 @@ def test_every_param_explains_itself_in_the_trigger_form(dag):
     assert all(word in param("warehouse_conn_id").description for word in ("postgres", "redshift", "DuckDB"))
     assert dag.doc_md.lstrip().startswith("# openai_batch_inference")
     assert all(task.doc_md for task in dag.tasks)
+
+
+def test_mapped_instances_are_named_after_their_batch_file(dag):
+    env = dag.get_template_env()  # native rendering, as on the worker
+    batch_file = {"index": 3, "path": "s3://lake/staging/run/inputs/batch-00003.jsonl", "requests": 50_000}
+    for task_id in ("batch.submit", "batch.wait", "batch.collect"):
+        template = dag.get_task(task_id).map_index_template
+        rendered = env.from_string(template).render({"task": SimpleNamespace(batch_file=batch_file)})
+        assert rendered == "batch-00003 · 50,000 req", task_id
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        (None, "https://platform.openai.com/batches/batch_1"),
+        ("https://api.openai.com/v1", "https://platform.openai.com/batches/batch_1"),
+        ("http://127.0.0.1:8013/v1/", "http://127.0.0.1:8013/v1/batches/batch_1"),
+        ("https://user:secret@proxy.example/v1?x=1", "https://proxy.example/v1/batches/batch_1"),
+    ],
+)
+def test_batch_url(base_url, expected):
+    assert batch_url(base_url, "batch_1") == expected
+
+
+def test_the_link_reads_the_connections_base_url_never_its_key(monkeypatch):
+    from airflow.sdk import Connection
+
+    extra = {"openai_client_kwargs": {"base_url": "http://emu:8013/v1"}}
+    conn = Connection(conn_id="emu", conn_type="openai", host="https://api.openai.com/v1", password="sk-secret")
+    assert base_url_of(conn) == "https://api.openai.com/v1"
+    conn.extra = json.dumps(extra)
+    assert base_url_of(conn) == "http://emu:8013/v1"
+    monkeypatch.setenv("AIRFLOW_CONN_EMU", json.dumps({"conn_type": "openai", "password": "sk-secret", "extra": extra}))
+    link = OpenAIBatchLink()
+    assert link.get_link(SimpleNamespace(batch_id="batch_9", conn_id="emu"), ti_key=None) == (
+        "http://emu:8013/v1/batches/batch_9"
+    )
+    assert link.get_link(SimpleNamespace(batch_id=None, conn_id="emu"), ti_key=None) == ""  # not created yet
 
 
 def test_progress_shows_counts_percentage_and_an_eta_from_the_rate_so_far():
