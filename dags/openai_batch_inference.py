@@ -1,12 +1,33 @@
-"""openai_batch_inference: one Parquet partition -> OpenAI Batch API -> a warehouse table.
+"""
+# openai_batch_inference
 
-split -> [per batch file: submit (creates the batch, then waits on the triggerer until it and its resubmissions
-end) -> wait (the deferrable sensor: the batch's verdict) -> collect] -> load
+One Parquet partition → OpenAI Batch API → a warehouse table, exactly once per request.
 
-Every task consults the partition's request ledger (in staging): the split leaves out requests answered in
-any earlier run, submit creates each file's batch once across runs, collect records answers there, and load
-merges them onto the rows and replaces the partition only when the results pass their checks.
-prune_staging (independent): deletes staging areas of runs older than the retention.
+```
+split ─► batch (one mapped instance per batch file: submit ─► wait ─► collect) ─► load
+prune_staging (independent)
+```
+
+1. **split** reads the partition (`source`, `{partition}` filled in) and writes batch files of at most
+   `max_requests_per_file` requests into the run's staging area. Each mapped instance of **batch** is named
+   after its file, e.g. `batch-00003 · 50,000 req`.
+2. **batch.submit** uploads its file and creates the batch, then defers: the **triggerer** polls the batch (no
+   worker slot is held) and retryable lines (429, 5xx, expired) are resubmitted, up to `max_attempts` batches.
+   The *OpenAI batch* link on the task opens the batch (platform.openai.com, or the emulator's JSON).
+3. **batch.wait** is the batch's verdict (a deferrable sensor; its log shows `completed/failed/total` and an
+   ETA). **batch.collect** makes sure every answer of the file is recorded.
+4. **load** merges the answers onto the input rows and replaces the partition in `target_table` only when the
+   error rates stay under `max_error_rate` and `max_invalid_output_rate`; otherwise the table stays as it was.
+
+**Exactly once.** Every task consults the partition's request ledger (`<staging>/<dag_id>/<partition>/_ledger`):
+the split leaves out requests answered in any earlier run (`reuse_results`), submit claims each file's batch
+before creating it, so a retry, a clear or an overlapping run adopts that batch instead of paying twice, and
+collect records the answers there. Retrying or clearing any task is safe.
+
+**Where results go.** The DuckDB file `$OPENAI_BATCH_DUCKDB` by default, or the postgres or redshift connection
+named by `warehouse_conn_id`; one row per input row with its answer (`response_text`, or typed columns with an
+`output_schema`), status and error. Each load emits an asset event for the table (alias
+`openai_batch_results`). Staging areas older than the retention are deleted by **prune_staging**.
 """
 
 import os
@@ -54,6 +75,12 @@ PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchki
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 # E-mail and Slack on failure, degraded success, optionally success (README "Notifications"); off by default
 NOTIFY = NotifySettings.from_env()
+# The UI names each mapped instance of the batch group after its file, e.g. "batch-00003 · 50,000 req" (rendered on
+# the worker with the task's context once its fields, batch_file included, are rendered)
+BATCH_FILE_LABEL = (
+    "{{ task.batch_file.path.rsplit('/', 1)[-1].removesuffix('.jsonl') }} · "
+    "{{ '{:,}'.format(task.batch_file.requests) }} req"
+)
 
 
 with DAG(
@@ -78,82 +105,197 @@ with DAG(
         "source": Param(
             f"{DATA_ROOT}/reviews/dt={{partition}}",
             type="string",
+            title="Source",
             description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition",
+            section="Input",
+            examples=["s3://my-lake/reviews/dt={partition}/", f"{DATA_ROOT}/reviews/dt={{partition}}/*.parquet"],
         ),
         "partition": Param(
             "",
             type="string",
             pattern=f"^$|^{PARTITION_PATTERN.pattern}$",
+            title="Partition",
             description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
             "midnight: the day that just closed; a backfill: each date)",
+            section="Input",
+            examples=["2026-11-24", "2026-11-24T13"],
         ),
         "partition_format": Param(
             PARTITION_FORMAT,
             type="string",
+            title="Partition format",
             description="strftime format of the partition key taken from the run's data interval "
             "(%Y-%m-%d daily, %Y-%m-%dT%H hourly)",
+            section="Input",
+            examples=["%Y-%m-%d", "%Y-%m-%dT%H"],
         ),
-        "model": Param("gpt-4o-mini", type="string"),
-        "endpoint": Param("/v1/chat/completions", enum=["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]),
+        "id_column": Param(
+            "review_id",
+            type="string",
+            title="Id column",
+            description="unique id column (empty: row position)",
+            section="Input",
+        ),
+        "input_columns": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Input columns to keep",
+            description="input columns to keep in the table (empty: all)",
+            section="Input",
+        ),
+        "model": Param(
+            "gpt-4o-mini",
+            type="string",
+            title="Model",
+            description="model every request names; checked before anything is split or submitted",
+            section="Requests",
+            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
+        ),
+        "endpoint": Param(
+            "/v1/chat/completions",
+            enum=["/v1/chat/completions", "/v1/responses", "/v1/embeddings"],
+            title="Endpoint",
+            description="Batch API endpoint the requests go to",
+            section="Requests",
+        ),
         "prompt_template": Param(
             "Classify the sentiment of this review of {product} ({stars} stars) as positive, "
             "negative or neutral: {text}",
             type="string",
-            description="{column} placeholders; leave empty to use prompt_column",
+            format="multiline",
+            title="Prompt template",
+            description="the user prompt, with {column} placeholders filled from each row; leave empty to use "
+            "prompt_column",
+            section="Requests",
         ),
-        "prompt_column": Param("", type="string", description="column holding the prompt (if no template)"),
-        "system_prompt": Param("Answer with one word.", type="string"),
-        "id_column": Param("review_id", type="string", description="unique id column (empty: row position)"),
-        "input_columns": Param(
-            [], type="array", items={"type": "string"}, description="input columns to keep in the table (empty: all)"
+        "prompt_column": Param(
+            "",
+            type="string",
+            title="Prompt column",
+            description="column holding the prompt (if no template)",
+            section="Requests",
         ),
-        "body_options": Param({"temperature": 0}, type="object", description="extra request body fields"),
+        "system_prompt": Param(
+            "Answer with one word.",
+            type="string",
+            format="multiline",
+            title="System prompt",
+            description="sent as the system message of every request (empty: none)",
+            section="Requests",
+        ),
+        "body_options": Param(
+            {"temperature": 0},
+            type="object",
+            title="Request body options",
+            description="extra request body fields, e.g. temperature, max_completion_tokens",
+            section="Requests",
+            examples=[{"temperature": 0}, {"temperature": 0, "max_completion_tokens": 50}],
+        ),
         "output_schema": Param(
             None,
             type=["null", "object"],
+            title="Output schema",
             description="structured outputs: a JSON Schema object every answer must follow (strict); its "
             "properties become typed columns (README 'Structured outputs'); empty: free text in response_text",
+            section="Structured output",
         ),
-        "target_table": Param(DEFAULT_TABLE, type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$"),
-        "warehouse_conn_id": Param(
-            "", type="string", description="a postgres connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB"
+        "max_requests_per_file": Param(
+            50_000,
+            type="integer",
+            minimum=1,
+            maximum=50_000,
+            title="Requests per batch file",
+            description="at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
+            section="Limits and retries",
         ),
-        "max_requests_per_file": Param(50_000, type="integer", minimum=1, maximum=50_000),
-        "max_tokens_per_file": Param(None, type=["null", "integer"], minimum=1),
-        "max_attempts": Param(3, type="integer", minimum=1, maximum=10),
+        "max_tokens_per_file": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Tokens per batch file",
+            description="at most this many estimated input tokens per batch file, e.g. to stay under the "
+            "account's enqueued-token limit (empty: no limit)",
+            section="Limits and retries",
+        ),
+        "max_attempts": Param(
+            3,
+            type="integer",
+            minimum=1,
+            maximum=10,
+            title="Attempts per file",
+            description="batches per file at most: the first, then resubmissions of the lines that failed with "
+            "a retryable error (429, 5xx, expired)",
+            section="Limits and retries",
+        ),
         "max_error_rate": Param(
             0.05,
             type="number",
             minimum=0,
             maximum=1,
+            title="Max error rate",
             description="refuse to load (the table stays as it was) when more rows than this ended in error",
+            section="Limits and retries",
         ),
         "max_invalid_output_rate": Param(
             0.05,
             type="number",
             minimum=0,
             maximum=1,
+            title="Max invalid output rate",
             description="refuse to load when more rows than this got an answer that does not follow output_schema",
+            section="Limits and retries",
+        ),
+        "target_table": Param(
+            DEFAULT_TABLE,
+            type="string",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+            title="Target table",
+            description="table (or schema.table) whose rows of the partition the results replace; must be allowed by "
+            "OPENAI_BATCH_ALLOWED_TABLES",
+            section="Warehouse",
+        ),
+        "warehouse_conn_id": Param(
+            "",
+            type="string",
+            title="Warehouse connection",
+            description="a postgres or redshift connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB",
+            section="Warehouse",
         ),
         "expected_output_tokens": Param(
             None,
             type=["null", "integer"],
             minimum=0,
-            description="output tokens per request for the cost estimate; empty: the body's max_tokens, if any",
+            title="Expected output tokens",
+            description="output tokens per request for the cost estimate; empty: the body's max_tokens (or "
+            "max_completion_tokens / max_output_tokens), if any",
+            examples=[20, 200],
+            section="Cost",
         ),
         "max_cost_usd": Param(
             None,
             type=["null", "number"],
             minimum=0,
-            description="budget cap: the run stops before submitting anything when its estimated cost (batch "
-            "prices) is above this; empty: no cap",
+            title="Budget cap (USD)",
+            description="the run stops before submitting anything when its estimated cost at batch prices is above "
+            "this; empty: no cap",
+            examples=[5, 100],
+            section="Cost",
         ),
-        "dry_run": Param(False, type="boolean", description="split and report only; submit nothing"),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="split and report only; submit nothing",
+            section="Run",
+        ),
         "reuse_results": Param(
             True,
             type="boolean",
+            title="Reuse earlier answers",
             description="send only new, changed and unanswered requests: reuse the partition's answers from any "
             "earlier run (off: ask everything again)",
+            section="Run",
         ),
     },
 ) as dag:
@@ -182,6 +324,8 @@ with DAG(
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_sources=ALLOWED_SOURCES,
+        doc_md="Splits the partition into batch files in the run's staging area, leaving out requests the "
+        "ledger already answered; checks the model first. A retry or clear splits again (nothing was submitted).",
     )
 
     @task_group(group_id="batch")
@@ -198,13 +342,21 @@ with DAG(
             queue_wait=QUEUE_WAIT,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,  # deferred until its batches end: the in-flight bound
             pool=POOL,
+            map_index_template=BATCH_FILE_LABEL,
+            doc_md="Uploads this batch file, creates its batch once (claimed in the ledger), then waits on the "
+            "triggerer and resubmits retryable lines. A retry or clear adopts the batch already created: a file "
+            "is never paid for twice. *OpenAI batch* opens the batch.",
         )
         wait = OpenAIBatchSensor(
             task_id="wait",
             batch_id=submit.output,
+            batch_file=batch_file,
             conn_id=CONN_ID,
             poll_interval=POLL_SECONDS,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
+            map_index_template=BATCH_FILE_LABEL,
+            doc_md="Waits on the triggerer until the batch is terminal (its log: completed/failed/total and an ETA); "
+            "fails on a failed batch. A retry or clear polls the same batch again; marking it failed cancels it.",
         )
         collect = CollectResultsOperator(
             task_id="collect",
@@ -217,6 +369,9 @@ with DAG(
             queue_wait=QUEUE_WAIT,
             max_attempts="{{ params.max_attempts }}",
             max_active_tis_per_dagrun=MAX_PARALLEL_COLLECTS,
+            map_index_template=BATCH_FILE_LABEL,
+            doc_md="Makes sure every answer of this file's batches is in the ledger (downloads what is missing, "
+            "resubmits what may still be answered). A retry or clear finds them recorded and does no new work.",
         )
         wait >> collect
         return collect
@@ -238,6 +393,8 @@ with DAG(
         allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
         allowed_tables=ALLOWED_TABLES,
         outlets=[RESULTS],
+        doc_md="Merges the ledger's answers onto the staged rows and replaces the partition in the table, unless "
+        "too many rows failed (the table then stays as it was). A retry or clear loads the same rows again.",
     )
     collected >> load
 
@@ -250,6 +407,9 @@ with DAG(
         staging_root=STAGING_ROOT,
         storage_conn_id=STORAGE_CONN_ID,
         prices=PRICES,
+        doc_md="Writes report/report.html and report.png into the run's staging area, whatever happened before "
+        "it (a teardown: it never decides the run's state): files, batches, tokens, cost, errors. A clear "
+        "rewrites it.",
     ).as_teardown()
     load >> report
 
@@ -259,4 +419,5 @@ with DAG(
         retention=RETENTION,
         source=dag.param("source"),
         storage_conn_id=STORAGE_CONN_ID,
+        doc_md="Deletes staging areas of runs older than the retention (never the ledger). Safe to retry or clear.",
     )

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from openai_batch.statuses import TERMINAL, queue_full
+from openai_batch.links import OpenAIBatchLink
+from openai_batch.statuses import TERMINAL, progress, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
@@ -32,14 +33,17 @@ class OpenAIBatchSensor(BaseSensorOperator):
     :param completion_window: the batch's completion window.
     :param grace: extra time after the window before giving up.
     :param cancel_on_kill: cancel the batch when a user kills the task (mark failed/success, clear).
+    :param batch_file: the split's descriptor of the batch's file (templated), for ``map_index_template`` only.
     """
 
-    template_fields = ("batch_id",)
+    template_fields = ("batch_id", "batch_file")
+    operator_extra_links = (OpenAIBatchLink(),)
 
     def __init__(
         self,
         *,
         batch_id: str,
+        batch_file: dict[str, Any] | None = None,
         conn_id: str = "openai_default",
         deferrable: bool = True,
         poll_interval: float = 60,
@@ -50,7 +54,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
     ) -> None:
         kwargs.setdefault("timeout", (completion_window + grace).total_seconds())
         super().__init__(poke_interval=poll_interval, **kwargs)
-        self.batch_id, self.conn_id, self.deferrable = batch_id, conn_id, deferrable
+        self.batch_id, self.conn_id, self.deferrable, self.batch_file = batch_id, conn_id, deferrable, batch_file
         self.poll_interval, self.cancel_on_kill = poll_interval, cancel_on_kill
 
     @property
@@ -92,16 +96,11 @@ class OpenAIBatchSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         batch = self.hook.get_batch(self.batch_id)
-        counts = batch.request_counts
-        self.log.info(
-            "batch %s %s: %s/%s/%s completed/failed/total",
-            self.batch_id,
-            batch.status,
-            *(counts.completed, counts.failed, counts.total) if counts else ("?", "?", "?"),
-        )
+        counts = batch.request_counts.model_dump() if batch.request_counts else None
+        self.log.info("batch %s %s", self.batch_id, progress(batch.status, counts, batch.in_progress_at, time.time()))
         if batch.status not in TERMINAL:
             return False
-        return PokeReturnValue(True, self._finish(batch.status, counts.model_dump() if counts else None))
+        return PokeReturnValue(True, self._finish(batch.status, counts))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")

@@ -1,11 +1,29 @@
 """Batch statuses and metadata names for the hook, trigger, sensor and operators (from ``batchkit.batch_api``)."""
 
+from datetime import timedelta
+
 from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL
 
-__all__ = ["METADATA_KEY", "QUEUE_FULL", "TERMINAL", "queue_full"]
+__all__ = ["METADATA_KEY", "QUEUE_FULL", "TERMINAL", "progress", "queue_full"]
 
 
 def queue_full(errors: object) -> bool:
     """True when a failed batch's errors (``batch.errors``) are all the enqueued-token limit."""
     data = getattr(errors, "data", None) or []
     return bool(data) and all(e.code == QUEUE_FULL for e in data)
+
+
+def progress(status: str, counts: dict[str, int] | None, started_at: float | None, now: float) -> str:
+    """One log line of a batch's progress: ``completed/failed/total (x%)`` and an ETA from the rate since
+    ``started_at`` (a UNIX time, e.g. the batch's ``in_progress_at``), e.g.
+    ``in_progress: 1200/30/5000 completed/failed/total (24.6%), ETA 0:03:21``."""
+    if not counts:
+        return f"{status}: no request counts yet"
+    completed, failed, total = (int(counts.get(k) or 0) for k in ("completed", "failed", "total"))
+    done = completed + failed
+    line = f"{status}: {completed}/{failed}/{total} completed/failed/total ({100 * done / total if total else 0:.1f}%)"
+    if status in TERMINAL or not total:
+        return line
+    if not done or not started_at or now <= started_at:
+        return f"{line}, ETA unknown"
+    return f"{line}, ETA {timedelta(seconds=round((total - done) * (now - started_at) / done))}"

@@ -16,7 +16,7 @@ import orjson
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from openai_batch.hooks import TRANSIENT, OpenAIBatchHook
-from openai_batch.statuses import TERMINAL
+from openai_batch.statuses import TERMINAL, progress
 
 POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would stall a deadline by minutes
 POLL_RETRIES = 1  # inside one poll; the loop itself backs off and tries again
@@ -130,7 +130,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
-        interval, last_counts = self.poll_interval, None
+        interval, last_seen = self.poll_interval, None
         poller = await shared_client(self.conn_id)
         await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
         while True:
@@ -144,10 +144,11 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                 )
             else:
                 status, counts = batch["status"], batch.get("request_counts")
-                progress = (status, *(counts.get(k) for k in ("completed", "failed", "total"))) if counts else None
-                if progress != last_counts and progress:
-                    self.log.info("batch %s %s: %s/%s/%s completed/failed/total", self.batch_id, *progress)
-                    last_counts = progress
+                seen = (status, *(counts.get(k) for k in ("completed", "failed", "total"))) if counts else None
+                if seen and seen != last_seen:  # each change: counts, percentage and an ETA from the rate so far
+                    started = batch.get("in_progress_at")
+                    self.log.info("batch %s %s", self.batch_id, progress(status, counts, started, time.time()))
+                    last_seen = seen
                 if status in TERMINAL:
                     yield TriggerEvent(_event(status, self.batch_id, f"batch {status}", counts))
                     return

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
 
 from batchkit.devstack import Stack
@@ -20,13 +21,14 @@ DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000
 STRUCTURED, STRUCTURED_ROWS = "2026-11-25", 600
 CAPPED = "2026-11-26"
+UI, UI_ROWS = "2026-11-27", 300
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     args = ("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1")
     args += ("--invalid-output-rate", "0.1")  # structured answers only
-    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300}
+    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300, UI: UI_ROWS}
     with running_stack(
         tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args
     ) as stack:
@@ -176,3 +178,20 @@ def test_a_dry_run_shows_the_cost_in_the_log_and_the_report_and_submits_nothing(
     assert "<th>outcome</th><td>dry run: nothing submitted</td>" in html
     estimate = stack.xcom(DAG_ID, "dry_1", "split", key="split")["estimate"]
     assert estimate["output_tokens"] == 900 and f"${estimate['usd']:,.4f}" in html
+
+
+def test_the_ui_names_mapped_instances_after_their_files_and_links_each_batch(stack):
+    stack.trigger(DAG_ID, "ui_1", {"partition": UI, "max_requests_per_file": 100})
+    run = stack.wait_for_run(DAG_ID, "ui_1", timeout=480, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    names = {(t["task_id"], t["map_index"]): t["rendered_map_index"] for t in run["tasks"]}
+    for task_id in ("batch.submit", "batch.wait", "batch.collect"):
+        assert [names[task_id, i] for i in range(3)] == [f"batch-0000{i} · 100 req" for i in range(3)]
+    base = f"/api/v2/dags/{DAG_ID}/dagRuns/ui_1/taskInstances"
+    emulator = stack.emulator.base_url.rstrip("/")
+    for i in range(3):
+        batch_id = stack.api("GET", f"{base}/batch.submit/xcomEntries/return_value?map_index={i}").json()["value"]
+        for task_id in ("batch.submit", "batch.wait"):
+            links = stack.api("GET", f"{base}/{task_id}/links?map_index={i}").json()["extra_links"]
+            assert links == {"OpenAI batch": f"{emulator}/batches/{batch_id}"}
+        assert httpx.get(links["OpenAI batch"], headers={"Authorization": "Bearer emulator"}).json()["id"] == batch_id

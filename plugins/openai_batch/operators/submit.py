@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from openai_batch.attempts import AttemptLoop
 from openai_batch.context import actor, batch_key
 from openai_batch.errors import airflow_errors
+from openai_batch.links import OpenAIBatchLink
 from openai_batch.operators.common import wait_then_retry
 from openai_batch.statuses import METADATA_KEY
 
@@ -39,10 +40,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
         are passed to ``batches.create``.
     :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
-    :returns: the first batch's id.
+    :returns: the first batch's id (also ``self.batch_id`` once known, for the ``OpenAIBatchLink``).
     """
 
     template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts")
+    operator_extra_links = (OpenAIBatchLink(),)
+    batch_id: str | None = None
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     def execute(self, context: Any, waits: int = 0, event: Any = None) -> str:
         batch = self._create_once(context, waits)
         context["task_state_store"].set("batch_id", batch.id)
+        self.batch_id = batch.id
         self.log.info("batch %s (%s) holds %d requests", batch.id, batch.status, self.batch_file["requests"])
         if not self.wait_for_completion:
             return batch.id
@@ -101,7 +105,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
 
     def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        return hook.get_batch(saved) if saved else super().first_batch(context, hook, ledger)
+        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, ledger)
+        self.batch_id = batch.id  # a resumed run: the link stays
+        return batch
 
     def _create_once(self, context: Any, waits: int) -> Batch:
         import openai

@@ -1,0 +1,52 @@
+"""The "OpenAI batch" link of the submit and wait tasks: the batch on platform.openai.com, or for any other base URL
+(the emulator) the batch's JSON there.
+
+Airflow 3 evaluates a link on the worker at the end of every run of the task, a deferral included, and stores the
+URL as an XCom (``_link_OpenAIBatchLink``); the API server only reads that XCom (``XComOperatorLink``). So the
+operators list the link in ``operator_extra_links`` and no plugin registers it: a plugin's link would be called on
+the API server with the serialized task, which has no batch id. The provider lists it under ``extra-links``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+OPENAI_API_HOST = "api.openai.com"
+PLATFORM_BATCHES = "https://platform.openai.com/batches/"
+
+
+def batch_url(base_url: str | None, batch_id: str) -> str:
+    """Where to look at ``batch_id`` for a client of ``base_url`` (None: the SDK's default, OpenAI). Credentials,
+    query and fragment of the base URL are left out."""
+    parts = urlsplit(base_url or "")
+    if not base_url or parts.hostname == OPENAI_API_HOST:
+        return PLATFORM_BATCHES + batch_id
+    base = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
+    return f"{base.rstrip('/')}/batches/{batch_id}"
+
+
+def base_url_of(conn: Any) -> str | None:
+    """The base URL the provider's ``OpenAIHook`` gives its client: ``openai_client_kwargs.base_url``, else the
+    connection's host (the API key is never read)."""
+    return (conn.extra_dejson.get("openai_client_kwargs") or {}).get("base_url") or conn.host or None
+
+
+class OpenAIBatchLink(BaseOperatorLink):
+    """Opens the task's batch: the operator's ``batch_id`` (rendered) on its ``conn_id``'s API; empty until known."""
+
+    name = "OpenAI batch"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        batch_id = getattr(operator, "batch_id", None)
+        if not isinstance(batch_id, str) or not batch_id:
+            return ""
+        from airflow.sdk import BaseHook
+
+        return batch_url(base_url_of(BaseHook.get_connection(operator.conn_id)), batch_id)
