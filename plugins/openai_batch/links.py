@@ -1,5 +1,5 @@
-"""The "OpenAI batch" link of the submit and wait tasks: the batch on platform.openai.com, or for any other base URL
-(the emulator) the batch's JSON there.
+"""The "OpenAI batch" link of the submit and wait tasks (the batch on platform.openai.com, or for any other base
+URL, the emulator, the batch's JSON there) and the "Run report" link of the report task.
 
 Airflow 3 evaluates a link on the worker at the end of every run of the task, a deferral included, and stores the
 URL as an XCom (``_link_OpenAIBatchLink``); the API server only reads that XCom (``XComOperatorLink``). So the
@@ -50,3 +50,15 @@ class OpenAIBatchLink(BaseOperatorLink):
         from airflow.sdk import BaseHook
 
         return batch_url(base_url_of(BaseHook.get_connection(operator.conn_id)), batch_id)
+
+
+class RunReportLink(BaseOperatorLink):
+    """Opens the run's report: the operator's ``report_url`` once written (``file://`` for local staging)."""
+
+    name = "Run report"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        url = getattr(operator, "report_url", None)
+        if not isinstance(url, str) or not url:
+            return ""
+        return url if "://" in url else f"file://{url}"

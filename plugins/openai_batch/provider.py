@@ -30,5 +30,5 @@ def get_provider_info() -> dict:
         "sensors": [{"integration-name": "OpenAI Batch", "python-modules": ["openai_batch.sensors"]}],
         "hooks": [{"integration-name": "OpenAI Batch", "python-modules": ["openai_batch.hooks"]}],
         "triggers": [{"integration-name": "OpenAI Batch", "python-modules": ["openai_batch.triggers"]}],
-        "extra-links": ["openai_batch.links.OpenAIBatchLink"],
+        "extra-links": ["openai_batch.links.OpenAIBatchLink", "openai_batch.links.RunReportLink"],
     }

@@ -195,3 +195,5 @@ def test_the_ui_names_mapped_instances_after_their_files_and_links_each_batch(st
             links = stack.api("GET", f"{base}/{task_id}/links?map_index={i}").json()["extra_links"]
             assert links == {"OpenAI batch": f"{emulator}/batches/{batch_id}"}
         assert httpx.get(links["OpenAI batch"], headers={"Authorization": "Bearer emulator"}).json()["id"] == batch_id
+    report = stack.api("GET", f"{base}/report/links").json()["extra_links"]["Run report"]
+    assert report == f"file://{stack.data_dir}/staging/{DAG_ID}/{UI}/ui_1/report/report.html"

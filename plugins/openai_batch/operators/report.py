@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from openai_batch.context import partition_key
+from openai_batch.links import RunReportLink
 from openai_batch.operators.common import as_bool
 
 REPORT_COLUMNS = [
@@ -35,6 +36,7 @@ class RunReportOperator(BaseOperator):
     """
 
     template_fields = ("split", "results", "load", "staging_root", "prices")
+    operator_extra_links = (RunReportLink(),)
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class RunReportOperator(BaseOperator):
         super().__init__(**kwargs)
         self.split, self.results, self.load, self.staging_root = split, results, load, staging_root
         self.storage_conn_id, self.prices = storage_conn_id, prices
+        self.report_url: str | None = None  # set once written: the "Run report" link
 
     def execute(self, context: Any) -> dict[str, Any]:
         from batchkit.manifest import Manifest
@@ -87,6 +90,7 @@ class RunReportOperator(BaseOperator):
             (scratch / "report.html").write_text(render_html(report, png), encoding="utf-8")
             png_url = staging.publish(scratch / "report.png", "report", "report.png")
             html_url = staging.publish(scratch / "report.html", "report", "report.html")
+        self.report_url = html_url
         used = report.used
         self.log.info(
             "run report: %s (%s; %d file(s); actual cost %s)",
