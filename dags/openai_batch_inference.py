@@ -111,8 +111,8 @@ with DAG(
             examples=["s3://my-lake/reviews/dt={partition}/", f"{DATA_ROOT}/reviews/dt={{partition}}/*.parquet"],
         ),
         "partition": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
             pattern=f"^$|^{PARTITION_PATTERN.pattern}$",
             title="Partition",
             description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
@@ -170,8 +170,8 @@ with DAG(
             section="Requests",
         ),
         "prompt_column": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
             title="Prompt column",
             description="column holding the prompt (if no template)",
             section="Requests",
@@ -256,8 +256,8 @@ with DAG(
             section="Warehouse",
         ),
         "warehouse_conn_id": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
             title="Warehouse connection",
             description="a postgres or redshift connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB",
             section="Warehouse",

@@ -98,10 +98,13 @@ def chart_png(report: RunReport) -> bytes:
     per_file.set_xlabel("batch file")
     per_file.legend(loc="lower right")
     per_file.tick_params(axis="x", labelrotation=60, labelsize=7)
-    labels = [c for c, _ in report.error_codes[:12]] or ["(none)"]
-    counts = [n for _, n in report.error_codes[:12]] or [0]
-    codes.barh(labels[::-1], counts[::-1], color="#c62828")
-    codes.set_title("error codes (latest answer per request)")
+    if report.error_codes:
+        labels, counts = zip(*report.error_codes[:12], strict=True)
+        codes.barh(labels[::-1], counts[::-1], color="#c62828")
+    else:
+        codes.text(0.5, 0.5, "no errors", ha="center", va="center", fontsize=14, color="#2e7d32")
+        codes.set_axis_off()
+    codes.set_title("error codes (best answer per request)")
     fig.suptitle(f"{report.dag_id} · {report.partition} · {report.run_id} · {report.outcome}", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -120,7 +123,7 @@ def render_html(report: RunReport, png: bytes | None) -> str:
         ("partition", report.partition),
         ("requests (split)", f"{report.totals.get('requests', 0):,} in {len(report.files)} file(s)"),
         ("reused from earlier runs", f"{report.totals.get('reused', 0):,}"),
-        ("estimated cost", f"{money(estimate.get('usd'))} ({e(str(estimate.get('output_basis', '')))})"),
+        ("estimated cost", _estimated(estimate)),
         (
             "actual cost",
             f"{money(used['usd'])} ({used['prompt_tokens']:,} prompt + {used['completion_tokens']:,} "
@@ -153,6 +156,15 @@ th{{background:#f3f3f3}}img{{max-width:100%}}</style></head><body>
 <h2>Examples</h2><table><tr><th>code</th><th>custom_id</th><th>message</th></tr>{examples}</table>
 </body></html>
 """
+
+
+def _estimated(estimate: dict[str, Any]) -> str:
+    if not estimate:
+        return "not estimated (the split did not finish)"
+    basis = html.escape(str(estimate.get("output_basis", "")))
+    if estimate.get("output_tokens") is None:
+        return f"{_usd(estimate.get('usd'))} for input only (output {basis})"
+    return f"{_usd(estimate.get('usd'))} (output: {basis})"
 
 
 def _usd(value: float | None) -> str:
