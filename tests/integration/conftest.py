@@ -11,6 +11,8 @@ from openai import OpenAI
 
 from batchkit.emulator.launcher import EmulatorProcess, start_emulator
 
+from .receivers import Receivers, notification_receivers
+
 FAST = ("--validation-seconds", "0", "--tick-seconds", "0.05")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -156,3 +158,10 @@ def database() -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(admin, autocommit=True) as con:
         con.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def receivers() -> Iterator[tuple[Receivers, dict[str, str]]]:
+    """Local SMTP and Slack webhook receivers and the settings that send the DAG's notifications there."""
+    with notification_receivers() as found:
+        yield found

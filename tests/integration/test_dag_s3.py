@@ -65,6 +65,8 @@ def test_s3_source_and_staging_end_to_end(stack, lake):
         "outputs/00000/attempt-1.jsonl",
         "outputs/00001/attempt-1.jsonl",
         "outputs/00002/attempt-1.jsonl",
+        "report/report.html",  # the run report, on S3 like the rest of the run's staging
+        "report/report.png",
     ]
     lines = fs.cat(f"{area}/outputs/00000/attempt-1.jsonl").splitlines()
     assert len(lines) == 500 and json.loads(lines[0])["response"]["status_code"] == 200
