@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .devstack import REPO, Stack, stop_recorded
 from .emulator.launcher import free_port
+from .pricing import usd
 from .sample import SENTIMENT_SCHEMA, write_sample_partition
 
 DAG_ID = "openai_batch_inference"
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         .get("value")
         or {}
     )
-    print(f"cost at batch prices: estimated {_usd(estimate.get('usd'))}, actual {_usd(load.get('cost_usd'))}")
+    print(f"cost at batch prices: estimated {usd(estimate.get('usd'))}, actual {usd(load.get('cost_usd'))}")
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")
     print(f"Results:       {stack.duckdb_path}  table review_sentiment")
@@ -92,10 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Ledger:        {area / '_ledger'}  (answers shared by every run of the partition)")
     print("Stop everything with `make stop`.")
     return 0
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.4f}"
 
 
 def _print_results(database: Path, partition: str) -> None:

@@ -120,6 +120,11 @@ def estimate(
     )
 
 
+def usd(value: float | None) -> str:
+    """A USD amount as logs and messages show it; None (no price) is ``unknown``."""
+    return "unknown" if value is None else f"${value:,.4f}"
+
+
 def bill(
     model: str | None, prompt_tokens: int, completion_tokens: int, overrides: dict[str, Any] | None = None
 ) -> float | None:

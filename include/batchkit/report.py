@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from .pricing import usd
+
 
 @dataclass
 class FileRow:
@@ -168,7 +170,7 @@ def _estimated(estimate: dict[str, Any]) -> str:
 
 
 def _usd(value: float | None) -> str:
-    return "unknown (no price)" if value is None else f"${value:,.4f}"
+    return "unknown (no price)" if value is None else usd(value)
 
 
 def _n(value: int | None) -> str:

@@ -79,6 +79,7 @@ class LoadToWarehouseOperator(BaseOperator):
 
         from batchkit.manifest import Manifest
         from batchkit.merge import merge_partition
+        from batchkit.pricing import usd
         from openai_batch.policy import check_warehouse
         from openai_batch.staging import RunStaging, connect_storage
 
@@ -107,8 +108,8 @@ class LoadToWarehouseOperator(BaseOperator):
             "this run used %d prompt + %d completion tokens: %s at batch prices (estimated before: %s)",
             usage["prompt_tokens"],
             usage["completion_tokens"],
-            _usd(usage["usd"]),
-            _usd((manifest.estimate or {}).get("usd")),
+            usd(usage["usd"]),
+            usd((manifest.estimate or {}).get("usd")),
         )
         self._guard(counts, merged, partition)
         try:
@@ -261,10 +262,6 @@ class LoadToWarehouseOperator(BaseOperator):
 
         rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
         return f"redshift://{conn.host}:{conn.port or 5439}/{conn.schema}", rows
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.4f}"
 
 
 def table_uri(warehouse: str, table: str) -> str:

@@ -57,6 +57,7 @@ class RunReportOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from batchkit.manifest import Manifest
+        from batchkit.pricing import usd
         from batchkit.report import RunReport, chart_png, errors_of, render_html
         from batchkit.usage import usage_by_batch
         from openai_batch.staging import RunStaging, connect_storage
@@ -97,7 +98,7 @@ class RunReportOperator(BaseOperator):
             html_url,
             report.outcome,
             len(report.files),
-            "unknown" if used["usd"] is None else f"${used['usd']:,.4f}",
+            usd(used["usd"]),
         )
         estimated = (report.estimate or {}).get("usd")
         return {
