@@ -28,6 +28,7 @@ from .pricing import check_prices, estimate
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, local_path, put_file, url_to_fs
+from .structured import check_columns
 from .template import PromptTemplate
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def split(
         keep.append(config.id_column)  # rows are matched to their results by it
     read_columns = list(dict.fromkeys(request_columns + keep))
     if config.output_schema is not None:
-        _check_answer_columns(config.output_schema, keep)
+        check_columns(config.output_schema, keep)
     _check_file_count(files, config)
     if config.id_column:
         check_unique_ids(files, config.id_column)
@@ -382,22 +383,6 @@ def _find_bad_ids(con: "duckdb.DuckDBPyConnection", paths: list[str], id_column:
         places = "; ".join(f"{f} row {r}" for f, r in where)
         raise InputError(
             f"duplicate id {dup[0]!r} in column {id_column!r} ({places}): ids must be unique in the partition"
-        )
-
-
-def _check_answer_columns(output_schema: dict[str, Any], keep: list[str]) -> None:
-    """The schema's properties become columns beside the kept input columns and the result columns."""
-    from .results import RESULT_SCHEMA
-    from .structured import columns
-    from .warehouse import LOAD_COLUMNS
-
-    taken = {name.lower(): f"input column {name!r}" for name in keep}
-    taken |= {name.lower(): f"result column {name!r}" for name in [*RESULT_SCHEMA.names, *(n for n, _ in LOAD_COLUMNS)]}
-    clashes = [f"{c.name!r} (the {taken[c.name.lower()]})" for c in columns(output_schema) if c.name.lower() in taken]
-    if clashes:
-        raise InputError(
-            f"output schema properties collide with columns of the results: {', '.join(clashes)}; rename the "
-            "properties, or leave the input column out (input_columns)"
         )
 
 

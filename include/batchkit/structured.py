@@ -115,6 +115,22 @@ def columns(schema: dict[str, Any]) -> list[Column]:
     return found
 
 
+def check_columns(schema: dict[str, Any], input_columns: list[str]) -> None:
+    """The schema's properties become columns beside the kept input columns and the result columns: refuse a
+    property that shares a name with one of them (case-insensitively, as warehouses compare names)."""
+    from .results import RESULT_SCHEMA
+    from .warehouse import LOAD_COLUMNS
+
+    taken = {name.lower(): f"input column {name!r}" for name in input_columns}
+    taken |= {name.lower(): f"result column {name!r}" for name in [*RESULT_SCHEMA.names, *(n for n, _ in LOAD_COLUMNS)]}
+    clashes = [f"{c.name!r} (the {taken[c.name.lower()]})" for c in columns(schema) if c.name.lower() in taken]
+    if clashes:
+        raise InputError(
+            f"output schema properties collide with columns of the results: {', '.join(clashes)}; rename the "
+            "properties, or leave the input column out (input_columns)"
+        )
+
+
 def _kind(spec: Any, root: dict[str, Any]) -> str:
     """``string``/``number``/``integer``/``boolean``/``array:<item kind>``/``object``/``mixed``."""
     if not isinstance(spec, dict):
