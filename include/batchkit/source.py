@@ -97,7 +97,7 @@ def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile],
     for index, path in enumerate(paths):
         try:
             meta = open_parquet(path)
-        except (OSError, pa.ArrowException) as exc:
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:  # a damaged footer can hold non-UTF-8 names
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
         file_schema = meta.schema_arrow.remove_metadata()
         duplicated = sorted({n for n in file_schema.names if file_schema.names.count(n) > 1})

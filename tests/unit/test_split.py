@@ -207,6 +207,14 @@ def test_corrupt_parquet(tmp_path, write_parquet):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_footer_with_a_non_utf8_column_name_is_a_clear_input_error(tmp_path, write_parquet):
+    path = write_parquet("p/a.parquet", {"zqxcolumn": ["x"]})
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"zqxcolumn", b"\x8bqxcolumn"))  # the name sits in the footer, same length
+    with pytest.raises(InputError, match=r"a.parquet: not a readable Parquet file"):
+        split(str(tmp_path / "p"), tmp_path / "o", cfg(prompt_column="zqxcolumn"))
+
+
 def test_empty_partition_writes_no_batch_file(tmp_path, write_parquet):
     (tmp_path / "empty").mkdir()
     manifest = split(str(tmp_path / "empty"), tmp_path / "o", cfg())
