@@ -67,7 +67,8 @@ def worker(approach: str, path: str, lines: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from batchkit.results import RESULT_SCHEMA, parse_lines, result_batches, write_results
+    from batchkit.result_schema import RESULT_SCHEMA
+    from batchkit.results import parse_lines, result_batches, write_results
 
     out = WORK / f"out-{approach}-{Path(path).stem}.parquet"
     prints = {str(i): "f" for i in range(lines)}

@@ -87,8 +87,9 @@ def staged_run(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from batchkit.batch_inputs import fingerprints
     from batchkit.ledger import Ledger
-    from batchkit.results import Result, fingerprints, from_results, write_results
+    from batchkit.results import Result, from_results, write_results
     from batchkit.splitter import SplitConfig, split
 
     root, errors, unanswered = tmp_path / "staging", set(errors), set(unanswered)

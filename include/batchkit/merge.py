@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import storage, structured
-from .results import RESULT_SCHEMA
+from .result_schema import RESULT_SCHEMA
 from .structured import INVALID
 
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"

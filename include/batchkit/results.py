@@ -17,39 +17,16 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from .arrow_results import NeedsPerLine, arrow_batches
 from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
 from .errors import BatchkitError, TransientError
 from .ledger import is_retryable
-from .requests import ID_PREFIX
-from .storage import open_file
-from .structured import INVALID, AnswerCheck, schema_of
+from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
+from .structured import INVALID, AnswerCheck
 
 CHUNK_ROWS = 1024  # per-line parsing: an embeddings chunk holds ~1,500 Python floats a line until converted
-
-RESULT_SCHEMA = pa.schema(
-    [
-        ("custom_id", pa.string()),
-        ("batch_id", pa.string()),
-        ("status", pa.string()),
-        ("response_text", pa.string()),
-        ("finish_reason", pa.string()),
-        ("refusal", pa.string()),
-        ("embedding", pa.list_(pa.float32())),
-        ("model", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("total_tokens", pa.int64()),
-        ("error_code", pa.string()),
-        ("error_message", pa.string()),
-        ("http_status", pa.int32()),
-        ("attempts", pa.int32()),
-    ]
-)
-LEDGER_SCHEMA = RESULT_SCHEMA.append(pa.field("fingerprint", pa.string())).append(pa.field("final", pa.bool_()))
-LEDGER_SCHEMA = LEDGER_SCHEMA.append(pa.field("recorded_at", pa.float64()))
 
 
 @dataclass
@@ -168,38 +145,6 @@ def _embedding(body: dict[str, Any]) -> list[float] | None:
     return data[0].get("embedding") if data else None
 
 
-def request_lines(batch_file: str | Path, custom_ids: set[str]) -> Iterator[bytes]:
-    """The original request lines for ``custom_ids`` (to resubmit them), streamed from the batch file."""
-    with open_file(batch_file) as lines:
-        for raw in lines:
-            if raw.strip() and orjson.loads(raw)["custom_id"] in custom_ids:
-                yield raw if raw.endswith(b"\n") else raw + b"\n"
-
-
-def fingerprints(batch_file: str | Path) -> dict[str, str]:
-    """``custom_id -> fingerprint`` of a batch input file written by the splitter (see ``ledger.fingerprint``)."""
-    from .ledger import fingerprint
-
-    found = {}
-    with open_file(batch_file) as lines:
-        for raw in lines:
-            if raw.strip():
-                line = raw if raw.endswith(b"\n") else raw + b"\n"
-                custom_id = orjson.loads(line)["custom_id"]
-                found[custom_id] = fingerprint(line[len(ID_PREFIX) + len(orjson.dumps(custom_id)) :])
-    return found
-
-
-def answer_check(batch_file: str | Path) -> AnswerCheck | None:
-    """The check of the output schema a batch input file's requests ask for (structured outputs), or None."""
-    with open_file(batch_file) as lines:
-        for raw in lines:
-            if raw.strip():
-                schema = schema_of(orjson.loads(raw)["body"])
-                return AnswerCheck(schema) if schema else None
-    return None
-
-
 def write_results(
     source: Callable[[bool], Iterable[pa.RecordBatch]],
     fingerprints: dict[str, str],
@@ -221,7 +166,7 @@ def write_results(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         written = _write(source(False), fingerprints, attempt, out, check)
-    except _NeedsPerLine:
+    except NeedsPerLine:
         written = _write(source(True), fingerprints, attempt, out, check)
     if expected is not None and written != expected:
         raise TransientError(f"the batch reports {expected} requests but its files hold {written} results")
@@ -281,7 +226,7 @@ def result_batches(paths: list[Path], batch_id: str, per_line: bool = False) -> 
             for chunk in _chunks(parse_lines(path, batch_id), CHUNK_ROWS):
                 yield results_batch(chunk)
         else:
-            yield from _arrow_batches(path, batch_id)
+            yield from arrow_batches(path, batch_id)
 
 
 def results_batch(results: list[Result]) -> pa.RecordBatch:
@@ -310,144 +255,6 @@ def _vectors(vectors: list[list[float] | None]) -> pa.Array:
 def from_results(results: list[Result]) -> Callable[[bool], list[pa.RecordBatch]]:
     """A ``write_results`` source for results already in memory (e.g. synthesised for a refused batch)."""
     return lambda per_line: [results_batch(results)] if results else []
-
-
-class _NeedsPerLine(Exception):
-    """Arrow's JSON reader cannot type this file; parse it line by line."""
-
-
-_ERROR = pa.struct([("code", pa.string()), ("message", pa.string())])
-_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens")
-_LINE = pa.schema(
-    [
-        ("custom_id", pa.string()),
-        (
-            "response",
-            pa.struct(
-                [
-                    ("status_code", pa.int32()),
-                    (
-                        "body",
-                        pa.struct(
-                            [
-                                ("object", pa.string()),
-                                ("model", pa.string()),
-                                (
-                                    "choices",
-                                    pa.list_(
-                                        pa.struct(
-                                            [
-                                                (
-                                                    "message",
-                                                    pa.struct([("content", pa.string()), ("refusal", pa.string())]),
-                                                ),
-                                                ("finish_reason", pa.string()),
-                                            ]
-                                        )
-                                    ),
-                                ),
-                                ("data", pa.list_(pa.struct([("embedding", pa.list_(pa.float32()))]))),
-                                ("usage", pa.struct([(name, pa.int64()) for name in _USAGE])),
-                                ("error", _ERROR),
-                            ]
-                        ),
-                    ),
-                ]
-            ),
-        ),
-        ("error", _ERROR),
-    ]
-)
-
-
-def _arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
-    if _body_object(path) in ("list", "response"):
-        # embeddings: orjson + numpy parse their floats about twice as fast as Arrow's reader, in less memory;
-        # responses: the text is spread over an output list
-        raise _NeedsPerLine()
-    options = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="ignore")
-    try:
-        reader = pj.open_json(path, read_options=pj.ReadOptions(block_size=block_bytes), parse_options=options)
-        for lines in reader:
-            yield _typed_results(lines, batch_id)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise _NeedsPerLine() from None
-
-
-def _body_object(path: Path) -> str | None:
-    """The ``object`` of the first line's response body (``chat.completion``, ``list``, ``response``)."""
-    with path.open("rb") as lines:
-        for raw in lines:
-            if raw.strip():
-                try:
-                    return ((orjson.loads(raw).get("response") or {}).get("body") or {}).get("object")
-                except (orjson.JSONDecodeError, AttributeError):
-                    return None
-    return None
-
-
-def _field(array: pa.Array, *names: str) -> pa.Array:
-    for name in names:
-        array = pc.struct_field(array, name)
-    return array
-
-
-def _first(lists: pa.Array) -> pa.Array:
-    """Each list's first element (null for null or empty lists)."""
-    empty = pc.fill_null(pc.equal(pc.list_value_length(lists), 0), True)
-    return pc.list_element(pc.if_else(empty, pa.nulls(len(lists), lists.type), lists), 0)
-
-
-def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
-    n = lines.num_rows
-    response, error = lines.column("response"), lines.column("error")
-    body = _field(response, "body")
-    if pc.any(pc.is_in(_field(body, "object"), pa.array(["response", "list"]))).as_py():
-        raise _NeedsPerLine()  # a file mixing shapes: see _arrow_batches
-    status_code = _field(response, "status_code")
-    ok = pc.and_(pc.fill_null(pc.equal(status_code, 200), False), pc.is_null(error))
-    nothing = pa.nulls(n, pa.string())
-
-    def when_ok(values: pa.Array) -> pa.Array:
-        return pc.if_else(ok, values, pa.nulls(n, values.type))
-
-    usage, choice = _field(body, "usage"), _first(_field(body, "choices"))
-    fallback_code = pc.if_else(
-        pc.is_null(status_code),
-        pa.array(["unknown_error"] * n),
-        pc.binary_join_element_wise("http_", pc.cast(status_code, pa.string()), ""),
-    )
-    code = pc.coalesce(_field(error, "code"), _field(body, "error", "code"), fallback_code)
-    message = pc.coalesce(
-        _field(error, "message"),
-        _field(body, "error", "message"),
-        pa.array(["no error message in the result line"] * n),
-    )
-    embedding = pc.if_else(
-        pc.equal(_field(body, "object"), "list"),
-        _field(_first(_field(body, "data")), "embedding"),
-        pa.nulls(n, pa.list_(pa.float32())),
-    )
-    columns = {
-        "custom_id": lines.column("custom_id"),
-        "batch_id": pa.array([batch_id] * n, pa.string()),
-        "status": pc.if_else(ok, "ok", "error"),
-        "response_text": when_ok(pc.coalesce(_field(choice, "message", "content"), nothing)),
-        "finish_reason": when_ok(_field(choice, "finish_reason")),
-        "refusal": when_ok(_field(choice, "message", "refusal")),
-        "embedding": when_ok(embedding),
-        "model": when_ok(_field(body, "model")),
-        "prompt_tokens": when_ok(pc.coalesce(_field(usage, "prompt_tokens"), _field(usage, "input_tokens"))),
-        "completion_tokens": when_ok(pc.coalesce(_field(usage, "completion_tokens"), _field(usage, "output_tokens"))),
-        "total_tokens": when_ok(_field(usage, "total_tokens")),
-        "error_code": pc.if_else(ok, nothing, code),
-        "error_message": pc.if_else(ok, nothing, message),
-        "http_status": status_code,
-        "attempts": pa.array([1] * n, pa.int32()),  # the caller numbers the attempt
-    }
-    if pc.any(pc.is_null(columns["custom_id"])).as_py():
-        raise BatchkitError("a result line has no custom_id")
-    return pa.record_batch([columns[f.name] for f in RESULT_SCHEMA], RESULT_SCHEMA)
 
 
 def _chunks(items: Iterable[Result], size: int) -> Iterator[list[Result]]:

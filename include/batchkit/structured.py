@@ -118,7 +118,7 @@ def columns(schema: dict[str, Any]) -> list[Column]:
 def check_columns(schema: dict[str, Any], input_columns: list[str]) -> None:
     """The schema's properties become columns beside the kept input columns and the result columns: refuse a
     property that shares a name with one of them (case-insensitively, as warehouses compare names)."""
-    from .results import RESULT_SCHEMA
+    from .result_schema import RESULT_SCHEMA
     from .warehouse import LOAD_COLUMNS
 
     taken = {name.lower(): f"input column {name!r}" for name in input_columns}

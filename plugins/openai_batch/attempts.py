@@ -146,7 +146,8 @@ class AttemptLoop:
 
     def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
         """Download a terminal batch's files once and record its results in the ledger."""
-        from batchkit.results import answer_check, fingerprints, from_results, result_batches, write_results
+        from batchkit.batch_inputs import answer_check, fingerprints
+        from batchkit.results import from_results, result_batches, write_results
 
         if batch.status == "failed" and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
@@ -224,7 +225,7 @@ class AttemptLoop:
     ) -> Batch:
         import openai
 
-        from batchkit.results import request_lines
+        from batchkit.batch_inputs import request_lines
         from openai_batch.claims import submit_once
 
         attempt = len(chain) + 1

@@ -9,12 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchkit.batch_inputs import fingerprints
 from batchkit.cli import main
 from batchkit.errors import InputError
 from batchkit.ledger import Ledger
 from batchkit.manifest import Manifest
 from batchkit.merge import merge_partition
-from batchkit.results import fingerprints, from_results, parse_line, write_results
+from batchkit.results import from_results, parse_line, write_results
 from batchkit.splitter import SplitConfig, split
 
 

@@ -7,10 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from batchkit.batch_inputs import fingerprints
 from batchkit.errors import LedgerError
 from batchkit.ledger import Ledger
 from batchkit.merge import merge_partition
-from batchkit.results import Result, fingerprints, from_results, write_results
+from batchkit.results import Result, from_results, write_results
 from batchkit.splitter import SplitConfig, split
 
 

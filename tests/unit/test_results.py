@@ -10,18 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from batchkit.batch_inputs import fingerprints, request_lines
 from batchkit.errors import BatchkitError
 from batchkit.merge import merge_partition
-from batchkit.results import (
-    Result,
-    fingerprints,
-    from_results,
-    parse_line,
-    parse_lines,
-    request_lines,
-    result_batches,
-    write_results,
-)
+from batchkit.results import Result, from_results, parse_line, parse_lines, result_batches, write_results
 from batchkit.splitter import SplitConfig, split
 
 

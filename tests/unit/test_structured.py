@@ -156,9 +156,10 @@ ANSWERS = {  # review -> (chat answer, responses answer, expected status, error 
 def test_answers_are_checked_merged_into_typed_columns_and_loaded(tmp_path, write_parquet, endpoint):
     import duckdb
 
+    from batchkit.batch_inputs import answer_check, fingerprints
     from batchkit.ledger import is_retryable
     from batchkit.merge import merge_partition
-    from batchkit.results import answer_check, fingerprints, result_batches, write_results
+    from batchkit.results import result_batches, write_results
     from batchkit.splitter import SplitConfig, split
     from batchkit.warehouse.duckdb_loader import load_duckdb
 
