@@ -5,15 +5,13 @@ token limits; output appears in the target directory only when the whole split s
 """
 
 import logging
-import os
-import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,15 +22,15 @@ from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
+from .out_dir import check_out, publish
 from .pricing import check_prices, estimate
 from .requests import RequestShape, dumps
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
-from .storage import is_remote, local_path, put_file, url_to_fs
+from .storage import is_remote, local_path, put_file
 from .structured import check_columns
 from .template import PromptTemplate
-
-if TYPE_CHECKING:
-    import duckdb
+from .text_columns import as_text, check_utf8
+from .unique_ids import check_unique_ids
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +115,7 @@ def split(
     out = local_path(out_dir)
     if out.is_symlink() and out.is_dir():  # the split replaces the link's target, the link stays
         out = out.resolve()
-    _check_out(out)  # before any work: a bad --out must not cost a whole split
+    check_out(out)  # before any work: a bad --out must not cost a whole split
     shape = RequestShape.build(
         config.endpoint, config.model, config.system_prompt, config.body_options, config.output_schema
     )
@@ -185,7 +183,7 @@ def split(
             estimate=cost.to_dict(),
         )
         (staging / MANIFEST_NAME).write_bytes(manifest.to_json())
-        _publish(staging, out)
+        publish(staging, out)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -211,15 +209,15 @@ class _SplitJob:
             # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
             names = [*(self.template.columns if self.template else [self.config.prompt_column]), self.config.id_column]
             for name in dict.fromkeys(n for n in names if n):
-                _check_utf8(batch.column(name), file, start, name)
+                check_utf8(batch.column(name), file, start, name)
             raise
 
     def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
         config, shape = self.config, self.shape
         if self.template:
-            prompts = self.template.render({c: _as_text(batch.column(c), file, c) for c in self.template.columns})
+            prompts = self.template.render({c: as_text(batch.column(c), file, c) for c in self.template.columns})
         else:
-            prompts = _as_text(batch.column(config.prompt_column), file, config.prompt_column)
+            prompts = as_text(batch.column(config.prompt_column), file, config.prompt_column)
         keep = pc.fill_null(
             pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False
         )
@@ -228,7 +226,7 @@ class _SplitJob:
             _record_skipped(file, start, keep, self.skipped)
             prompts = prompts.take(rows)
         if config.id_column:
-            all_ids = _as_text(batch.column(config.id_column), file, config.id_column).to_pylist()
+            all_ids = as_text(batch.column(config.id_column), file, config.id_column).to_pylist()
         else:
             all_ids = [f"{file.index}-{start + r}" for r in range(batch.num_rows)]
         ids = [all_ids[r] for r in rows.tolist()]
@@ -263,41 +261,6 @@ class _SplitJob:
         return send
 
 
-BINARY_TYPES = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
-
-
-def _check_utf8(column: pa.Array, file: SourceFile, start: int, name: str) -> None:
-    """Fail on the first row of a string or binary column whose bytes are not valid UTF-8."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        try:
-            column.validate(full=True)
-            return
-        except pa.ArrowInvalid:
-            column = column.view(pa.large_binary() if pa.types.is_large_string(column.type) else pa.binary())
-    elif not any(is_type(column.type) for is_type in BINARY_TYPES):
-        return
-    for offset, value in enumerate(column.to_pylist()):
-        try:
-            value is None or value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"{file.path}: column {name!r}, row {start + offset}: text is not valid UTF-8 "
-                f"({exc.reason} at byte {exc.start})"
-            ) from None
-
-
-def _as_text(column: pa.Array, file: SourceFile, name: str) -> pa.Array:
-    """The column as strings (numbers and binary UTF-8 are converted)."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column
-    try:
-        return pc.cast(column, pa.large_string())
-    except pa.ArrowInvalid:
-        raise  # invalid UTF-8 in a binary column: the caller locates the row
-    except pa.ArrowException as exc:
-        raise InputError(f"{file.path}: column {name!r} of type {column.type} cannot be used as text ({exc})") from None
-
-
 def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: SkippedRows) -> None:
     dropped = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
     skipped.count += len(dropped)
@@ -314,75 +277,6 @@ def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:
         raise InputError(
             f"the partition has {rows:,} rows: at {config.max_requests:,} requests per file that is at least "
             f"{least:,} batch files, over the limit of {config.max_files:,}; {MORE_FILES}"
-        )
-
-
-def check_unique_ids(files: list[SourceFile], id_column: str) -> None:
-    """Fail on null, empty or duplicate ids, naming the files and rows (DuckDB scan, bounded memory)."""
-    import duckdb
-
-    if not files:
-        return
-    with (
-        tempfile.TemporaryDirectory(prefix="batchkit-ids-") as spill,
-        duckdb.connect(
-            config={"memory_limit": "64MB", "threads": 1, "temp_directory": spill}  # spills to disk: flat memory
-        ) as con,
-    ):
-        con.execute("SET preserve_insertion_order=false")
-        remote = [f.path for f in files if is_remote(f.path)]
-        if remote:  # DuckDB reads object storage through the same fsspec filesystem
-            con.register_filesystem(url_to_fs(remote[0])[0])
-        try:
-            _find_bad_ids(con, [_literal(f.path) for f in files], id_column)
-        except duckdb.Error as exc:  # e.g. a corrupt data page: name the file DuckDB cannot read
-            culprit = next((f.path for f in files if not _ids_readable(con, f.path, id_column)), "the partition")
-            reason = str(exc).strip().splitlines()[0]
-            raise InputError(f"{culprit}: column {id_column!r}: the ids cannot be read ({reason})") from None
-
-
-def _ids_readable(con: "duckdb.DuckDBPyConnection", path: str, id_column: str) -> bool:
-    import duckdb
-
-    try:
-        con.execute(
-            f"SELECT count(CAST({_quoted(id_column)} AS VARCHAR)) FROM read_parquet(?)", [_literal(path)]
-        ).fetchone()
-    except duckdb.Error:
-        return False
-    return True
-
-
-def _literal(path: str) -> str:
-    """``path`` as a DuckDB glob matching only itself: its ``*``, ``?`` and ``[`` become character classes."""
-    return re.sub(r"([*?\[])", r"[\1]", path)
-
-
-def _quoted(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
-
-
-def _find_bad_ids(con: "duckdb.DuckDBPyConnection", paths: list[str], id_column: str) -> None:
-    column = _quoted(id_column)
-    scan = "read_parquet(?, filename=true, file_row_number=true)"
-    bad = con.execute(
-        f"SELECT filename, file_row_number FROM {scan} WHERE {column} IS NULL OR CAST({column} AS VARCHAR) = '' "
-        "ORDER BY 1, 2 LIMIT 1",
-        [paths],
-    ).fetchone()
-    if bad:
-        raise InputError(f"{bad[0]}: column {id_column!r}, row {bad[1]}: id is null or empty; every row needs an id")
-    dup = con.execute(
-        f"SELECT CAST({column} AS VARCHAR) FROM read_parquet(?) GROUP BY 1 HAVING count(*) > 1 LIMIT 1", [paths]
-    ).fetchone()
-    if dup:
-        where = con.execute(
-            f"SELECT filename, file_row_number FROM {scan} WHERE CAST({column} AS VARCHAR) = ? ORDER BY 1, 2 LIMIT 3",
-            [paths, dup[0]],
-        ).fetchall()
-        places = "; ".join(f"{f} row {r}" for f, r in where)
-        raise InputError(
-            f"duplicate id {dup[0]!r} in column {id_column!r} ({places}): ids must be unique in the partition"
         )
 
 
@@ -403,45 +297,3 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
         "output_schema": config.output_schema,
         "token_estimate": "exact" if config.exact_tokens else "heuristic",
     }
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move the finished split into ``out``: a new or empty directory, or a previous split that its manifest
-    proves (it lists every file there). Anything else is refused, never deleted."""
-    if out.exists() or out.is_symlink():
-        _check_out(out)
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        os.rename(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, out)
-
-
-def _check_out(out: Path) -> None:
-    """``out`` is new, empty, or a previous split (see ``_publish``); else an InputError."""
-    if not (out.exists() or out.is_symlink()):
-        return
-    if out.is_symlink() or not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory; choose a new or empty directory")
-    foreign = _not_a_previous_split(out)
-    if foreign:
-        raise InputError(
-            f"--out {out} holds files that are not a previous split ({', '.join(foreign[:3])}); nothing was "
-            "changed: choose a new or empty --out"
-        )
-
-
-def _not_a_previous_split(out: Path) -> list[str]:
-    """Names in ``out`` that its manifest does not account for (all of them when there is no readable manifest)."""
-    present = sorted(p.name for p in out.iterdir())
-    if not present:
-        return []
-    try:
-        manifest = Manifest.load(out / MANIFEST_NAME)
-    except (OSError, ValueError, TypeError, KeyError):
-        return [name for name in present if name != MANIFEST_NAME] or present
-    listed = {MANIFEST_NAME, *(Path(f.path).name for f in manifest.files)}
-    if manifest.rows_file:
-        listed.add(Path(manifest.rows_file).name)
-    return [name for name in present if name not in listed or not (out / name).is_file()]
