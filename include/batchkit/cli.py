@@ -107,7 +107,7 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _add_emulator(commands: argparse._SubParsersAction) -> None:
-    from .emulator.config import DEFAULT_MODELS, EmulatorConfig
+    from .emulator.config import DEFAULT_MODELS, EmulatorConfig, cli_flags
 
     d = EmulatorConfig()
     p = commands.add_parser(
@@ -143,116 +143,17 @@ def _add_emulator(commands: argparse._SubParsersAction) -> None:
         help="echo: deterministic offline answers; forward: call --upstream-url (default: %(default)s)",
     )
     p.add_argument(
-        "--upstream-url", help="OpenAI-compatible base URL for --backend forward, e.g. http://127.0.0.1:8080/v1"
-    )
-    p.add_argument(
         "--upstream-api-key-env",
         default="UPSTREAM_API_KEY",
         help="env var holding the upstream key (default: %(default)s)",
-    )
-    p.add_argument(
-        "--upstream-concurrency",
-        type=int,
-        default=d.upstream_concurrency,
-        help="parallel upstream requests (default: %(default)s)",
     )
     p.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
         help="comma-separated models that exist; '*' accepts any (default: common OpenAI models)",
     )
-    p.add_argument(
-        "--max-requests", type=int, default=d.max_requests_per_batch, help="requests per batch (default: %(default)s)"
-    )
-    p.add_argument(
-        "--max-batch-bytes",
-        type=parse_size,
-        default=d.max_batch_input_bytes,
-        help="batch input file size limit (default: 200MB)",
-    )
-    p.add_argument(
-        "--max-upload-bytes", type=parse_size, default=d.max_upload_bytes, help="upload size limit (default: 512MB)"
-    )
-    p.add_argument(
-        "--completion-window-seconds",
-        type=float,
-        default=d.completion_window_seconds,
-        help="how long the '24h' window lasts here; small values test expiry (default: %(default)s)",
-    )
-    p.add_argument(
-        "--seconds-per-request",
-        type=float,
-        default=d.seconds_per_request,
-        help="slow processing: time each request takes (default: %(default)s)",
-    )
-    p.add_argument(
-        "--validation-seconds",
-        type=float,
-        default=d.validation_seconds,
-        help="time a batch stays 'validating' (default: %(default)s)",
-    )
-    p.add_argument("--tick-seconds", type=float, default=d.tick_seconds, help="processor tick (default: %(default)s)")
-    p.add_argument(
-        "--embedding-dimensions",
-        type=int,
-        default=d.embedding_dimensions,
-        help="echo embedding size (default: %(default)s)",
-    )
-    p.add_argument(
-        "--line-failure-rate",
-        type=float,
-        default=0.0,
-        help="fault: fraction of lines failing with 500/429 into the error file",
-    )
-    p.add_argument(
-        "--invalid-output-rate",
-        type=float,
-        default=0.0,
-        help="fault: fraction of structured-output (json_schema) answers that are bad, still HTTP 200: each one of "
-        "truncated (finish_reason 'length' / status 'incomplete'), refused (message.refusal / a refusal part) "
-        "or valid JSON that breaks the schema",
-    )
-    p.add_argument("--api-error-rate", type=float, default=0.0, help="fault: fraction of API calls answered 429/500")
-    p.add_argument(
-        "--validation-failure-rate",
-        type=float,
-        default=0.0,
-        help="fault: fraction of batches failing validation (token_limit_exceeded)",
-    )
-    p.add_argument(
-        "--enqueued-token-limit",
-        type=int,
-        default=None,
-        help="per-model enqueued-token limit: a batch that would pass it fails with token_limit_exceeded",
-    )
-    p.add_argument(
-        "--expire-rate", type=float, default=0.0, help="fault: fraction of batches that stop halfway and expire"
-    )
-    p.add_argument(
-        "--stuck-rate",
-        type=float,
-        default=0.0,
-        help="fault: fraction of batches that stay in_progress with no progress",
-    )
-    p.add_argument(
-        "--create-delay-seconds",
-        type=float,
-        default=0.0,
-        help="fault: answer batch creation this many seconds late (after creating it), so clients time out",
-    )
-    p.add_argument(
-        "--create-error-rate",
-        type=float,
-        default=0.0,
-        help="fault: fraction of batch creations refused with 429 rate_limit_exceeded (nothing created)",
-    )
-    p.add_argument(
-        "--upload-delay-seconds",
-        type=float,
-        default=0.0,
-        help="fault: answer file uploads this many seconds late (after storing the file)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for fault decisions (default: %(default)s)")
+    for option, name, settings in cli_flags():
+        p.add_argument(option, dest=name, **settings)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_run_emulator)
 
@@ -281,36 +182,16 @@ def _run_emulator(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from .emulator.config import EmulatorConfig
+    from .emulator.config import EmulatorConfig, cli_flags
     from .emulator.server import serve
 
     config = EmulatorConfig(
         data_dir=Path(args.data_dir),
         api_key=_emulator_key(args),
         backend=args.backend,
-        upstream_url=args.upstream_url,
         upstream_api_key=os.environ.get(args.upstream_api_key_env),
-        upstream_concurrency=args.upstream_concurrency,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-        max_requests_per_batch=args.max_requests,
-        max_batch_input_bytes=args.max_batch_bytes,
-        max_upload_bytes=args.max_upload_bytes,
-        completion_window_seconds=args.completion_window_seconds,
-        seconds_per_request=args.seconds_per_request,
-        validation_seconds=args.validation_seconds,
-        tick_seconds=args.tick_seconds,
-        embedding_dimensions=args.embedding_dimensions,
-        line_failure_rate=args.line_failure_rate,
-        invalid_output_rate=args.invalid_output_rate,
-        api_error_rate=args.api_error_rate,
-        validation_failure_rate=args.validation_failure_rate,
-        enqueued_token_limit=args.enqueued_token_limit,
-        expire_rate=args.expire_rate,
-        stuck_rate=args.stuck_rate,
-        create_delay_seconds=args.create_delay_seconds,
-        create_error_rate=args.create_error_rate,
-        upload_delay_seconds=args.upload_delay_seconds,
-        seed=args.seed,
+        **{name: getattr(args, name) for _, name, _ in cli_flags()},
     )
     if config.backend == "forward" and not config.upstream_url:
         raise BatchkitError("--backend forward needs --upstream-url")

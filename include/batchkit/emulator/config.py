@@ -1,7 +1,11 @@
 """Emulator settings: limits, timing and injected faults, all fixed at start."""
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from ..sizes import parse_size
 
 DEFAULT_MODELS = (
     "gpt-4o-mini",
@@ -21,37 +25,74 @@ DEFAULT_MODELS = (
 )
 
 
+def flag(default: Any, help: str, name: str | None = None, parse: Callable[[str], Any] | None = None) -> Any:
+    """A setting that ``batchkit emulator`` offers as ``--name`` (default: the field's name with dashes)."""
+    return field(default=default, metadata={"help": help, "flag": name, "parse": parse})
+
+
 @dataclass
 class EmulatorConfig:
-    """Everything the emulator does differently from the real API is a setting here."""
+    """Everything the emulator does differently from the real API is a setting here; the ``flag`` ones are also
+    command-line options of ``batchkit emulator`` (see ``cli_flags``)."""
 
     data_dir: Path = field(default_factory=lambda: Path(".emulator"))
     api_key: str | None = None  # when set, every request needs "Authorization: Bearer <api_key>"
     backend: str = "echo"  # "echo" (deterministic, offline) or "forward" (an OpenAI-compatible upstream)
-    upstream_url: str | None = None
+    upstream_url: str | None = flag(
+        None, "OpenAI-compatible base URL for --backend forward, e.g. http://127.0.0.1:8080/v1", parse=str
+    )
     upstream_api_key: str | None = None
-    upstream_concurrency: int = 8
+    upstream_concurrency: int = flag(8, "parallel upstream requests")
     models: tuple[str, ...] = DEFAULT_MODELS  # "*" accepts any model
-    max_requests_per_batch: int = 50_000
-    max_batch_input_bytes: int = 200 * 1000 * 1000
-    max_upload_bytes: int = 512 * 1000 * 1000
-    completion_window_seconds: float = 24 * 3600  # how long "24h" lasts on this emulator
-    seconds_per_request: float = 0.0  # slow processing: time each request takes
-    validation_seconds: float = 0.2  # time a batch spends in "validating"
-    tick_seconds: float = 0.2  # how often the processor advances batches
-    embedding_dimensions: int = 64  # echo embeddings size unless the request sets "dimensions"
+    max_requests_per_batch: int = flag(50_000, "requests per batch", name="--max-requests")
+    max_batch_input_bytes: int = flag(
+        200 * 1000 * 1000, "batch input file size limit, e.g. 200MB", name="--max-batch-bytes", parse=parse_size
+    )
+    max_upload_bytes: int = flag(512 * 1000 * 1000, "upload size limit, e.g. 512MB", parse=parse_size)
+    completion_window_seconds: float = flag(
+        24.0 * 3600, "how long the '24h' window lasts here; small values test expiry"
+    )
+    seconds_per_request: float = flag(0.0, "slow processing: time each request takes")
+    validation_seconds: float = flag(0.2, "time a batch stays 'validating'")
+    tick_seconds: float = flag(0.2, "processor tick: how often batches advance")
+    embedding_dimensions: int = flag(64, "echo embedding size unless the request sets 'dimensions'")
     # Faults
-    line_failure_rate: float = 0.0  # fraction of lines answered with 500/429 into the error file
-    invalid_output_rate: float = 0.0  # fraction of structured answers truncated, refused or not matching the schema
-    api_error_rate: float = 0.0  # fraction of API calls answered 429/500
-    validation_failure_rate: float = 0.0  # fraction of batches that fail validation
-    enqueued_token_limit: int | None = None  # per model: a batch that would pass it fails (token_limit_exceeded)
-    expire_rate: float = 0.0  # fraction of batches that never progress and expire
-    stuck_rate: float = 0.0  # fraction of batches that stay in_progress until cancelled or expired
-    create_delay_seconds: float = 0.0  # answer POST /v1/batches this late (after creating): client timeouts
-    create_error_rate: float = 0.0  # fraction of POST /v1/batches refused with 429 before creating anything
-    upload_delay_seconds: float = 0.0  # answer POST /v1/files this late (after storing the file)
-    seed: int = 0
+    line_failure_rate: float = flag(0.0, "fault: fraction of lines failing with 500/429 into the error file")
+    invalid_output_rate: float = flag(
+        0.0,
+        "fault: fraction of structured-output (json_schema) answers that are bad, still HTTP 200: each one of "
+        "truncated (finish_reason 'length' / status 'incomplete'), refused (message.refusal / a refusal part) "
+        "or valid JSON that breaks the schema",
+    )
+    api_error_rate: float = flag(0.0, "fault: fraction of API calls answered 429/500")
+    validation_failure_rate: float = flag(0.0, "fault: fraction of batches failing validation (token_limit_exceeded)")
+    enqueued_token_limit: int | None = flag(
+        None, "per-model enqueued-token limit: a batch that would pass it fails with token_limit_exceeded", parse=int
+    )
+    expire_rate: float = flag(0.0, "fault: fraction of batches that stop halfway and expire")
+    stuck_rate: float = flag(0.0, "fault: fraction of batches that stay in_progress with no progress")
+    create_delay_seconds: float = flag(
+        0.0, "fault: answer batch creation this many seconds late (after creating it), so clients time out"
+    )
+    create_error_rate: float = flag(
+        0.0, "fault: fraction of batch creations refused with 429 rate_limit_exceeded (nothing created)"
+    )
+    upload_delay_seconds: float = flag(
+        0.0, "fault: answer file uploads this many seconds late (after storing the file)"
+    )
+    seed: int = flag(0, "seed for fault decisions")
 
     def accepts_model(self, model: str) -> bool:
         return "*" in self.models or model in self.models
+
+
+def cli_flags() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(option, field name, add_argument keywords)`` of every setting offered on the command line."""
+    for f in fields(EmulatorConfig):
+        if "help" in f.metadata:
+            option = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+            parse = f.metadata["parse"] or type(f.default)
+            help = f"{f.metadata['help']} (default: %(default)s)"
+            unit = f.name.rsplit("_", 1)[-1]
+            metavar = {"seconds": "SECONDS", "rate": "RATE", "bytes": "SIZE", "url": "URL"}.get(unit, "N")
+            yield option, f.name, {"type": parse, "default": f.default, "help": help, "metavar": metavar}
