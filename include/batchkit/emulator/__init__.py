@@ -1,6 +1,5 @@
-"""A local OpenAI Batch API emulator: Files + Batches endpoints with an honest lifecycle and limits."""
+"""A local OpenAI Batch API emulator: Files + Batches endpoints with an honest lifecycle and limits.
 
-from .app import create_app
-from .config import EmulatorConfig
-
-__all__ = ["EmulatorConfig", "create_app"]
+The app is built by ``batchkit.emulator.app.create_app`` from an ``EmulatorConfig`` (``batchkit.emulator.config``);
+nothing is imported here, so the command line stays fast.
+"""
