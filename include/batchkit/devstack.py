@@ -92,6 +92,9 @@ class Stack:
             "OPENAI_BATCH_DATA": str(self.data_dir),
             "OPENAI_BATCH_POLL_SECONDS": str(self.poll_seconds),
             "OPENAI_BATCH_SCHEDULE": self.schedule,
+            # The emulator answers within seconds of a deferral, so Airflow 3.3's scheduler often handles the
+            # deferring process's exit after the resume and retries the task: retry soon, not after 30 s.
+            "OPENAI_BATCH_RETRY_DELAY_SECONDS": "3",
             **self._database_env(),
             **self.extra_env,
         }
