@@ -1,75 +1,13 @@
 """Integration fixtures: real emulator processes over real HTTP, driven by the official openai SDK."""
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from openai import OpenAI
 
-from batchkit.emulator.launcher import EmulatorProcess, start_emulator
-
-from .receivers import Receivers, notification_receivers
-
-FAST = ("--validation-seconds", "0", "--tick-seconds", "0.05")
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-
-
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
-    """Start emulators with extra CLI args; all are stopped at teardown."""
-    started: list[EmulatorProcess] = []
-
-    def start(*args: str, data_dir: Path | None = None, **kw) -> EmulatorProcess:
-        handle = start_emulator(data_dir or tmp_path / f"emu{len(started)}", *FAST, *args, **kw)
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        handle.stop()
-
-
-def client_for(emu: EmulatorProcess, api_key: str = "unused", **kw) -> OpenAI:
-    return OpenAI(base_url=emu.base_url, api_key=api_key, **kw)
-
-
-def chat_line(custom_id: str, text: str = "hi", model: str = "gpt-4o-mini", url: str = "/v1/chat/completions") -> dict:
-    return {
-        "custom_id": custom_id,
-        "method": "POST",
-        "url": url,
-        "body": {"model": model, "messages": [{"role": "user", "content": text}]},
-    }
-
-
-def upload(client: OpenAI, tmp_path: Path, lines: list[dict] | bytes, name: str = "in.jsonl") -> str:
-    path = tmp_path / name
-    path.write_bytes(lines if isinstance(lines, bytes) else b"".join(json.dumps(x).encode() + b"\n" for x in lines))
-    with path.open("rb") as handle:
-        return client.files.create(file=handle, purpose="batch").id
-
-
-def wait(client: OpenAI, batch_id: str, timeout: float = 60, until: tuple[str, ...] = TERMINAL):
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        batch = client.batches.retrieve(batch_id)
-        if not seen or seen[-1] != batch.status:
-            seen.append(batch.status)
-        if batch.status in until:
-            batch.seen_statuses = seen
-            return batch
-        time.sleep(0.05)
-    raise AssertionError(f"batch {batch_id} still {seen[-1]} after {timeout}s (saw {seen})")
-
-
-def jsonl(client: OpenAI, file_id: str | None) -> list[dict]:
-    if file_id is None:
-        return []
-    return [json.loads(line) for line in client.files.content(file_id).content.splitlines() if line.strip()]
+from tests.integration.receivers import Receivers, notification_receivers
 
 
 @contextmanager

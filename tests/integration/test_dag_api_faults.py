@@ -10,7 +10,7 @@ from collections import Counter
 
 import duckdb
 
-from ..helpers import emulator_objects, running_stack
+from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE, MAX_ATTEMPTS = 1500, 500, 4

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from ..helpers import running_stack
+from tests.helpers import running_stack
 
 DAG_ID = "openai_batch_inference"
 DATES = {"2026-11-22": 300, "2026-11-23": 450}

@@ -6,7 +6,7 @@ import time
 import duckdb
 import httpx
 
-from ..helpers import running_stack
+from tests.helpers import running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS = 400

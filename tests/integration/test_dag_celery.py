@@ -20,8 +20,7 @@ import redis
 
 from batchkit.devstack import Stack
 from batchkit.sample import SENTIMENT_SCHEMA
-
-from ..helpers import emulator_objects, s3_lake
+from tests.helpers import emulator_objects, s3_lake
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import time
 
 import duckdb
 
-from ..helpers import emulator_objects, running_stack
+from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 1200, 400

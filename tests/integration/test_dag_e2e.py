@@ -15,9 +15,8 @@ import pytest
 
 from batchkit.devstack import Stack
 from batchkit.sample import SENTIMENT_SCHEMA
-
-from ..helpers import emulator_objects, running_stack
-from .receivers import Receivers
+from tests.helpers import emulator_objects, running_stack
+from tests.integration.receivers import Receivers
 
 DAG_ID = "openai_batch_inference"
 ROWS, PER_FILE = 3000, 1000

@@ -21,8 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.devstack import Stack
-
-from ..helpers import emulator_objects, running_stack
+from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 NORMAL = ("--seconds-per-request", "0.002", "--validation-seconds", "1")

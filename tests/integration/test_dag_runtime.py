@@ -10,8 +10,7 @@ import time
 import pytest
 
 from batchkit.devstack import Stack
-
-from ..helpers import emulator_objects, running_stack
+from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"
 PARTITIONS = {"2026-11-24": 600, "2026-11-25": 300, "2026-11-26": 160, "2026-11-27": 1100}

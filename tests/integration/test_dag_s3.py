@@ -8,7 +8,7 @@ import time
 import duckdb
 import pytest
 
-from ..helpers import running_stack, s3_lake
+from tests.helpers import running_stack, s3_lake
 
 DAG_ID = "openai_batch_inference"
 PARTITION, ROWS = "2026-11-24", 1200

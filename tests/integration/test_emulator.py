@@ -13,8 +13,7 @@ import psutil
 import pytest
 
 from batchkit.sample import SENTIMENT_SCHEMA
-
-from .conftest import chat_line, client_for, jsonl, upload, wait
+from tests.emulator_client import chat_line, client_for, jsonl, upload, wait
 
 
 def test_chat_batch_lifecycle(emulator, tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from .conftest import chat_line, jsonl
+from tests.emulator_client import chat_line, jsonl
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 
 from batchkit.errors import InputError
 from batchkit.warehouse.postgres_loader import load_postgres
-
-from ..helpers import corrupt_data_pages, run_concurrently, staged_run
+from tests.helpers import corrupt_data_pages, run_concurrently, staged_run
 
 
 def results(tmp_path: Path, name: str, ids: list[int], **extra) -> str:

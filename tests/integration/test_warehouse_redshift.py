@@ -14,8 +14,7 @@ import pytest
 
 from batchkit.errors import InputError
 from batchkit.warehouse.redshift_loader import load_redshift, plan_load, stage_results
-
-from ..helpers import run_concurrently, staged_run
+from tests.helpers import run_concurrently, staged_run
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
 

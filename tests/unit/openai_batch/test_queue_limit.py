@@ -12,8 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.splitter import SplitConfig, split
-
-from .conftest import client_for, wait
+from tests.emulator_client import client_for, wait
 
 
 def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from openai_batch.links import OpenAIBatchLink, base_url_of, batch_url
 from openai_batch.statuses import progress
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

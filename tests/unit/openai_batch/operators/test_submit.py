@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import openai
 import pytest
 
-from .conftest import chat_line, client_for, upload
+from tests.emulator_client import chat_line, client_for, upload
 
 
 class StateStore:

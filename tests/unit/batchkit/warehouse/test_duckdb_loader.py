@@ -8,8 +8,7 @@ import pytest
 from batchkit.errors import InputError
 from batchkit.warehouse import quote_identifier
 from batchkit.warehouse.duckdb_loader import load_duckdb
-
-from ..helpers import corrupt_data_pages, run_concurrently
+from tests.helpers import corrupt_data_pages, run_concurrently
 
 
 def parquet(tmp_path, name, ids):

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ..helpers import corrupt_data_pages
+from tests.helpers import corrupt_data_pages
 
 
 def batchkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -11,8 +11,7 @@ import pytest
 
 from batchkit.ledger import Ledger
 from batchkit.splitter import SplitConfig, split
-
-from .conftest import client_for, wait
+from tests.emulator_client import client_for, wait
 
 
 class StateStore(dict):

@@ -1,32 +1,14 @@
-"""The trigger (as the triggerer runs it) and the sensor's decisions, against real emulator processes."""
+"""The status trigger as the triggerer runs it (serialised, rebuilt, polled, killed), against real emulator
+processes; and how it polls: one plain HTTP client per connection with the SDK's base URL and auth, at most
+POLL_CONCURRENCY polls in flight."""
 
 import asyncio
-import json
 import time
 
-import pytest
+from openai import AsyncOpenAI
 
-from .conftest import chat_line, client_for, upload, wait
-
-
-@pytest.fixture
-def conn(emulator, monkeypatch):
-    """Start an emulator with the given args and point the ``openai_test`` connection at it."""
-
-    def make(*args: str):
-        emu = emulator(*args)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_OPENAI_TEST", json.dumps({"conn_type": "openai", "password": "unused", "host": emu.base_url})
-        )
-        return emu
-
-    return make
-
-
-def submit(emu, tmp_path, lines=3) -> str:
-    client = client_for(emu)
-    file_id = upload(client, tmp_path, [chat_line(f"r{i}") for i in range(lines)])
-    return client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h").id
+from openai_batch.triggers import POLL_CONCURRENCY, Poller
+from tests.emulator_client import chat_line, client_for, submit_batch, upload, wait
 
 
 def first_event(trigger):
@@ -49,10 +31,21 @@ def first_event(trigger):
 def test_trigger_serialises_and_fires_on_completion(conn, tmp_path):
     from openai_batch.triggers import OpenAIBatchStatusTrigger
 
-    batch_id = submit(conn("--seconds-per-request", "0.05"), tmp_path)
+    batch_id = submit_batch(conn("--seconds-per-request", "0.05"), tmp_path)
     event = first_event(OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1, deadline=time.time() + 60))
     assert event["status"] == "completed" and event["batch_id"] == batch_id
     assert event["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+
+
+def test_a_trigger_stored_by_an_earlier_version_still_rebuilds_with_the_defaults():
+    from airflow.sdk.module_loading import import_string
+
+    from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+    stored = {"batch_id": "batch_1", "conn_id": "openai_default", "poll_interval": 60, "deadline": None}
+    rebuilt = import_string("openai_batch.triggers.OpenAIBatchStatusTrigger")(**stored)
+    assert isinstance(rebuilt, OpenAIBatchStatusTrigger)
+    assert rebuilt.serialize()[1] == {**stored, "cancel_on_kill": True, "max_poll_interval": 600}
 
 
 def test_trigger_rides_out_api_errors(conn, tmp_path):
@@ -78,7 +71,7 @@ def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp
     from openai_batch.triggers import OpenAIBatchStatusTrigger
 
     emu = conn("--stuck-rate", "1")
-    batch_id = submit(emu, tmp_path)
+    batch_id = submit_batch(emu, tmp_path)
     trigger = OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1, deadline=time.time() + 1.5)
     started = time.monotonic()
     assert first_event(trigger)["status"] == "timeout"
@@ -95,36 +88,23 @@ def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp
     assert wait(client_for(emu), batch_id).status == "cancelled"
 
 
-def test_sensor_outcomes(conn, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+def test_a_static_key_polls_over_plain_http_with_the_sdks_url_and_headers():
+    async def build() -> Poller:
+        return Poller.of(AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"))
 
-    from openai_batch.sensors import OpenAIBatchSensor
-
-    emu = conn("--validation-seconds", "0")
-    client = client_for(emu)
-    done = submit(emu, tmp_path)
-    wait(client, done)
-    sensor = OpenAIBatchSensor(task_id="wait", batch_id=done, conn_id="openai_test")
-    assert sensor.execute({})["status"] == "completed"  # already terminal: no deferral needed
-    assert sensor.execute_complete({}, {"status": "expired", "batch_id": done})["status"] == "expired"
-
-    bad = client.batches.create(
-        input_file_id=upload(client, tmp_path, [chat_line("a"), chat_line("a")], "dup.jsonl"),
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    ).id
-    wait(client, bad)
-    with pytest.raises(AirflowFailException, match=r"line 2: duplicate_custom_id"):
-        OpenAIBatchSensor(task_id="wait", batch_id=bad, conn_id="openai_test").execute({})
-
-    live = submit(conn("--stuck-rate", "1"), tmp_path)
-    sensor = OpenAIBatchSensor(task_id="wait", batch_id=live, conn_id="openai_test")
-    with pytest.raises(AirflowSensorTimeout):
-        sensor.execute_complete({}, {"status": "timeout", "batch_id": live})
-    assert sensor.hook.get_batch(live).status in ("cancelling", "cancelled")
+    poller = asyncio.run(build())
+    assert poller.http is not None
+    assert str(poller.http.base_url) == "http://127.0.0.1:9/v1/"
+    assert poller.http.headers["authorization"] == "Bearer sk-test"
+    assert poller.http.headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert poller.gate._value == POLL_CONCURRENCY == 4
 
 
-def test_sensor_default_deadline_covers_the_completion_window():
-    from openai_batch.sensors import OpenAIBatchSensor
+def test_without_a_static_key_polls_go_through_the_sdk():
+    class SignedPerRequest(AsyncOpenAI):  # as with a credential provider: no static auth header
+        @property
+        def auth_headers(self) -> dict[str, str]:
+            return {}
 
-    assert OpenAIBatchSensor(task_id="w", batch_id="b").timeout == 25 * 3600
+    poller = Poller.of(SignedPerRequest(api_key="unused", base_url="http://127.0.0.1:9/v1"))
+    assert poller.http is None and poller.sdk.base_url.host == "127.0.0.1"
