@@ -14,12 +14,12 @@ Targets: collect >= 5x faster than per_row; collect peak RSS <= 600 MB on the em
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import orjson
+from worker import run_worker
 
 WORK = Path(".bench/collect")
 
@@ -101,13 +101,7 @@ def worker(approach: str, path: str, lines: int) -> dict:
 
 
 def run(approach: str, path: Path, lines: int) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", approach, str(path), str(lines)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = run_worker(__file__, approach, str(path), str(lines))
     print(
         f"  {approach:8s} {stats['rows']:>7,} lines {stats['seconds']:7.2f}s "
         f"{stats['rows'] / stats['seconds']:>9,.0f} lines/s  peak RSS {stats['rss_mb']:6.0f} MB",

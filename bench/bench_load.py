@@ -14,10 +14,11 @@ import argparse
 import json
 import resource
 import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from worker import run_worker
 
 WORK = Path(".bench/load")
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -142,13 +143,7 @@ def _floor_table(con, paths: list[str]) -> None:
 
 
 def run(kind: str, database: str, paths: list[Path], rows: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, database, *map(str, paths)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    stats = run_worker(__file__, kind, database, *map(str, paths))
     stats["rows_s"] = stats["rows"] / stats["seconds"]
     print(
         f"  {kind:9s} {stats['rows']:>10,} rows {stats['seconds']:7.1f}s {stats['rows_s']:>9,.0f} rows/s  "

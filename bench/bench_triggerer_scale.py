@@ -14,10 +14,11 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from worker import run_worker
 
 WORK = Path(".bench/triggerer")
 POLL_SECONDS = 5.0
@@ -84,14 +85,8 @@ def run(mode: str, batch_ids: list[str], seconds: float, base_url: str) -> dict:
     ids = WORK / f"ids-{len(batch_ids)}.json"
     ids.write_text(json.dumps(batch_ids))
     connection = json.dumps({"conn_type": "openai", "password": "bench", "host": base_url})
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", mode, str(ids), str(seconds)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AIRFLOW_CONN_OPENAI_BENCH": connection, "PYTHONPATH": "plugins"},
-    )
-    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "AIRFLOW_CONN_OPENAI_BENCH": connection, "PYTHONPATH": "plugins"}
+    stats = run_worker(__file__, mode, str(ids), str(seconds), env=env)
     print(
         f"  {mode:11s} {len(batch_ids):5,} waits  {stats['cores']:.2f} core  peak RSS {stats['rss_mb']:6.0f} MB  "
         f"{stats['requests_s']:6.1f} requests/s",
