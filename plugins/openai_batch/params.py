@@ -1,9 +1,17 @@
 """The Params of the ``openai_batch_inference`` DAG: its trigger form, in sections, each with a title, a
 description and examples."""
 
+from typing import Any
+
 from airflow.sdk import Param
 
 from .context import PARTITION_PATTERN
+
+
+def optional(kind: str, **schema: Any) -> Param:
+    """A Param that may stay empty (null by default): the trigger form treats a Param whose type excludes null
+    as required, so the form could not be submitted with the defaults."""
+    return Param(None, type=["null", kind], **schema)
 
 
 def inference_params(data_root: str, partition_format: str, default_table: str) -> dict[str, Param]:
@@ -18,9 +26,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             section="Input",
             examples=["s3://my-lake/reviews/dt={partition}/", f"{data_root}/reviews/dt={{partition}}/*.parquet"],
         ),
-        "partition": Param(
-            None,
-            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
+        "partition": optional(
+            "string",
             pattern=f"^$|^{PARTITION_PATTERN.pattern}$",
             title="Partition",
             description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
@@ -77,9 +84,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             "prompt_column",
             section="Requests",
         ),
-        "prompt_column": Param(
-            None,
-            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
+        "prompt_column": optional(
+            "string",
             title="Prompt column",
             description="column holding the prompt (if no template)",
             section="Requests",
@@ -100,9 +106,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             section="Requests",
             examples=[{"temperature": 0}, {"temperature": 0, "max_completion_tokens": 50}],
         ),
-        "output_schema": Param(
-            None,
-            type=["null", "object"],
+        "output_schema": optional(
+            "object",
             title="Output schema",
             description="structured outputs: a JSON Schema object every answer must follow (strict); its "
             "properties become typed columns (README 'Structured outputs'); empty: free text in response_text",
@@ -117,9 +122,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             description="at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
             section="Limits and retries",
         ),
-        "max_tokens_per_file": Param(
-            None,
-            type=["null", "integer"],
+        "max_tokens_per_file": optional(
+            "integer",
             minimum=1,
             title="Tokens per batch file",
             description="at most this many estimated input tokens per batch file, e.g. to stay under the "
@@ -163,16 +167,14 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             "OPENAI_BATCH_ALLOWED_TABLES",
             section="Warehouse",
         ),
-        "warehouse_conn_id": Param(
-            None,
-            type=["null", "string"],  # null-able: the trigger form treats a non-null Param as required
+        "warehouse_conn_id": optional(
+            "string",
             title="Warehouse connection",
             description="a postgres or redshift connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB",
             section="Warehouse",
         ),
-        "expected_output_tokens": Param(
-            None,
-            type=["null", "integer"],
+        "expected_output_tokens": optional(
+            "integer",
             minimum=0,
             title="Expected output tokens",
             description="output tokens per request for the cost estimate; empty: the body's max_tokens (or "
@@ -180,9 +182,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             examples=[20, 200],
             section="Cost",
         ),
-        "max_cost_usd": Param(
-            None,
-            type=["null", "number"],
+        "max_cost_usd": optional(
+            "number",
             minimum=0,
             title="Budget cap (USD)",
             description="the run stops before submitting anything when its estimated cost at batch prices is above "
