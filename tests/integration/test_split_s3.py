@@ -94,21 +94,7 @@ def test_missing_bucket_and_prefix(partition, tmp_path, capsys):
     bucket = partition.split("/")[2]
     with pytest.raises(InputError, match="does not exist"):
         split(f"s3://{bucket}/reviews/dt=1999-01-01/", tmp_path / "o", config)
-    assert (
-        main(
-            [
-                "split",
-                f"s3://{bucket}/nothing/",
-                "--out",
-                str(tmp_path / "o"),
-                "--model",
-                "m",
-                "--prompt-column",
-                "text",
-            ]
-        )
-        == 2
-    )
+    assert main(f"split s3://{bucket}/nothing/ --out {tmp_path / 'o'} --model m --prompt-column text".split()) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 

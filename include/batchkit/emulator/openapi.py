@@ -35,6 +35,16 @@ def _object(required: dict[str, Any], **optional: Any) -> dict:
 INT, STR = {"type": "integer"}, {"type": "string"}
 NULLABLE_INT, NULLABLE_STR = {"type": ["integer", "null"]}, {"type": ["string", "null"]}
 
+
+def _page(item: str) -> dict:
+    """A list page of ``item`` objects (cursor pagination)."""
+    return _object(
+        {"object": {"const": "list"}, "data": {"type": "array", "items": _ref(item)}, "has_more": {"type": "boolean"}},
+        first_id=NULLABLE_STR,
+        last_id=NULLABLE_STR,
+    )
+
+
 METADATA = {
     "type": ["object", "null"],
     "maxProperties": 16,
@@ -72,15 +82,7 @@ SCHEMAS: dict[str, dict] = {
         expires_at=NULLABLE_INT,
         status_details=NULLABLE_STR,
     ),
-    "FileList": _object(
-        {
-            "object": {"const": "list"},
-            "data": {"type": "array", "items": _ref("File")},
-            "has_more": {"type": "boolean"},
-        },
-        first_id=NULLABLE_STR,
-        last_id=NULLABLE_STR,
-    ),
+    "FileList": _page("File"),
     "DeletedFile": _object({"id": STR, "object": {"const": "file"}, "deleted": {"type": "boolean"}}),
     "Batch": _object(
         {
@@ -102,15 +104,7 @@ SCHEMAS: dict[str, dict] = {
         usage={"type": ["object", "null"]},
         output_expires_after=EXPIRY,
     ),
-    "BatchList": _object(
-        {
-            "object": {"const": "list"},
-            "data": {"type": "array", "items": _ref("Batch")},
-            "has_more": {"type": "boolean"},
-        },
-        first_id=NULLABLE_STR,
-        last_id=NULLABLE_STR,
-    ),
+    "BatchList": _page("Batch"),
     "Model": _object({"id": STR, "object": {"const": "model"}, "created": INT, "owned_by": STR}),
     "ModelList": _object({"object": {"const": "list"}, "data": {"type": "array", "items": _ref("Model")}}),
     "CreateBatch": _object(
