@@ -133,3 +133,11 @@ def s3_lake(endpoint: str, local: Path, partition: str, rows: int, prefix: str) 
     for path in sorted((local / f"dt={partition}").iterdir()):
         fs.put_file(str(path), f"{bucket}/reviews/dt={partition}/{path.name}")
     return fs, bucket
+
+
+def split_descriptors(split_dir: Path, manifest: Any, partition: str = "p") -> list[dict[str, Any]]:
+    """The split operator's XCom for a split written to ``split_dir`` by ``batchkit.splitter.split``."""
+    from openai_batch.operators.split import batch_files
+
+    paths = [str(split_dir / f.path) for f in manifest.files]
+    return batch_files(manifest, paths, str(split_dir / "manifest.json"), partition)

@@ -157,19 +157,8 @@ class SplitPartitionOperator(BaseOperator):
             self.log.info("DRY RUN: nothing is submitted; the estimate above is what this run would cost")
             return []
         self._check_budget(cost)
-        return [
-            {
-                "index": i,
-                "path": path,
-                "requests": f.requests,
-                "bytes": f.bytes,
-                "sha256": f.sha256,
-                "manifest": manifest_url,
-                "partition": partition,
-                "key_scope": "" if reuse else context["run_id"],  # a full re-ask adopts no other run's batches
-            }
-            for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
-        ]
+        # a full re-ask (no reuse) adopts no other run's batches
+        return batch_files(manifest, paths, manifest_url, partition, "" if reuse else context["run_id"])
 
     def _check_budget(self, cost: Any) -> None:
         """Stop the run before any submit when its estimate is over ``max_cost_usd`` (or cannot be priced)."""
@@ -241,3 +230,22 @@ class SplitPartitionOperator(BaseOperator):
     def _progress(self, rows: int, files: int) -> None:
         if rows and rows % 500_000 < 4096:
             self.log.info("split progress: %d rows read, %d file(s) started", rows, files)
+
+
+def batch_files(
+    manifest: Any, paths: list[str], manifest_url: str, partition: str, key_scope: str = ""
+) -> list[dict[str, Any]]:
+    """The split's XCom: one descriptor per batch file (at ``paths``), each a mapped ``batch`` group instance."""
+    return [
+        {
+            "index": i,
+            "path": path,
+            "requests": f.requests,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+            "manifest": manifest_url,
+            "partition": partition,
+            "key_scope": key_scope,
+        }
+        for i, (f, path) in enumerate(zip(manifest.files, paths, strict=True))
+    ]

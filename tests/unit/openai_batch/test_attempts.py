@@ -12,6 +12,7 @@ import pytest
 from batchkit.ledger import Ledger
 from batchkit.splitter import SplitConfig, split
 from tests.emulator_client import client_for, wait
+from tests.helpers import split_descriptors
 
 
 class StateStore(dict):
@@ -34,14 +35,7 @@ def test_a_deadline_cancel_keeps_answers_and_resubmits_the_rest(emulator, tmp_pa
         tmp_path / "split",
         SplitConfig(model="gpt-4o-mini", prompt_column="text", id_column="id"),
     )
-    descriptor = {
-        "index": 0,
-        "path": str(tmp_path / "split" / manifest.files[0].path),
-        "requests": 6,
-        "sha256": manifest.files[0].sha256,
-        "manifest": str(tmp_path / "split" / "manifest.json"),
-        "partition": "p",
-    }
+    descriptor = split_descriptors(tmp_path / "split", manifest)[0]
     context = {
         "ti": SimpleNamespace(dag_id="d", run_id="r", task_id="batch.submit", map_index=0),
         "run_id": "r",

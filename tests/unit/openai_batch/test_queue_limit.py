@@ -13,6 +13,7 @@ import pytest
 
 from batchkit.splitter import SplitConfig, split
 from tests.emulator_client import client_for, wait
+from tests.helpers import split_descriptors
 
 
 def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypatch):
@@ -47,14 +48,7 @@ def test_refused_batch_is_resubmitted_after_waiting(emulator, tmp_path, monkeypa
     handed_on = OpenAIBatchSensor(task_id="wait", batch_id=refused.id, conn_id="openai_q").execute({})
     assert handed_on["queue_full"] is True
 
-    descriptor = {
-        "index": 1,
-        "path": str(tmp_path / "split" / manifest.files[1].path),
-        "requests": 40,
-        "sha256": manifest.files[1].sha256,
-        "manifest": str(tmp_path / "split" / "manifest.json"),
-        "partition": "p",
-    }
+    descriptor = split_descriptors(tmp_path / "split", manifest)[1]
     collect = CollectResultsOperator(
         task_id="collect",
         batch_file=descriptor,
