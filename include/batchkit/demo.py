@@ -74,16 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((area / run_id / "inputs" / "manifest.json").read_text())
     totals, estimate = manifest["totals"], manifest.get("estimate") or {}
     print(f"requests sent: {totals['requests']:,}; reused from earlier runs (the request ledger): {totals['reused']:,}")
-    load = (
-        stack.api(
-            "GET",
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load/xcomEntries/return_value",
-            params={"deserialize": True},
-        )
-        .json()
-        .get("value")
-        or {}
-    )
+    load = stack.xcom(DAG_ID, run_id, "load") or {}
     print(f"cost at batch prices: estimated {usd(estimate.get('usd'))}, actual {usd(load.get('cost_usd'))}")
     print(f"\nAirflow UI:    {stack.api_url}/dags/{DAG_ID}/runs/{run_id}   (no login needed)")
     print(f"Emulator API:  {stack.emulator.base_url}")

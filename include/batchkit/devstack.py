@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from .airflow_client import AirflowClient
 from .emulator.launcher import EmulatorProcess, free_port, start_emulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
 @dataclass
-class Stack:
+class Stack(AirflowClient):
     """Paths, ports and processes of one local stack rooted at ``root``."""
 
     root: Path
@@ -171,58 +172,6 @@ class Stack:
             raise RuntimeError(f"DAG import errors: {errors}")
         self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
 
-    def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            return httpx.request(method, self.api_url + path, timeout=30, **kw)
-        except httpx.HTTPError as exc:
-            return httpx.Response(599, text=str(exc))
-
-    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:
-        response = self.api(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf}
-        )
-        if response.status_code >= 300:
-            raise RuntimeError(f"triggering {dag_id} failed: {response.status_code} {response.text}")
-
-    def clear(self, dag_id: str, run_id: str) -> None:
-        """Clear every task of a run (a rerun of the same run, as from the UI)."""
-        response = self.api(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False, "only_failed": False}
-        )
-        if response.status_code >= 300:
-            raise RuntimeError(f"clearing {run_id} failed: {response.status_code} {response.text}")
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-        """A task's XCom value (None when it has none)."""
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-        response = self.api("GET", path, params={"deserialize": True})
-        value = response.json().get("value") if response.status_code == 200 else None
-        return json.loads(value) if isinstance(value, str) else value
-
-    def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
-        return response.json().get("task_instances", []) if response.status_code == 200 else []
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, progress: Any = print) -> dict[str, Any]:
-        """Poll until the run ends; returns the run plus every task state observed (``seen``)."""
-        deadline, seen, last = time.monotonic() + timeout, set(), None
-        while time.monotonic() < deadline:
-            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-            if response.status_code != 200:  # the API server is restarting: ask again
-                time.sleep(1)
-                continue
-            run = response.json()
-            tasks = self.task_states(dag_id, run_id)
-            seen |= {(t["task_id"], t["state"]) for t in tasks}
-            summary = _summary(tasks)
-            if summary != last:
-                progress(f"  [{time.strftime('%H:%M:%S')}] run {run.get('state')}: {summary}")
-                last = summary
-            if run.get("state") in ("success", "failed"):
-                return {**run, "seen": seen, "tasks": tasks}
-            time.sleep(1)
-        raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s (last: {last})")
-
     def stop(self) -> None:
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
@@ -239,8 +188,9 @@ class Stack:
             dead = [name for name, p in self.processes.items() if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"Airflow {dead[0]} exited; see {self.root / 'logs' / (dead[0] + '.log')}")
-            if ready():
-                return
+            with contextlib.suppress(httpx.TransportError):  # e.g. the API server is not listening yet
+                if ready():
+                    return
             time.sleep(1)
         raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
 
@@ -329,13 +279,3 @@ def _stable_keys(path: Path) -> dict[str, str]:
     path.write_text(json.dumps(keys))
     path.chmod(0o600)
     return keys
-
-
-def _summary(tasks: list[dict[str, Any]]) -> str:
-    counts: dict[str, dict[str, int]] = {}
-    for t in tasks:
-        per = counts.setdefault(t["task_id"], {})
-        per[t["state"] or "none"] = per.get(t["state"] or "none", 0) + 1
-    return "; ".join(
-        f"{task} " + ",".join(f"{n} {s}" for s, n in sorted(states.items())) for task, states in counts.items()
-    )
