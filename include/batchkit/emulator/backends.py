@@ -11,6 +11,7 @@ import httpx
 
 from . import structured
 from .checks import integer
+from .errors import envelope, server_error
 
 ECHO_CHARS = 200
 
@@ -39,9 +40,7 @@ def _text_of(content: Any) -> str:
 
 
 def _bad_request(message: str, param: str | None, code: str = "missing_required_parameter") -> LineResult:
-    return LineResult(
-        400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
-    )
+    return LineResult(400, envelope(message, param=param, code=code))
 
 
 MAX_DIMENSIONS = 3072  # the largest OpenAI embedding (text-embedding-3-large)
@@ -232,28 +231,11 @@ class Forwarder:
             try:
                 response = await self._client.post(path, json=body)
             except httpx.HTTPError as exc:
-                return LineResult(
-                    502,
-                    {
-                        "error": {
-                            "message": f"upstream request failed: {type(exc).__name__}",
-                            "type": "server_error",
-                            "param": None,
-                            "code": None,
-                        }
-                    },
-                )
+                return LineResult(502, server_error(f"upstream request failed: {type(exc).__name__}"))
         try:
             payload = response.json()
         except ValueError:
-            payload = {
-                "error": {
-                    "message": "upstream returned a non-JSON body",
-                    "type": "server_error",
-                    "param": None,
-                    "code": None,
-                }
-            }
+            payload = server_error("upstream returned a non-JSON body")
         return LineResult(response.status_code, payload)
 
     async def close(self) -> None:

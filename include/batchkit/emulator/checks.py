@@ -1,36 +1,18 @@
-"""What every emulator route shares: errors in OpenAI's envelope, and request bodies read and checked within
-bounds (size, nesting, metadata, output expiry)."""
+"""What the emulator's routes share: request bodies read and checked within bounds (size, nesting, metadata,
+output expiry) and list pages."""
 
 from typing import Any
 
 import orjson
 from fastapi import Request
-from fastapi.responses import JSONResponse
+
+from .errors import APIError
 
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
 COMPLETION_WINDOWS = ("24h",)
 PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
-
-
-class APIError(Exception):
-    """An error answered in OpenAI's envelope: {"error": {"message", "type", "param", "code"}}."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.type = status, message, param, code, type_
-
-    def response(self) -> JSONResponse:
-        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status)
 
 
 async def json_body(request: Request) -> dict:
@@ -104,3 +86,14 @@ def check_metadata(metadata: Any) -> dict[str, str] | None:
                 "invalid_value",
             )
     return metadata
+
+
+def page(data: list[dict], more: bool) -> dict:
+    """A list page in OpenAI's cursor-pagination shape."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from . import backends, structured
+from . import backends
 from .config import EmulatorConfig
+from .faults import Faults
 from .store import Store, new_id
 from .validate import validate_input
 
@@ -24,17 +25,11 @@ EXPIRED = ("batch_expired", "This request could not be executed before the compl
 CANCELLED = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
 
 
-def fraction(seed: int, *parts: str) -> float:
-    """A deterministic number in [0, 1) for fault decisions that must survive restarts."""
-    digest = hashlib.sha256("\x00".join([str(seed), *parts]).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 class Processor:
     """Advances every active batch a little on each tick; one instance per emulator process."""
 
     def __init__(self, store: Store, config: EmulatorConfig) -> None:
-        self.store, self.config = store, config
+        self.store, self.config, self.faults = store, config, Faults(config)
         self.forwarder = (
             backends.Forwarder(config.upstream_url, config.upstream_api_key, config.upstream_concurrency)
             if config.backend == "forward"
@@ -81,7 +76,7 @@ class Processor:
             self._finish(batch, progress, "cancelled")
 
     async def _validate(self, batch: dict, progress: dict) -> None:
-        if fraction(self.config.seed, batch["id"], "validation") < self.config.validation_failure_rate:
+        if self.faults.fails_validation(batch["id"]):
             errors, total, model = [_token_limit_error("injected fault")], 0, None
         else:
             try:  # the batch keeps its own link to the input: deleting the file later changes nothing
@@ -111,10 +106,7 @@ class Processor:
                 model=model,
                 request_counts={"total": total, "completed": 0, "failed": 0},
             )
-            if fraction(self.config.seed, batch["id"], "stuck") < self.config.stuck_rate:
-                progress["fault"] = "stuck"
-            elif fraction(self.config.seed, batch["id"], "expire") < self.config.expire_rate:
-                progress["fault"] = "expire"
+            progress["fault"] = self.faults.batch_fault(batch["id"])
         self.store.save_batch(batch, progress)
 
     def _enqueued_tokens(self, model: str | None, exclude: str) -> int:
@@ -172,9 +164,8 @@ class Processor:
     async def _run_lines(self, batch: dict, lines: list[dict]) -> list[tuple[dict, backends.LineResult]]:
         injected = {}
         for index, line in enumerate(lines):
-            roll = fraction(self.config.seed, batch["id"], line["custom_id"], "line")
-            if roll < self.config.line_failure_rate:
-                injected[index] = _injected_failure(roll < self.config.line_failure_rate / 2)
+            if failure := self.faults.line_failure(batch["id"], line["custom_id"]):
+                injected[index] = backends.LineResult(failure.status, failure.body())
         if self.forwarder:
             pending = [injected.get(i) or self.forwarder.run(line["url"], line["body"]) for i, line in enumerate(lines)]
             results = await asyncio.gather(*(_as_coroutine(p) for p in pending))
@@ -192,19 +183,10 @@ class Processor:
                 f"{batch['id']}/{line['custom_id']}",
                 created,
                 self.config.embedding_dimensions,
-                self._invalid_output(batch["id"], line["custom_id"]),
+                self.faults.invalid_output(batch["id"], line["custom_id"]),
             )
             for i, line in enumerate(lines)
         ]
-
-    def _invalid_output(self, batch_id: str, custom_id: str) -> str | None:
-        """Which bad answer this line gets if it asks for structured output: a fresh draw in every batch."""
-        rate = self.config.invalid_output_rate
-        roll = fraction(self.config.seed, batch_id, custom_id, "invalid_output")
-        if roll >= rate:
-            return None
-        kinds = structured.INVALID_KINDS
-        return kinds[min(len(kinds) - 1, int(roll / rate * len(kinds)))]
 
     def _append_results(self, batch: dict, progress: dict, results: list[tuple[dict, backends.LineResult]]) -> None:
         out, err = [], []
@@ -321,32 +303,6 @@ def _token_limit_error(detail: str) -> dict[str, Any]:
         "message": f"Enqueued token limit reached for this model ({detail}). Try again once some in_progress "
         "batches have been completed.",
     }
-
-
-def _injected_failure(rate_limited: bool) -> backends.LineResult:
-    if rate_limited:
-        return backends.LineResult(
-            429,
-            {
-                "error": {
-                    "message": "Rate limit reached for requests (injected fault).",
-                    "type": "requests",
-                    "param": None,
-                    "code": "rate_limit_exceeded",
-                }
-            },
-        )
-    return backends.LineResult(
-        500,
-        {
-            "error": {
-                "message": "The server had an error while processing your request (injected fault).",
-                "type": "server_error",
-                "param": None,
-                "code": None,
-            }
-        },
-    )
 
 
 async def _as_coroutine(value: Any) -> Any:

@@ -239,18 +239,3 @@ def test_invalid_responses_answers():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads(answer_text(RESPONSES, mismatch)), SENTIMENT)
     assert set(INVALID_KINDS) == {"truncated", "refusal", "mismatch"}
-
-
-def test_invalid_output_draws_are_per_batch_and_cover_every_kind(tmp_path):
-    from batchkit.emulator.config import EmulatorConfig
-    from batchkit.emulator.processor import Processor
-    from batchkit.emulator.store import Store
-
-    def draws(rate: float, batch_id: str) -> list[str | None]:
-        processor = Processor(Store(tmp_path / "emu"), EmulatorConfig(invalid_output_rate=rate))
-        return [processor._invalid_output(batch_id, f"r{i}") for i in range(300)]
-
-    assert set(draws(0.0, "batch_a")) == {None}
-    assert set(draws(1.0, "batch_a")) == set(INVALID_KINDS)
-    assert draws(0.3, "batch_a") != draws(0.3, "batch_b")  # a resubmitted line gets a fresh draw
-    assert 45 < sum(kind is not None for kind in draws(0.3, "batch_a")) < 135

@@ -1,0 +1,47 @@
+"""The Models endpoints, and the synchronous endpoints answered by the echo backend (e.g. as a forward upstream)."""
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from . import backends
+from .checks import json_body
+from .config import EmulatorConfig
+from .errors import model_not_found
+from .store import new_id
+
+
+def models_router(config: EmulatorConfig) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/models")
+    async def list_models() -> dict:
+        return {"object": "list", "data": [_model(m) for m in config.models if m != "*"]}
+
+    @router.get("/models/{model_id}")
+    async def get_model(model_id: str) -> dict:
+        if not config.accepts_model(model_id):
+            raise model_not_found(model_id)
+        return _model(model_id)
+
+    for path in ("/chat/completions", "/responses", "/embeddings"):
+        router.add_api_route(path, _sync_endpoint(f"/v1{path}", config), methods=["POST"])
+
+    return router
+
+
+def _sync_endpoint(path: str, config: EmulatorConfig) -> Any:
+    async def endpoint(request: Request) -> JSONResponse:
+        body = await json_body(request)
+        if isinstance(body.get("model"), str) and not config.accepts_model(body["model"]):
+            raise model_not_found(body["model"])
+        result = backends.echo(path, body, new_id("req"), int(time.time()), config.embedding_dimensions)
+        return JSONResponse(result.body, status_code=result.status_code)
+
+    return endpoint
+
+
+def _model(model_id: str) -> dict:
+    return {"id": model_id, "object": "model", "created": 1700000000, "owned_by": "batchkit-emulator"}
