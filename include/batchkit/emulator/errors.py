@@ -1,4 +1,5 @@
-"""OpenAI's error envelope, built in one place: ``{"error": {"message", "type", "param", "code"}}``."""
+"""OpenAI's errors, built in one place: the envelope ``{"error": {"message", "type", "param", "code"}}`` of HTTP
+answers and error-file lines, and the batch validation errors of ``batch.errors``."""
 
 from typing import Any
 
@@ -49,3 +50,24 @@ RATE_LIMITED = APIError(
 SERVER_FAILED = APIError(
     500, "The server had an error while processing your request (injected fault).", type_="server_error"
 )
+
+
+def input_deleted(file_id: str) -> dict[str, Any]:
+    """A batch validation error (``batch.errors.data``): the input file went away first."""
+    return {
+        "code": "file_not_found",
+        "message": f"The input file {file_id} was deleted before the batch was validated.",
+        "param": "input_file_id",
+        "line": None,
+    }
+
+
+def token_limit_error(detail: str) -> dict[str, Any]:
+    """A batch validation error: the organisation's enqueued-token limit for the model."""
+    return {
+        "code": "token_limit_exceeded",
+        "param": None,
+        "line": None,
+        "message": f"Enqueued token limit reached for this model ({detail}). Try again once some in_progress "
+        "batches have been completed.",
+    }

@@ -14,6 +14,7 @@ import orjson
 
 from . import backends
 from .config import EmulatorConfig
+from .errors import input_deleted, token_limit_error
 from .faults import Faults
 from .store import Store, new_id
 from .validate import validate_input
@@ -77,12 +78,12 @@ class Processor:
 
     async def _validate(self, batch: dict, progress: dict) -> None:
         if self.faults.fails_validation(batch["id"]):
-            errors, total, model = [_token_limit_error("injected fault")], 0, None
+            errors, total, model = [token_limit_error("injected fault")], 0, None
         else:
             try:  # the batch keeps its own link to the input: deleting the file later changes nothing
                 path = await asyncio.to_thread(self._keep_input, batch)
             except FileNotFoundError:
-                errors, total, model = [_input_deleted(batch["input_file_id"])], 0, None
+                errors, total, model = [input_deleted(batch["input_file_id"])], 0, None
             else:
                 result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
                 errors, total, model = result.errors, result.total, result.model
@@ -90,9 +91,7 @@ class Processor:
                 enqueued = self._enqueued_tokens(model, batch["id"])
                 limit = self.config.enqueued_token_limit
                 if not errors and limit is not None and enqueued + result.tokens > limit:
-                    errors = [
-                        _token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")
-                    ]
+                    errors = [token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")]
         current = self.store.get_batch(batch["id"])[0]
         if current["status"] == "cancelling":
             return  # the cancel wins; the next tick finishes it
@@ -284,25 +283,6 @@ class Processor:
 
 def _key(*parts: str) -> str:
     return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
-
-
-def _input_deleted(file_id: str) -> dict[str, Any]:
-    return {
-        "code": "file_not_found",
-        "message": f"The input file {file_id} was deleted before the batch was validated.",
-        "param": "input_file_id",
-        "line": None,
-    }
-
-
-def _token_limit_error(detail: str) -> dict[str, Any]:
-    return {
-        "code": "token_limit_exceeded",
-        "param": None,
-        "line": None,
-        "message": f"Enqueued token limit reached for this model ({detail}). Try again once some in_progress "
-        "batches have been completed.",
-    }
 
 
 async def _as_coroutine(value: Any) -> Any:
