@@ -163,9 +163,13 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
 
         Airflow also calls this when the trigger moves to another triggerer (HA handover) or its triggerer
         stops; the task instance is then still deferred and the batch must go on, so the state is checked first.
+        Airflow 3.3 cancels a trigger again on each loop while its on_kill runs: the check and the cancel are
+        shielded from that, so a slow state read still ends in a decision.
         """
-        if not self.cancel_on_kill:
-            return
+        if self.cancel_on_kill:
+            await asyncio.shield(self._cancel_if_asked())
+
+    async def _cancel_if_asked(self) -> None:
         state = await self._task_state()
         if state in ("deferred", None):
             self.log.info(
@@ -176,43 +180,32 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             return
         try:
             await (await shared_client(self.conn_id)).sdk.batches.cancel(self.batch_id)
-            self.log.info("cancelled batch %s because the task was killed", self.batch_id)
+            self.log.info("cancelled batch %s because the task is %s", self.batch_id, state)
         except openai.APIError as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
 
     async def _task_state(self, attempts: int = 3) -> str | None:
-        """The deferred task instance's current state, from Airflow's execution API (None if unknown).
-
-        Read up to ``attempts`` times, each bounded: under load the triggerer's channel to its supervisor can
-        stall or drop a request (seen in CI as an on_kill that ended silently), and an unknown state means the
-        batch a person asked to stop keeps running.
-        """
-        from asgiref.sync import sync_to_async
-
+        """The deferred task instance's current state, asked of Airflow's execution API through the triggerer's
+        channel to its supervisor (None if unknown: the paid work then goes on rather than being cancelled by
+        mistake). Each read is bounded and retried: under load the channel can stall or drop a request."""
         ti = self.task_instance
         if ti is None:
             return None
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetTaskStates
 
-        read = sync_to_async(RuntimeTaskInstance.get_task_states)
+        ask = GetTaskStates(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index)
         name = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
         for attempt in range(1, attempts + 1):
             try:
-                states = await asyncio.wait_for(
-                    read(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index),
-                    STATE_READ_SECONDS,
-                )
-                state = states[ti.run_id][name]
+                answer = await asyncio.wait_for(task_runner.SUPERVISOR_COMMS.asend(ask), STATE_READ_SECONDS)
+                state = answer.task_states[ti.run_id][name]
                 return str(state) if state is not None else "none"
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # the triggerer itself is stopping this on_kill
-                    raise
-                reason: Any = "the request was cancelled"
             except Exception as exc:
-                reason = exc
+                reason: Any = exc
             self.log.warning("cannot read the state of %s (try %d of %d): %s", ti.task_id, attempt, attempts, reason)
             await asyncio.sleep(1)
-        return None  # unknown: keep the paid work going rather than cancel it by mistake
+        return None
 
 
 async def _status(poller: Poller, batch_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@ processes; and how it polls: one plain HTTP client per connection with the SDK's
 POLL_CONCURRENCY polls in flight."""
 
 import asyncio
+import contextlib
 import time
 
 from openai import AsyncOpenAI
@@ -66,7 +67,8 @@ def test_trigger_rides_out_api_errors(conn, tmp_path):
 def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
 
     from openai_batch.triggers import OpenAIBatchStatusTrigger
 
@@ -80,11 +82,56 @@ def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp
     # The triggerer asks Airflow's execution API for the task's state; here its answer is given directly.
     trigger.task_instance = SimpleNamespace(dag_id="d", run_id="r", task_id="batch.wait", map_index=3)
     state = {"value": "deferred"}
-    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", lambda **kw: {"r": {"batch.wait_3": state["value"]}})
+    asked = []
+
+    async def asend(message):  # the triggerer's channel to its supervisor, which asks the execution API
+        if not isinstance(message, GetTaskStates):
+            return None  # e.g. secrets to mask in logs
+        asked.append(message)
+        return SimpleNamespace(task_states={"r": {"batch.wait_3": state["value"]}})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SimpleNamespace(asend=asend), raising=False)
     asyncio.run(trigger.on_kill())  # handed to another triggerer, or the triggerer stopped: the batch goes on
     assert client_for(emu).batches.retrieve(batch_id).status == "in_progress"
     state["value"] = "failed"  # marked failed by a person
     asyncio.run(trigger.on_kill())
+    assert wait(client_for(emu), batch_id).status == "cancelled"
+    assert {(m.dag_id, tuple(m.task_ids), tuple(m.run_ids), m.map_index) for m in asked} == {
+        ("d", ("batch.wait",), ("r",), 3)
+    }
+
+
+def test_on_kill_finishes_even_when_airflow_cancels_it_again(conn, tmp_path, monkeypatch):
+    """Airflow 3.3 cancels a trigger again on each loop while its on_kill runs; the decision must survive."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
+
+    from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+    emu = conn("--stuck-rate", "1")
+    batch_id = submit_batch(emu, tmp_path)
+    trigger = OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1)
+    trigger.task_instance = SimpleNamespace(dag_id="d", run_id="r", task_id="batch.submit", map_index=0)
+
+    async def slow_asend(message):
+        if not isinstance(message, GetTaskStates):
+            return None
+        await asyncio.sleep(0.5)  # a slow answer from the supervisor
+        return SimpleNamespace(task_states={"r": {"batch.submit_0": "failed"}})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SimpleNamespace(asend=slow_asend), raising=False)
+
+    async def kill_and_cancel_again():
+        killing = asyncio.ensure_future(trigger.on_kill())
+        await asyncio.sleep(0.1)
+        killing.cancel()  # the triggerer's next loop
+        with contextlib.suppress(asyncio.CancelledError):
+            await killing
+        await asyncio.sleep(2)  # the loop goes on running other triggers
+
+    asyncio.run(kill_and_cancel_again())
     assert wait(client_for(emu), batch_id).status == "cancelled"
 
 
