@@ -21,7 +21,10 @@ def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
         DAG_ID,
         poll_seconds=2,
         emulator_args=args,
-        extra_env={"OPENAI_BATCH_RETRY_DELAY_SECONDS": "2"},  # a submit that failed with the API server retries soon
+        extra_env={
+            "OPENAI_BATCH_RETRY_DELAY_SECONDS": "2",  # a submit that failed with the API server retries soon
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",  # the dead triggerer's waits move on soon
+        },
     ) as stack:
         stack.trigger(DAG_ID, "crash_1", {"partition": "2026-11-24", "max_requests_per_file": PER_FILE})
         deadline = time.monotonic() + 120
