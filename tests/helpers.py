@@ -141,3 +141,20 @@ def split_descriptors(split_dir: Path, manifest: Any, partition: str = "p") -> l
 
     paths = [str(split_dir / f.path) for f in manifest.files]
     return batch_files(manifest, paths, str(split_dir / "manifest.json"), partition)
+
+
+def split_lines(directory: Path) -> list[dict]:
+    """Every request line of the batch files a split wrote to ``directory``."""
+    import json
+
+    return [json.loads(line) for f in sorted(directory.glob("batch-*.jsonl")) for line in f.read_bytes().splitlines()]
+
+
+def split_config(**kw: Any) -> Any:
+    """A ``SplitConfig`` for tests: model gpt-4o-mini and prompt column ``text`` unless given."""
+    from batchkit.splitter import SplitConfig
+
+    kw.setdefault("model", "gpt-4o-mini")
+    if "prompt_template" not in kw:
+        kw.setdefault("prompt_column", "text")
+    return SplitConfig(**kw)

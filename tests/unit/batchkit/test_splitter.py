@@ -1,6 +1,5 @@
 """The splitter's rules: valid request lines, limits, determinism, row mapping and bad input."""
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,26 +11,18 @@ from hypothesis import strategies as st
 from batchkit.cli import main
 from batchkit.errors import InputError
 from batchkit.manifest import Manifest
-from batchkit.splitter import SplitConfig, split
-
-
-def lines(directory: Path) -> list[dict]:
-    return [json.loads(line) for f in sorted(directory.glob("batch-*.jsonl")) for line in f.read_bytes().splitlines()]
-
-
-def cfg(**kw) -> SplitConfig:
-    kw.setdefault("model", "gpt-4o-mini")
-    if "prompt_template" not in kw:
-        kw.setdefault("prompt_column", "text")
-    return SplitConfig(**kw)
+from batchkit.splitter import split
+from tests.helpers import split_config, split_lines
 
 
 def test_chat_requests_are_valid_batch_lines(tmp_path, write_parquet):
     src = write_parquet("p/part-0.parquet", {"id": [10, 11], "text": ["hello", "world"]})
     manifest = split(
-        str(src), tmp_path / "out", cfg(id_column="id", system_prompt="Be brief", body_options={"temperature": 0})
+        str(src),
+        tmp_path / "out",
+        split_config(id_column="id", system_prompt="Be brief", body_options={"temperature": 0}),
     )
-    got = lines(tmp_path / "out")
+    got = split_lines(tmp_path / "out")
     assert got[0] == {
         "custom_id": "10",
         "method": "POST",
@@ -54,37 +45,37 @@ def test_chat_requests_are_valid_batch_lines(tmp_path, write_parquet):
 @pytest.mark.parametrize("endpoint,key", [("/v1/responses", "input"), ("/v1/embeddings", "input")])
 def test_other_endpoints(tmp_path, write_parquet, endpoint, key):
     src = write_parquet("a.parquet", {"text": ["x"]})
-    split(str(src), tmp_path / "o", cfg(endpoint=endpoint))
-    line = lines(tmp_path / "o")[0]
+    split(str(src), tmp_path / "o", split_config(endpoint=endpoint))
+    line = split_lines(tmp_path / "o")[0]
     assert line["url"] == endpoint and line["body"][key] == "x" and line["custom_id"] == "0-0"
 
 
 def test_embeddings_reject_system_prompt(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["x"]})
     with pytest.raises(InputError, match="system prompt"):
-        split(str(src), tmp_path / "o", cfg(endpoint="/v1/embeddings", system_prompt="s"))
+        split(str(src), tmp_path / "o", split_config(endpoint="/v1/embeddings", system_prompt="s"))
 
 
 def test_files_rotate_on_request_limit_and_split_is_byte_identical(tmp_path, write_parquet):
     write_parquet("dt=1/part-0.parquet", {"text": [f"row {i}" for i in range(25)]})
     write_parquet("dt=1/part-1.parquet", {"text": [f"more {i}" for i in range(10)]})
     (tmp_path / "dt=1" / "_SUCCESS").write_text("")
-    first = split(str(tmp_path / "dt=1"), tmp_path / "a", cfg(max_requests=10))
-    split(str(tmp_path / "dt=1"), tmp_path / "b", cfg(max_requests=10))
+    first = split(str(tmp_path / "dt=1"), tmp_path / "a", split_config(max_requests=10))
+    split(str(tmp_path / "dt=1"), tmp_path / "b", split_config(max_requests=10))
     assert [f.requests for f in first.files] == [10, 10, 10, 5]
     for name in ["batch-00000.jsonl", "batch-00003.jsonl", "manifest.json"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    ids = [line["custom_id"] for line in lines(tmp_path / "a")]
+    ids = [line["custom_id"] for line in split_lines(tmp_path / "a")]
     assert len(set(ids)) == 35 and ids[25] == "1-0"
     assert first.files[2].first_row == [0, 20] and first.files[2].last_row == [1, 4]
 
 
 def test_files_rotate_on_byte_and_token_limits(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["x" * 100] * 20})
-    by_bytes = split(str(src), tmp_path / "b", cfg(max_bytes=700))
+    by_bytes = split(str(src), tmp_path / "b", split_config(max_bytes=700))
     assert all(f.bytes <= 700 for f in by_bytes.files) and by_bytes.totals["requests"] == 20
     assert len(by_bytes.files) > 1
-    by_tokens = split(str(src), tmp_path / "t", cfg(max_tokens=100))
+    by_tokens = split(str(src), tmp_path / "t", split_config(max_tokens=100))
     assert all(f.estimated_tokens <= 100 for f in by_tokens.files) and by_tokens.totals["requests"] == 20
     assert next(f.requests for f in by_tokens.files) == 3  # 100 chars -> 25 + 8 tokens each
 
@@ -93,69 +84,24 @@ def test_single_oversized_row_fails_and_leaves_nothing(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["short", "y" * 5000]})
     out = tmp_path / "out"
     with pytest.raises(InputError, match=r"a.parquet: row 1: .*over the 1,000-byte limit"):
-        split(str(src), out, cfg(max_bytes=1000))
+        split(str(src), out, split_config(max_bytes=1000))
     with pytest.raises(InputError, match=r"row 1: .*over the --max-tokens budget of 100"):
-        split(str(src), out, cfg(max_tokens=100))
+        split(str(src), out, split_config(max_tokens=100))
     assert not out.exists() and list(tmp_path.iterdir()) == [src]
-
-
-def test_failed_split_keeps_previous_output(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": ["a", "b"], "id": [1, 1]})
-    split(str(src), tmp_path / "out", cfg())
-    before = sorted(p.name for p in (tmp_path / "out").iterdir())
-    with pytest.raises(InputError, match="duplicate id"):
-        split(str(src), tmp_path / "out", cfg(id_column="id"))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-
-
-@pytest.mark.parametrize(
-    "precious", ["precious.txt", "batch-2025-01.csv", "batch-archive/notes.txt", "manifest.json", "rows.parquet"]
-)
-def test_refuses_to_replace_anything_but_a_previous_split(tmp_path, write_parquet, precious):
-    """Files named like a split's (batch-*, manifest.json) are the user's unless a manifest lists them."""
-    src = write_parquet("a.parquet", {"text": ["a"]})
-    (tmp_path / "out" / precious).parent.mkdir(parents=True)
-    (tmp_path / "out" / precious).write_text("keep")
-    with pytest.raises(InputError, match="holds files that are not a previous split"):
-        split(str(src), tmp_path / "out", cfg())
-    assert (tmp_path / "out" / precious).read_text() == "keep"
-
-
-def test_a_previous_split_is_replaced_but_not_when_a_file_was_added(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": ["a", "b"]})
-    split(str(src), tmp_path / "out", cfg())
-    split(str(src), tmp_path / "out", cfg(max_requests=1))  # replaces it: its manifest lists every file
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "batch-00000.jsonl",
-        "batch-00001.jsonl",
-        "manifest.json",
-        "rows.parquet",
-    ]
-    (tmp_path / "out" / "batch-notes.txt").write_text("mine")
-    with pytest.raises(InputError, match=r"batch-notes\.txt"):
-        split(str(src), tmp_path / "out", cfg())
-    assert (tmp_path / "out" / "batch-notes.txt").exists()
-
-
-def test_an_out_that_is_a_file_is_refused_before_reading_the_source(tmp_path):
-    (tmp_path / "out").write_text("a file")
-    with pytest.raises(InputError, match="is not a directory"):
-        split(str(tmp_path / "no-such-source"), tmp_path / "out", cfg())
 
 
 def test_missing_columns_are_named(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"body": ["x"]})
     with pytest.raises(InputError, match=r"a.parquet: column\(s\) 'text' not found; available columns: body"):
-        split(str(src), tmp_path / "o", cfg())
+        split(str(src), tmp_path / "o", split_config())
     with pytest.raises(InputError, match="'nope' not found"):
-        split(str(src), tmp_path / "o", cfg(prompt_template="{body} {nope}"))
+        split(str(src), tmp_path / "o", split_config(prompt_template="{body} {nope}"))
 
 
 def test_null_and_empty_prompts_are_skipped_and_reported(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["ok", None, "", "  \n", "fine"]})
-    manifest = split(str(src), tmp_path / "o", cfg())
-    assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["0-0", "0-4"]
+    manifest = split(str(src), tmp_path / "o", split_config())
+    assert [line["custom_id"] for line in split_lines(tmp_path / "o")] == ["0-0", "0-4"]
     assert manifest.skipped.count == 3 and [e["row"] for e in manifest.skipped.examples] == [1, 2, 3]
     assert manifest.totals == {
         "files": 1,
@@ -173,118 +119,25 @@ def test_null_and_empty_prompts_are_skipped_and_reported(tmp_path, write_parquet
 
 def test_null_template_value_skips_the_row(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"a": ["x", None], "b": [1, 2]})
-    manifest = split(str(src), tmp_path / "o", cfg(prompt_template="{a}/{b}"))
-    assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x/1"]
+    manifest = split(str(src), tmp_path / "o", split_config(prompt_template="{a}/{b}"))
+    assert [line["body"]["messages"][0]["content"] for line in split_lines(tmp_path / "o")] == ["x/1"]
     assert manifest.skipped.count == 1
-
-
-@pytest.mark.parametrize(
-    "ids,message",
-    [
-        ([1, 2, 1], r"duplicate id '1' in column 'id' \(.*a.parquet row 0; .*a.parquet row 2\)"),
-        (["a", None, "c"], r"a.parquet: column 'id', row 1: id is null or empty"),
-        (["a", "", "c"], r"row 1: id is null or empty"),
-    ],
-)
-def test_bad_ids(tmp_path, write_parquet, ids, message):
-    src = write_parquet("a.parquet", {"id": ids, "text": ["x", "y", "z"]})
-    with pytest.raises(InputError, match=message):
-        split(str(src), tmp_path / "o", cfg(id_column="id"))
-
-
-def test_duplicate_ids_across_files(tmp_path, write_parquet):
-    write_parquet("p/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
-    write_parquet("p/b.parquet", {"id": [3, 2], "text": ["x", "y"]})
-    with pytest.raises(InputError, match=r"duplicate id '2'.*a.parquet row 1; .*b.parquet row 1"):
-        split(str(tmp_path / "p"), tmp_path / "o", cfg(id_column="id"))
-
-
-def test_corrupt_parquet(tmp_path, write_parquet):
-    write_parquet("p/a.parquet", {"text": ["x"]})
-    (tmp_path / "p" / "b.parquet").write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(InputError, match=r"b.parquet: not a readable Parquet file"):
-        split(str(tmp_path / "p"), tmp_path / "o", cfg())
-    assert not (tmp_path / "o").exists()
-
-
-def test_a_footer_with_a_non_utf8_column_name_is_a_clear_input_error(tmp_path, write_parquet):
-    path = write_parquet("p/a.parquet", {"zqxcolumn": ["x"]})
-    data = path.read_bytes()
-    path.write_bytes(data.replace(b"zqxcolumn", b"\x8bqxcolumn"))  # the name sits in the footer, same length
-    with pytest.raises(InputError, match=r"a.parquet: not a readable Parquet file"):
-        split(str(tmp_path / "p"), tmp_path / "o", cfg(prompt_column="zqxcolumn"))
 
 
 def test_empty_partition_writes_no_batch_file(tmp_path, write_parquet):
     (tmp_path / "empty").mkdir()
-    manifest = split(str(tmp_path / "empty"), tmp_path / "o", cfg())
+    manifest = split(str(tmp_path / "empty"), tmp_path / "o", split_config())
     assert manifest.totals["files"] == 0 and manifest.sources == []
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.json", "rows.parquet"]
     zero_rows = write_parquet("z.parquet", pa.table({"text": pa.array([], pa.string())}))
-    assert split(str(zero_rows), tmp_path / "o2", cfg()).totals["requests"] == 0
-
-
-def test_missing_source(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        split(str(tmp_path / "nope"), tmp_path / "o", cfg())
-
-
-def test_schema_drift_names_files_and_column(tmp_path, write_parquet):
-    write_parquet("p/a.parquet", {"id": [1], "text": ["x"]})
-    write_parquet("p/b.parquet", {"id": ["1"], "text": ["x"]})
-    with pytest.raises(
-        InputError, match=r"schema drift.*b.parquet differs from .*a.parquet: column 'id' is string, expected int64"
-    ):
-        split(str(tmp_path / "p"), tmp_path / "o", cfg())
-
-
-def test_files_with_their_columns_in_another_order_are_one_schema(tmp_path, write_parquet):
-    write_parquet("p/a.parquet", {"id": [1, 2], "text": ["x", "y"], "stars": [1, 2]})
-    write_parquet("p/b.parquet", {"stars": [3], "text": ["z"], "id": [3]})  # as Spark may write it
-    split(str(tmp_path / "p"), tmp_path / "o", cfg(id_column="id"))
-    rows = pq.read_table(tmp_path / "o" / "rows.parquet")
-    assert sorted(zip(rows["id"].to_pylist(), rows["text"].to_pylist(), rows["stars"].to_pylist())) == [
-        (1, "x", 1),
-        (2, "y", 2),
-        (3, "z", 3),
-    ]
-
-
-def test_duplicate_column_names_are_named(tmp_path):
-    path = tmp_path / "p" / "a.parquet"
-    path.parent.mkdir()
-    pq.write_table(pa.table([[1], ["x"], ["y"]], names=["id", "text", "text"]), path)
-    with pytest.raises(InputError, match=r"a.parquet: column name\(s\) 'text' appear more than once"):
-        split(str(tmp_path / "p"), tmp_path / "o", cfg())
-
-
-@pytest.mark.parametrize("as_string", [False, True], ids=["binary column", "string column from a sloppy writer"])
-def test_invalid_utf8_is_located(tmp_path, write_parquet, as_string):
-    raw = pa.array([b"ok", b"bad \xff\xfe"], pa.binary())
-    src = write_parquet("a.parquet", {"text": raw.view(pa.string()) if as_string else raw})
-    with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
-        split(str(src), tmp_path / "o", cfg())
-
-
-def test_unicode_round_trips_exactly(tmp_path, write_parquet):
-    texts = [
-        "emoji 🎉👍🏽 zwj 👨‍👩‍👧",
-        "RTL مرحبا بالعالم שלום",
-        'ctrl \x00\x1f \u2028 "q" \\ /',
-        "日本語テキスト",
-        "e\u0301 combining",
-    ]
-    src = write_parquet("a.parquet", {"text": texts})
-    split(str(src), tmp_path / "o", cfg(endpoint="/v1/responses"))
-    assert [line["body"]["input"] for line in lines(tmp_path / "o")] == texts
-    assert "مرحبا".encode() in (tmp_path / "o" / "batch-00000.jsonl").read_bytes()  # raw UTF-8, not \u escapes
+    assert split(str(zero_rows), tmp_path / "o2", split_config()).totals["requests"] == 0
 
 
 def test_template_values_are_data_not_code(tmp_path, write_parquet):
     hostile = ["{text}", "{0.__class__}", "__import__('os').system('x')", "{{}}", "%s %(x)s"]
     src = write_parquet("a.parquet", {"text": hostile})
-    split(str(src), tmp_path / "o", cfg(prompt_template="Say: {text} {{literal}}"))
-    got = [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")]
+    split(str(src), tmp_path / "o", split_config(prompt_template="Say: {text} {{literal}}"))
+    got = [line["body"]["messages"][0]["content"] for line in split_lines(tmp_path / "o")]
     assert got == [f"Say: {h} {{literal}}" for h in hostile]
 
 
@@ -294,12 +147,12 @@ def test_template_values_are_data_not_code(tmp_path, write_parquet):
 def test_bad_templates(tmp_path, write_parquet, template):
     src = write_parquet("a.parquet", {"text": ["x"]})
     with pytest.raises(InputError, match=r"template|placeholder"):
-        split(str(src), tmp_path / "o", cfg(prompt_template=template))
+        split(str(src), tmp_path / "o", split_config(prompt_template=template))
 
 
 def test_exact_tokens_use_the_offline_tokenizer(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["hello world", "héllo 🎉 مرحبا"]})
-    manifest = split(str(src), tmp_path / "o", cfg(exact_tokens=True))
+    manifest = split(str(src), tmp_path / "o", split_config(exact_tokens=True))
     import tiktoken
 
     enc = tiktoken.get_encoding("o200k_base")  # served from the cache batchkit filled; no network here
@@ -310,15 +163,7 @@ def test_exact_tokens_use_the_offline_tokenizer(tmp_path, write_parquet):
 def test_body_options_cannot_override_model_or_prompt(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["x"]})
     with pytest.raises(InputError, match="must not set model"):
-        split(str(src), tmp_path / "o", cfg(body_options={"model": "other"}))
-
-
-def test_glob_source(tmp_path, write_parquet):
-    write_parquet("g/x-1.parquet", {"text": ["a"]})
-    write_parquet("g/x-2.parquet", {"text": ["b"]})
-    write_parquet("g/other.parquet", {"text": ["c"]})
-    manifest = split(str(tmp_path / "g" / "x-*.parquet"), tmp_path / "o", cfg())
-    assert manifest.totals["requests"] == 2
+        split(str(src), tmp_path / "o", split_config(body_options={"model": "other"}))
 
 
 def test_cli_split_and_errors(tmp_path, write_parquet, capsys):
@@ -370,16 +215,15 @@ def test_cli_split_and_errors(tmp_path, write_parquet, capsys):
     max_bytes=st.integers(2_000, 6_000),
 )
 def test_property_limits_and_round_trip(tmp_path_factory, texts, max_requests, max_bytes):
-    import pyarrow.parquet as pq
 
     base = tmp_path_factory.mktemp("prop")
     pq.write_table(pa.table({"text": texts}), base / "a.parquet")
-    manifest = split(str(base / "a.parquet"), base / "o", cfg(max_requests=max_requests, max_bytes=max_bytes))
+    manifest = split(str(base / "a.parquet"), base / "o", split_config(max_requests=max_requests, max_bytes=max_bytes))
     for entry in manifest.files:
         assert entry.requests <= max_requests and entry.bytes <= max_bytes
         assert entry.bytes == (base / "o" / entry.path).stat().st_size
     kept = [t for t in texts if t.strip()]
-    assert [line["body"]["messages"][0]["content"] for line in lines(base / "o")] == kept
+    assert [line["body"]["messages"][0]["content"] for line in split_lines(base / "o")] == kept
     assert manifest.totals["rows_skipped"] == len(texts) - len(kept)
 
 
@@ -388,11 +232,11 @@ def test_too_many_files_are_refused_before_anything_is_written(tmp_path, write_p
     with pytest.raises(
         InputError, match=r"30 rows: at 10 requests per file that is at least 3 batch files, over the limit of 2"
     ):
-        split(str(src), tmp_path / "o", cfg(max_requests=10, max_files=2))
+        split(str(src), tmp_path / "o", split_config(max_requests=10, max_files=2))
     with pytest.raises(InputError, match=r"needs more than 3 batch files \(reached at row \d+ of source file 0\)"):
-        split(str(src), tmp_path / "o", cfg(max_requests=10, max_bytes=400, max_files=3))
+        split(str(src), tmp_path / "o", split_config(max_requests=10, max_bytes=400, max_files=3))
     assert not (tmp_path / "o").exists()
-    assert split(str(src), tmp_path / "o", cfg(max_requests=10, max_files=3)).totals["files"] == 3
+    assert split(str(src), tmp_path / "o", split_config(max_requests=10, max_files=3)).totals["files"] == 3
 
 
 def test_each_file_is_handed_over_as_soon_as_it_is_complete(tmp_path, write_parquet):
@@ -407,68 +251,8 @@ def test_each_file_is_handed_over_as_soon_as_it_is_complete(tmp_path, write_parq
         handed.append(path.name)
         path.rename(published / path.name)  # moved away at once: never all on local disk together
 
-    manifest = split(str(src), tmp_path / "o", cfg(max_requests=10), on_file=publish)
+    manifest = split(str(src), tmp_path / "o", split_config(max_requests=10), on_file=publish)
     assert handed == ["batch-00000.jsonl", "batch-00001.jsonl", "batch-00002.jsonl"]
     assert not list((tmp_path / "o").glob("batch-*"))
     for entry in manifest.files:
         assert hashlib.sha256((published / entry.path).read_bytes()).hexdigest() == entry.sha256
-
-
-@pytest.mark.parametrize(("folder", "sibling"), [("x?", "xy"), ("k[1]", "k1"), ("s*", "sa")])
-def test_ids_are_read_from_a_path_with_glob_characters_literally(tmp_path, write_parquet, folder, sibling):
-    """The id check must not expand ``?``, ``[`` or ``*`` in a file's name: a sibling's ids are not the partition's."""
-    write_parquet(f"p/{folder}/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
-    write_parquet(f"p/{sibling}/a.parquet", {"id": [1, 1], "text": ["x", "y"]})
-    manifest = split(str(tmp_path / "p" / folder), tmp_path / "o", cfg(id_column="id"))
-    assert [line["custom_id"] for line in lines(tmp_path / "o")] == ["1", "2"]
-    assert [s["path"] for s in manifest.sources] == [str(tmp_path / "p" / folder / "a.parquet")]
-
-
-def test_an_http_source_is_read_as_given(tmp_path, write_parquet):
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    write_parquet("www/a.parquet", {"id": [1, 2], "text": ["x", "y"]})
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{server.server_port}/a.parquet"
-        try:
-            manifest = split(url, tmp_path / "o", cfg())
-        finally:
-            server.shutdown()
-    assert [s["path"] for s in manifest.sources] == [url]
-    assert [line["body"]["messages"][0]["content"] for line in lines(tmp_path / "o")] == ["x", "y"]
-
-
-def test_a_file_url_out_is_that_absolute_path(tmp_path, write_parquet, monkeypatch):
-    src = write_parquet("a.parquet", {"text": ["x"]})
-    monkeypatch.chdir(tmp_path)  # a relative "file:" directory would appear here
-    split(str(src), f"file://{tmp_path}/o", cfg())
-    assert (tmp_path / "o" / "manifest.json").is_file()
-    assert not (tmp_path / "file:").exists()
-
-
-@pytest.mark.parametrize("previous", [False, True], ids=["empty target", "target holds a previous split"])
-def test_a_symlinked_out_is_replaced_at_its_target_and_the_link_kept(tmp_path, write_parquet, previous):
-    src = write_parquet("a.parquet", {"text": ["a", "b"]})
-    (tmp_path / "target").mkdir()
-    if previous:
-        split(str(src), tmp_path / "target", cfg())
-    (tmp_path / "link").symlink_to(tmp_path / "target")
-    split(str(src), tmp_path / "link", cfg(max_requests=1))
-    assert (tmp_path / "link").readlink() == tmp_path / "target"
-    assert sorted(p.name for p in (tmp_path / "target").iterdir()) == [
-        "batch-00000.jsonl",
-        "batch-00001.jsonl",
-        "manifest.json",
-        "rows.parquet",
-    ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "link", "target"], "no .old or .tmp left"
-
-
-def test_invalid_utf8_in_a_fixed_size_binary_column_is_located(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": pa.array([b"ok", b"\xff\xfe"], pa.binary(2))})
-    with pytest.raises(InputError, match=r"a.parquet: column 'text', row 1: text is not valid UTF-8"):
-        split(str(src), tmp_path / "o", cfg())
