@@ -87,6 +87,7 @@ class Stack(AirflowClient):
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",  # each task's next step starts sooner
             "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(
                 {"conn_type": "openai", "password": "emulator", "host": self.emulator.base_url}
             ),
