@@ -25,8 +25,9 @@ CLIENT_REFRESH_SECONDS = 900.0  # a shared client is rebuilt this often, so a ro
 POLL_CONCURRENCY = 4  # status polls in flight at once per connection and triggerer loop, i.e. HTTP connections:
 # httpcore's pool work per request grows with the square of its connections (16: 0.5 core at 1,000 waits, 4: 0.3).
 # At ~200 ms per poll against api.openai.com that is 20 polls/s: 1,000 waits at the default 60 s interval.
-STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (Airflow gives on_kill 30 s in all)
+STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at most, then "unknown": keep the batch)
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_DECISIONS: set[asyncio.Future] = set()  # on_kill decisions running on this triggerer (see on_kill)
 
 
 class PollRefused(Exception):
@@ -166,8 +167,17 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         Airflow 3.3 cancels a trigger again on each loop while its on_kill runs: the check and the cancel are
         shielded from that, so a slow state read still ends in a decision.
         """
-        if self.cancel_on_kill:
-            await asyncio.shield(self._cancel_if_asked())
+        if not self.cancel_on_kill:
+            return
+        decision = asyncio.ensure_future(self._cancel_if_asked())
+        _DECISIONS.add(decision)  # owned here: it outlives an on_kill that Airflow cancels
+        decision.add_done_callback(self._decided)
+        await asyncio.shield(decision)
+
+    def _decided(self, decision: asyncio.Future) -> None:
+        _DECISIONS.discard(decision)
+        if not decision.cancelled() and decision.exception() is not None:
+            self.log.warning("could not decide on batch %s: %r", self.batch_id, decision.exception())
 
     async def _cancel_if_asked(self) -> None:
         state = await self._task_state()
@@ -181,7 +191,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         try:
             await (await shared_client(self.conn_id)).sdk.batches.cancel(self.batch_id)
             self.log.info("cancelled batch %s because the task is %s", self.batch_id, state)
-        except openai.APIError as exc:
+        except (openai.APIError, httpx.HTTPError) as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
 
     async def _task_state(self, attempts: int = 3) -> str | None:
@@ -201,8 +211,12 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                 answer = await asyncio.wait_for(task_runner.SUPERVISOR_COMMS.asend(ask), STATE_READ_SECONDS)
                 state = answer.task_states[ti.run_id][name]
                 return str(state) if state is not None else "none"
+            except asyncio.CancelledError:  # e.g. Airflow's channel dropped its pending requests
+                if asyncio.current_task().cancelling():  # this decision itself is being stopped
+                    raise
+                reason: Any = "the request was cancelled"
             except Exception as exc:
-                reason: Any = exc
+                reason = exc
             self.log.warning("cannot read the state of %s (try %d of %d): %s", ti.task_id, attempt, attempts, reason)
             await asyncio.sleep(1)
         return None

@@ -155,3 +155,32 @@ def test_without_a_static_key_polls_go_through_the_sdk():
 
     poller = Poller.of(SignedPerRequest(api_key="unused", base_url="http://127.0.0.1:9/v1"))
     assert poller.http is None and poller.sdk.base_url.host == "127.0.0.1"
+
+
+def test_a_state_request_the_channel_dropped_is_asked_again(conn, tmp_path, monkeypatch):
+    """Airflow's channel cancels its pending requests when its reader stops: that read is retried, not fatal."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
+
+    from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+    emu = conn("--stuck-rate", "1")
+    batch_id = submit_batch(emu, tmp_path)
+    trigger = OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1)
+    trigger.task_instance = SimpleNamespace(dag_id="d", run_id="r", task_id="batch.submit", map_index=-1)
+    asked = []
+
+    async def dropping_asend(message):
+        if not isinstance(message, GetTaskStates):
+            return None
+        asked.append(message)
+        if len(asked) == 1:
+            raise asyncio.CancelledError("Reader loop exited")
+        return SimpleNamespace(task_states={"r": {"batch.submit": "failed"}})
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", SimpleNamespace(asend=dropping_asend), raising=False)
+    asyncio.run(trigger.on_kill())
+    assert len(asked) == 2
+    assert wait(client_for(emu), batch_id).status == "cancelled"
