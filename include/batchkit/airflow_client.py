@@ -13,7 +13,8 @@ class AirflowClient:
     api_url: str
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """One REST call; network errors (e.g. the API server restarting) raise ``httpx.TransportError``."""
+        """One REST call; errors below HTTP raise ``httpx.HTTPError`` (``httpx.TransportError`` while the API
+        server is down or restarting: the polling helpers below ride those out)."""
         return httpx.request(method, self.api_url + path, timeout=30, **kw)
 
     def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> None:

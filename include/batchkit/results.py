@@ -157,7 +157,7 @@ def write_results(
 
     :param source: ``source(per_line)`` yields the results as ``RESULT_SCHEMA`` record batches
         (``result_batches``); called again with ``per_line=True`` when Arrow's reader cannot type a file.
-    :param fingerprints: the batch's requests (``fingerprints``); a result for another custom_id is refused.
+    :param fingerprints: the batch's requests (``batch_inputs.fingerprints``); a result for another custom_id is refused.
     :param check: the output schema's check (structured outputs): answers failing it become ``invalid_output``.
     :param expected: the batch's request count; fewer or more results than that are refused (nothing may go
         missing silently).

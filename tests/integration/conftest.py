@@ -1,4 +1,4 @@
-"""Integration fixtures: real emulator processes over real HTTP, driven by the official openai SDK."""
+"""Integration fixtures: a moto S3 server, a fresh PostgreSQL database, notification receivers (SMTP and Slack)."""
 
 import time
 from collections.abc import Iterator

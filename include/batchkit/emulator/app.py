@@ -56,7 +56,8 @@ def create_app(config: EmulatorConfig) -> FastAPI:
             if not hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode()):
                 return APIError(
                     401,
-                    "Incorrect API key provided. Set the key the emulator was started with (--api-key).",
+                    "Incorrect API key provided. Send the key the emulator was started with "
+                    "(BATCHKIT_EMULATOR_API_KEY or --api-key-file).",
                     code="invalid_api_key",
                 ).response()
         if error := processor.faults.api_error():

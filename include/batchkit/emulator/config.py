@@ -25,9 +25,19 @@ DEFAULT_MODELS = (
 )
 
 
-def flag(default: Any, help: str, name: str | None = None, parse: Callable[[str], Any] | None = None) -> Any:
-    """A setting that ``batchkit emulator`` offers as ``--name`` (default: the field's name with dashes)."""
-    return field(default=default, metadata={"help": help, "flag": name, "parse": parse})
+def flag(
+    default: Any,
+    help: str,
+    name: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str = "N",
+    shown: str | None = None,
+) -> Any:
+    """A setting that ``batchkit emulator`` offers as ``--name`` (default: the field's name with dashes); its
+    help shows the default (``shown`` if given, nothing for None)."""
+    return field(
+        default=default, metadata={"help": help, "flag": name, "parse": parse, "metavar": metavar, "shown": shown}
+    )
 
 
 @dataclass
@@ -39,46 +49,63 @@ class EmulatorConfig:
     api_key: str | None = None  # when set, every request needs "Authorization: Bearer <api_key>"
     backend: str = "echo"  # "echo" (deterministic, offline) or "forward" (an OpenAI-compatible upstream)
     upstream_url: str | None = flag(
-        None, "OpenAI-compatible base URL for --backend forward, e.g. http://127.0.0.1:8080/v1", parse=str
+        None,
+        "OpenAI-compatible base URL for --backend forward, e.g. http://127.0.0.1:8080/v1",
+        parse=str,
+        metavar="URL",
     )
     upstream_api_key: str | None = None
     upstream_concurrency: int = flag(8, "parallel upstream requests")
     models: tuple[str, ...] = DEFAULT_MODELS  # "*" accepts any model
     max_requests_per_batch: int = flag(50_000, "requests per batch", name="--max-requests")
     max_batch_input_bytes: int = flag(
-        200 * 1000 * 1000, "batch input file size limit, e.g. 200MB", name="--max-batch-bytes", parse=parse_size
+        200 * 1000 * 1000,
+        "batch input file size limit",
+        name="--max-batch-bytes",
+        parse=parse_size,
+        metavar="SIZE",
+        shown="200MB",
     )
-    max_upload_bytes: int = flag(512 * 1000 * 1000, "upload size limit, e.g. 512MB", parse=parse_size)
+    max_upload_bytes: int = flag(
+        512 * 1000 * 1000, "upload size limit", parse=parse_size, metavar="SIZE", shown="512MB"
+    )
     completion_window_seconds: float = flag(
-        24.0 * 3600, "how long the '24h' window lasts here; small values test expiry"
+        24.0 * 3600, "how long the '24h' window lasts here; small values test expiry", metavar="SECONDS"
     )
-    seconds_per_request: float = flag(0.0, "slow processing: time each request takes")
-    validation_seconds: float = flag(0.2, "time a batch stays 'validating'")
-    tick_seconds: float = flag(0.2, "processor tick: how often batches advance")
+    seconds_per_request: float = flag(0.0, "slow processing: time each request takes", metavar="SECONDS")
+    validation_seconds: float = flag(0.2, "time a batch stays 'validating'", metavar="SECONDS")
+    tick_seconds: float = flag(0.2, "processor tick: how often batches advance", metavar="SECONDS")
     embedding_dimensions: int = flag(64, "echo embedding size unless the request sets 'dimensions'")
     # Faults
-    line_failure_rate: float = flag(0.0, "fault: fraction of lines failing with 500/429 into the error file")
+    line_failure_rate: float = flag(
+        0.0, "fault: fraction of lines failing with 500/429 into the error file", metavar="RATE"
+    )
     invalid_output_rate: float = flag(
         0.0,
         "fault: fraction of structured-output (json_schema) answers that are bad, still HTTP 200: each one of "
         "truncated (finish_reason 'length' / status 'incomplete'), refused (message.refusal / a refusal part) "
         "or valid JSON that breaks the schema",
+        metavar="RATE",
     )
-    api_error_rate: float = flag(0.0, "fault: fraction of API calls answered 429/500")
-    validation_failure_rate: float = flag(0.0, "fault: fraction of batches failing validation (token_limit_exceeded)")
+    api_error_rate: float = flag(0.0, "fault: fraction of API calls answered 429/500", metavar="RATE")
+    validation_failure_rate: float = flag(
+        0.0, "fault: fraction of batches failing validation (token_limit_exceeded)", metavar="RATE"
+    )
     enqueued_token_limit: int | None = flag(
         None, "per-model enqueued-token limit: a batch that would pass it fails with token_limit_exceeded", parse=int
     )
-    expire_rate: float = flag(0.0, "fault: fraction of batches that stop halfway and expire")
-    stuck_rate: float = flag(0.0, "fault: fraction of batches that stay in_progress with no progress")
+    expire_rate: float = flag(0.0, "fault: fraction of batches that stop halfway and expire", metavar="RATE")
+    stuck_rate: float = flag(0.0, "fault: fraction of batches that stay in_progress with no progress", metavar="RATE")
     create_delay_seconds: float = flag(
-        0.0, "fault: answer batch creation this many seconds late (after creating it), so clients time out"
+        0.0,
+        "fault: answer batch creation this many seconds late (after creating it), so clients time out",
+        metavar="SECONDS",
     )
     create_error_rate: float = flag(
-        0.0, "fault: fraction of batch creations refused with 429 rate_limit_exceeded (nothing created)"
+        0.0, "fault: fraction of batch creations refused with 429 rate_limit_exceeded (nothing created)", metavar="RATE"
     )
     upload_delay_seconds: float = flag(
-        0.0, "fault: answer file uploads this many seconds late (after storing the file)"
+        0.0, "fault: answer file uploads this many seconds late (after storing the file)", metavar="SECONDS"
     )
     seed: int = flag(0, "seed for fault decisions")
 
@@ -89,10 +116,10 @@ class EmulatorConfig:
 def cli_flags() -> Iterator[tuple[str, str, dict[str, Any]]]:
     """``(option, field name, add_argument keywords)`` of every setting offered on the command line."""
     for f in fields(EmulatorConfig):
-        if "help" in f.metadata:
-            option = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-            parse = f.metadata["parse"] or type(f.default)
-            help = f"{f.metadata['help']} (default: %(default)s)"
-            unit = f.name.rsplit("_", 1)[-1]
-            metavar = {"seconds": "SECONDS", "rate": "RATE", "bytes": "SIZE", "url": "URL"}.get(unit, "N")
-            yield option, f.name, {"type": parse, "default": f.default, "help": help, "metavar": metavar}
+        meta = f.metadata
+        if "help" in meta:
+            shown = meta["shown"] or ("" if f.default is None else "%(default)s")
+            help = f"{meta['help']} (default: {shown})" if shown else meta["help"]
+            option = meta["flag"] or "--" + f.name.replace("_", "-")
+            settings = {"type": meta["parse"] or type(f.default), "default": f.default, "metavar": meta["metavar"]}
+            yield option, f.name, {**settings, "help": help}

@@ -1,5 +1,6 @@
 """OpenAI's errors, built in one place: the envelope ``{"error": {"message", "type", "param", "code"}}`` of HTTP
-answers and error-file lines, and the batch validation errors of ``batch.errors``."""
+answers and error-file lines, and the batch-level errors of ``batch.errors`` (the line errors of an input file are
+recorded by ``validate``)."""
 
 from typing import Any
 
@@ -44,12 +45,16 @@ def model_not_found(model: str) -> APIError:
     )
 
 
-RATE_LIMITED = APIError(
-    429, "Rate limit reached for requests (injected fault).", code="rate_limit_exceeded", type_="requests"
-)
-SERVER_FAILED = APIError(
-    500, "The server had an error while processing your request (injected fault).", type_="server_error"
-)
+def rate_limited(calls: bool = False) -> APIError:
+    """An injected 429, worded as OpenAI words it for an API call or for a request line of a batch."""
+    message = "Rate limit reached (injected fault)." if calls else "Rate limit reached for requests (injected fault)."
+    return APIError(429, message, code="rate_limit_exceeded", type_="requests")
+
+
+def server_failed() -> APIError:
+    """An injected 500."""
+    message = "The server had an error while processing your request (injected fault)."
+    return APIError(500, message, type_="server_error")
 
 
 def input_deleted(file_id: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import random
 
 from . import structured
 from .config import EmulatorConfig
-from .errors import RATE_LIMITED, SERVER_FAILED, APIError
+from .errors import APIError, rate_limited, server_failed
 
 
 def fraction(seed: int, *parts: str) -> float:
@@ -24,7 +24,7 @@ class Faults:
     def api_error(self) -> APIError | None:
         """An injected 429 or 500 for an API call (``api_error_rate``), half of each."""
         if self.config.api_error_rate and self._draws.random() < self.config.api_error_rate:
-            return RATE_LIMITED if self._draws.random() < 0.5 else SERVER_FAILED
+            return rate_limited(calls=True) if self._draws.random() < 0.5 else server_failed()
         return None
 
     def create_refused(self) -> APIError | None:
@@ -53,7 +53,7 @@ class Faults:
         """A line answered 429 or 500 into the error file (``line_failure_rate``), half of each."""
         roll = fraction(self.config.seed, batch_id, custom_id, "line")
         if roll < self.config.line_failure_rate:
-            return RATE_LIMITED if roll < self.config.line_failure_rate / 2 else SERVER_FAILED
+            return rate_limited() if roll < self.config.line_failure_rate / 2 else server_failed()
         return None
 
     def invalid_output(self, batch_id: str, custom_id: str) -> str | None:

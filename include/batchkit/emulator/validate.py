@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from .config import EmulatorConfig
+from .errors import model_not_found
 
 MAX_REPORTED_ERRORS = 100
 
@@ -53,11 +54,7 @@ def validate_input(path: Path, endpoint: str, config: EmulatorConfig) -> Validat
             param="input_file_id",
         )
     if result.model and not result.errors and not config.accepts_model(result.model):
-        result.error(
-            "model_not_found",
-            f"The model '{result.model}' does not exist or you do not have access to it.",
-            param="body.model",
-        )
+        result.error("model_not_found", model_not_found(result.model).message, param="body.model")
     return result
 
 

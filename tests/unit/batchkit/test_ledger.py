@@ -13,6 +13,7 @@ from batchkit.ledger import Ledger
 from batchkit.merge import merge_partition
 from batchkit.results import Result, from_results, write_results
 from batchkit.splitter import SplitConfig, split
+from tests.helpers import split_lines
 
 
 def cfg(**kw) -> SplitConfig:
@@ -38,9 +39,7 @@ def answer(ledger: Ledger, batch_file: Path, tmp_path: Path, batch_id: str, stat
 
 
 def sent(directory: Path) -> list[str]:
-    return [
-        json.loads(x)["custom_id"] for f in sorted(directory.glob("batch-*.jsonl")) for x in f.read_bytes().splitlines()
-    ]
+    return [line["custom_id"] for line in split_lines(directory)]
 
 
 def table(rows: int, changed: dict[int, str] | None = None) -> pa.Table:

@@ -1,11 +1,11 @@
 """Every DAG imports without errors, fast (the dag-processor re-parses files all the time)."""
 
 import time
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from batchkit.devstack import REPO
+
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 
 

@@ -1,15 +1,13 @@
 """What the Airflow UI shows: the trigger form's Params, the batch link, progress lines and mapped-instance names."""
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from batchkit.devstack import REPO
 from openai_batch.links import OpenAIBatchLink, base_url_of, batch_url
 from openai_batch.statuses import progress
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
