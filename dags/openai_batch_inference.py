@@ -55,6 +55,7 @@ DATA_ROOT = os.environ.get("OPENAI_BATCH_DATA", os.path.join(AIRFLOW_HOME, "data
 STAGING_DEFAULT = os.environ.get("OPENAI_BATCH_STAGING", f"{DATA_ROOT}/staging")  # a directory or s3://bucket/prefix
 STAGING_ROOT = run_time("openai_batch_staging", STAGING_DEFAULT)
 STORAGE_CONN_ID = os.environ.get("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
+RETRIES = int(os.environ.get("OPENAI_BATCH_TASK_RETRIES", "2"))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_RETRY_DELAY_SECONDS", "30")))
 QUEUE_WAIT = timedelta(seconds=float(os.environ.get("OPENAI_BATCH_QUEUE_WAIT_SECONDS", "600")))  # after a refusal
 RETENTION = timedelta(days=float(os.environ.get("OPENAI_BATCH_STAGING_RETENTION_DAYS", "7")))
@@ -93,7 +94,7 @@ with DAG(
     max_active_runs=4,
     render_template_as_native_obj=True,
     default_args={
-        "retries": 2,
+        "retries": RETRIES,
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
         **task_callbacks(NOTIFY),

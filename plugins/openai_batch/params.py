@@ -5,7 +5,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from .context import PARTITION_PATTERN
+from openai_batch.context import PARTITION_PATTERN
 
 
 def optional(kind: str, **schema: Any) -> Param:
