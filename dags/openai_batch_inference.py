@@ -71,7 +71,9 @@ DEFAULT_TABLE = "review_sentiment"
 ALLOWED_SOURCES = from_env("OPENAI_BATCH_ALLOWED_SOURCES", DATA_ROOT)
 ALLOWED_WAREHOUSE_CONNS = from_env("OPENAI_BATCH_ALLOWED_WAREHOUSE_CONNS", "")  # "" (DuckDB) is always allowed
 ALLOWED_TABLES = from_env("OPENAI_BATCH_ALLOWED_TABLES", DEFAULT_TABLE)
-RESULTS = AssetAlias("openai_batch_results")  # each load adds the Asset of the table it loaded (load.table_uri)
+RESULTS = AssetAlias(
+    "openai_batch_results"
+)  # each load adds the Asset of the table it loaded (openai_batch.warehouses.table_uri)
 PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.pricing's batch prices (USD/1M)
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 # E-mail and Slack on failure, degraded success, optionally success (README "Notifications"); off by default

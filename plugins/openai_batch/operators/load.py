@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -12,6 +11,7 @@ from batchkit.errors import BatchkitError
 from openai_batch.context import partition_key
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool
+from openai_batch.warehouses import load_partition, table_uri
 
 
 class LoadToWarehouseOperator(BaseOperator):
@@ -113,7 +113,9 @@ class LoadToWarehouseOperator(BaseOperator):
         )
         self._guard(counts, merged, partition)
         try:
-            target, rows = self._load([merged], partition, context["run_id"])
+            target, rows = load_partition(
+                self.warehouse_conn_id, self.database, self.table, [merged], partition, context["run_id"]
+            )
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
@@ -195,79 +197,3 @@ class LoadToWarehouseOperator(BaseOperator):
             "results_invalid_output": counts["invalid"],
             "merged": counts["rows"],
         }
-
-    def _load(self, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
-        if not self.warehouse_conn_id:
-            from batchkit.warehouse.duckdb_loader import load_duckdb
-
-            database = os.path.abspath(self.database)
-            return f"duckdb:{database}", load_duckdb(database, self.table, paths, partition, run_id)
-        from airflow.sdk import BaseHook
-
-        conn = BaseHook.get_connection(self.warehouse_conn_id)
-        if conn.conn_type == "redshift":
-            return self._load_redshift(conn, paths, partition, run_id)
-        if conn.conn_type not in ("postgres", "postgresql"):
-            raise AirflowFailException(
-                f"connection {self.warehouse_conn_id!r} is of type {conn.conn_type!r}; "
-                "use a postgres or redshift connection, or leave it empty for DuckDB"
-            )
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from batchkit.warehouse.postgres_loader import load_postgres
-
-        uri = PostgresHook(postgres_conn_id=self.warehouse_conn_id).get_uri()
-        uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
-        where = f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}"
-        return where, load_postgres(uri, self.table, paths, partition, run_id)
-
-    def _load_redshift(self, conn: Any, paths: list[str], partition: str, run_id: str) -> tuple[str, int]:
-        """Stage to S3 with the connection's ``aws_conn_id`` and COPY with its ``iam_role`` (from its extra).
-        With ``"iam": true`` in the extra the database login is a temporary IAM credential, as the Amazon
-        provider's Redshift connection defines it (``cluster_identifier``, or ``is_serverless`` and
-        ``serverless_work_group``)."""
-        import psycopg
-        import s3fs
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        from batchkit.warehouse.redshift_loader import load_redshift
-
-        extra = conn.extra_dejson
-        missing = [key for key in ("s3_staging", "iam_role") if not extra.get(key)]
-        if missing:
-            raise AirflowFailException(
-                f"redshift connection {self.warehouse_conn_id!r} needs {', '.join(missing)} in its extra "
-                "(s3_staging: s3://bucket/prefix, iam_role: the ARN Redshift's COPY assumes)"
-            )
-        aws_conn_id = extra.get("aws_conn_id", "aws_default")
-        s3 = S3Hook(aws_conn_id=aws_conn_id)
-        credentials = s3.get_credentials()
-        endpoint = s3.conn_config.endpoint_url
-        fs = s3fs.S3FileSystem(
-            key=credentials.access_key,
-            secret=credentials.secret_key,
-            token=credentials.token,
-            client_kwargs={"endpoint_url": endpoint} if endpoint else {},
-        )
-        stage = f"{extra['s3_staging'].rstrip('/')}/{self.table}/{partition}/{run_id}"
-
-        def connect() -> Any:
-            user, password, port = conn.login, conn.password, conn.port or 5439
-            if extra.get("iam"):  # temporary credentials from the Amazon provider (cluster or Serverless)
-                from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-
-                hook = RedshiftSQLHook(redshift_conn_id=self.warehouse_conn_id, aws_conn_id=aws_conn_id)
-                user, password, port = hook.get_iam_token(conn)
-            return psycopg.connect(host=conn.host, port=port, user=user, password=password, dbname=conn.schema)
-
-        rows = load_redshift(connect, self.table, paths, partition, run_id, fs, stage, extra["iam_role"])
-        return f"redshift://{conn.host}:{conn.port or 5439}/{conn.schema}", rows
-
-
-def table_uri(warehouse: str, table: str) -> str:
-    """The Asset URI of ``table`` in ``warehouse`` (as ``_load`` names it); SQL warehouses put the schema
-    (default ``public``) between database and table, as Airflow's ``postgres://`` assets require."""
-    if warehouse.startswith("duckdb:"):
-        return f"{warehouse}/{table}"
-    schema, _, name = table.rpartition(".")
-    return f"{warehouse}/{schema or 'public'}/{name}"

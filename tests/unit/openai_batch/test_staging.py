@@ -3,8 +3,8 @@
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from openai_batch.operators.load import table_uri
 from openai_batch.staging import connect_storage
+from openai_batch.warehouses import table_uri
 
 
 def test_a_relative_path_is_refused_when_tasks_run_on_several_hosts(monkeypatch, tmp_path):
