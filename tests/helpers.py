@@ -113,7 +113,8 @@ def staged_run(
         "split": {"rows": str(inputs / "rows.parquet"), "manifest": str(inputs / "manifest.json"), "dry_run": False},
         "staging_root": str(root),
     }
-    context = {"params": {"partition": partition}, "run_id": run_id, "dag": SimpleNamespace(dag_id="d")}
+    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="load", map_index=-1)
+    context = {"params": {"partition": partition}, "run_id": run_id, "dag": SimpleNamespace(dag_id="d"), "ti": ti}
     return arguments, context
 
 

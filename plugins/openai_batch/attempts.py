@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from openai_batch.context import actor, batch_key
+from openai_batch.context import TaskRun, batch_key
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import wait_then_retry
 from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
@@ -55,22 +55,23 @@ class AttemptLoop:
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
 
+        run = TaskRun.of(context)
         hook = OpenAIBatchHook(conn_id=self.conn_id)
         connect_storage(self.batch_file["path"], self.storage_conn_id)
-        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
-        chain = self._chain(context, hook, ledger, first or self.first_batch(context, hook, ledger))
+        chain = self._chain(run, hook, ledger, first or self.first_batch(context, hook, ledger))
         if isinstance(event, dict) and event.get("status") == "timeout":
-            self._cancel_for_deadline(context, hook, ledger, chain)
+            self._cancel_for_deadline(run, hook, ledger, chain)
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
             while True:
                 if chain[-1].status not in TERMINAL:
-                    self._defer(context, ledger, chain, method)
+                    self._defer(run, ledger, chain, method)
                 for attempt, batch in enumerate(chain, start=1):
                     if not ledger.has_results(batch.id):
                         self._record(hook, staging, ledger, batch, attempt)
                 latest, resubmitted = self._latest(ledger, chain)
-                ours = self._cancelled_for_deadline(context, ledger, chain)
+                ours = self._cancelled_for_deadline(run, ledger, chain)
                 retry = {
                     custom_id
                     for custom_id, (status, http_status, code, batch_id) in latest.items()
@@ -82,24 +83,24 @@ class AttemptLoop:
                 if not waited and queue_full(chain[-1].errors):  # the chain counts the waits: none is forgotten
                     reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
                     wait_then_retry(self, refused - 1, method, {"waited": True}, reason)
-                chain.append(self._resubmit(context, hook, staging, ledger, chain, retry, waits, method))
+                chain.append(self._resubmit(run, hook, staging, ledger, chain, retry, waits, method))
                 waited = False
 
     def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         """Attempt 1's batch, as the ledger's claim names it."""
-        claim = ledger.claim_of(self.attempt_key(context, 1))
+        claim = ledger.claim_of(self.attempt_key(TaskRun.of(context), 1))
         if claim is None or not claim.batch_id:
             raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
         return hook.get_batch(claim.batch_id)
 
-    def attempt_key(self, context: Any, attempt: int) -> str:
+    def attempt_key(self, run: TaskRun, attempt: int) -> str:
         scope = self.batch_file.get("key_scope", "")
-        return batch_key(context["ti"].dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt, scope)
+        return batch_key(run.dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt, scope)
 
-    def _chain(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger, first: Batch) -> list[Batch]:
+    def _chain(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, first: Batch) -> list[Batch]:
         """The file's batches so far: the first, then each resubmission the ledger's claims name."""
         chain = [first]
-        while (claim := ledger.claim_of(self.attempt_key(context, len(chain) + 1))) and claim.batch_id:
+        while (claim := ledger.claim_of(self.attempt_key(run, len(chain) + 1))) and claim.batch_id:
             chain.append(hook.get_batch(claim.batch_id))
         return chain
 
@@ -107,13 +108,13 @@ class AttemptLoop:
         window = self.completion_window
         return window if isinstance(window, timedelta) else timedelta(hours=int(str(window).rstrip("h")))
 
-    def _defer(self, context: Any, ledger: Ledger, chain: list[Batch], method: str) -> None:
+    def _defer(self, run: TaskRun, ledger: Ledger, chain: list[Batch], method: str) -> None:
         """Wait on the triggerer; the deadline is anchored on the batch's creation (window + 1 h), or on our own
         cancel of it."""
         from openai_batch.triggers import OpenAIBatchStatusTrigger
 
         batch = chain[-1]
-        claim = ledger.claim_of(self.attempt_key(context, len(chain)))
+        claim = ledger.claim_of(self.attempt_key(run, len(chain)))
         if claim is not None and claim.cancelled_at:
             deadline = claim.cancelled_at + CANCEL_GRACE.total_seconds()
         else:
@@ -127,11 +128,11 @@ class AttemptLoop:
             timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
         )
 
-    def _cancel_for_deadline(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch]) -> None:
+    def _cancel_for_deadline(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch]) -> None:
         """The deadline passed: cancel the batch (its answered lines are kept; its unfinished lines go into the next
         attempt, unlike a cancel by a person), or give up when it did not even stop after our cancel."""
         batch = chain[-1]
-        claim = ledger.claim_of(self.attempt_key(context, len(chain)))
+        claim = ledger.claim_of(self.attempt_key(run, len(chain)))
         if claim is not None and claim.cancelled_at:
             raise AirflowException(f"batch {batch.id} did not stop within {CANCEL_GRACE} of being cancelled")
         self.log.warning("batch %s passed its deadline (%s window + 1 h); cancelling it", batch.id, self._window())
@@ -140,8 +141,8 @@ class AttemptLoop:
             ledger.record_cancel(claim)
         chain[-1] = hook.get_batch(batch.id)
 
-    def _cancelled_for_deadline(self, context: Any, ledger: Ledger, chain: list[Batch]) -> set[str]:
-        claims = [ledger.claim_of(self.attempt_key(context, n)) for n in range(1, len(chain) + 1)]
+    def _cancelled_for_deadline(self, run: TaskRun, ledger: Ledger, chain: list[Batch]) -> set[str]:
+        claims = [ledger.claim_of(self.attempt_key(run, n)) for n in range(1, len(chain) + 1)]
         return {c.batch_id for c in claims if c is not None and c.cancelled_at and c.batch_id}
 
     def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
@@ -214,7 +215,7 @@ class AttemptLoop:
 
     def _resubmit(
         self,
-        context: Any,
+        run: TaskRun,
         hook: OpenAIBatchHook,
         staging: RunStaging,
         ledger: Ledger,
@@ -229,7 +230,7 @@ class AttemptLoop:
         from openai_batch.claims import submit_once
 
         attempt = len(chain) + 1
-        key = self.attempt_key(context, attempt)
+        key = self.attempt_key(run, attempt)
         with staging.scratch() as scratch:
             retry_file = scratch / f"retry-{self.batch_file['index']:05d}-{attempt}.jsonl"
             with retry_file.open("wb") as out:
@@ -242,7 +243,7 @@ class AttemptLoop:
                 hook,
                 ledger,
                 key,
-                actor(context),
+                run.actor,
                 self.batch_file["sha256"],
                 staged,
                 self.log,

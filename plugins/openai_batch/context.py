@@ -1,9 +1,10 @@
-"""What every task of a run agrees on: the partition key, the batch key and who is acting."""
+"""What every task of a run agrees on: the partition key, the batch key, and the task run acting (``TaskRun``)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +57,23 @@ def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1, s
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
-def actor(context: Any) -> str:
-    """Who is acting, as recorded in ledger claims: ``<dag_id>/<run_id>/<task_id>[<map_index>]``."""
-    ti = context["ti"]
-    return f"{ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}]"
+@dataclass(frozen=True)
+class TaskRun:
+    """What a task needs from Airflow's context, read once at the top of ``execute``; everything below takes this
+    value instead of the context."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    partition: str
+
+    @classmethod
+    def of(cls, context: Any) -> TaskRun:
+        ti = context["ti"]
+        return cls(context["dag"].dag_id, context["run_id"], ti.task_id, ti.map_index, partition_key(context))
+
+    @property
+    def actor(self) -> str:
+        """Who is acting, as recorded in ledger claims: ``<dag_id>/<run_id>/<task_id>[<map_index>]``."""
+        return f"{self.dag_id}/{self.run_id}/{self.task_id}[{self.map_index}]"

@@ -13,14 +13,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit import storage
 from batchkit.ledger import LEDGER_DIR, Ledger
-from openai_batch.context import partition_key
+from openai_batch.context import TaskRun
 
 
 def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
@@ -62,9 +61,9 @@ def plain_url(path: ObjectStoragePath) -> str:
 class RunStaging:
     """One DAG run's staging area (see the module docstring)."""
 
-    def __init__(self, staging_root: str, context: Any, conn_id: str | None = None) -> None:
-        run_id = re.sub(r"[^A-Za-z0-9._-]", "_", context["run_id"])
-        self.root = connect_storage(staging_root, conn_id) / context["dag"].dag_id / partition_key(context) / run_id
+    def __init__(self, staging_root: str, run: TaskRun, conn_id: str | None = None) -> None:
+        run_id = re.sub(r"[^A-Za-z0-9._-]", "_", run.run_id)
+        self.root = connect_storage(staging_root, conn_id) / run.dag_id / run.partition / run_id
         self.remote = storage.is_remote(plain_url(self.root))
 
     def ledger(self) -> Ledger:

@@ -8,7 +8,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
-from openai_batch.context import partition_key
+from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool
 from openai_batch.warehouses import load_partition, table_uri
@@ -89,9 +89,10 @@ class LoadToWarehouseOperator(BaseOperator):
             raise AirflowFailException("the split step recorded no staged rows (XCom 'split'); clear the run")
         if as_bool(split.get("dry_run")):
             raise AirflowSkipException("dry run: nothing was submitted, so nothing is loaded")
-        partition = partition_key(context)
+        run = TaskRun.of(context)
+        partition = run.partition
         connect_storage(split["rows"], self.storage_conn_id)
-        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         with staging.scratch() as scratch, airflow_errors(f"merging the answers of partition {partition}"):
             manifest = Manifest.load(split["manifest"])
             output_schema = manifest.parameters.get("output_schema")
@@ -114,7 +115,7 @@ class LoadToWarehouseOperator(BaseOperator):
         self._guard(counts, merged, partition)
         try:
             target, rows = load_partition(
-                self.warehouse_conn_id, self.database, self.table, [merged], partition, context["run_id"]
+                self.warehouse_conn_id, self.database, self.table, [merged], partition, run.run_id
             )
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None

@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from openai_batch.context import TaskRun
+
 
 class PruneStagingOperator(BaseOperator):
     """Delete the staging areas of this DAG's runs whose newest file is older than ``retention``.
@@ -36,8 +38,9 @@ class PruneStagingOperator(BaseOperator):
         from batchkit.storage import prune
         from openai_batch.staging import RunStaging, connect_storage, plain_url
 
-        root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / context["dag"].dag_id)
-        keep = [self.source.split("{partition}")[0], RunStaging(self.staging_root, context, self.storage_conn_id).url()]
+        run = TaskRun.of(context)
+        root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / run.dag_id)
+        keep = [self.source.split("{partition}")[0], RunStaging(self.staging_root, run, self.storage_conn_id).url()]
         deleted = prune(root, self.retention, protect=keep)
         for path in deleted:
             self.log.info("deleted staging area %s (older than %s)", path, self.retention)

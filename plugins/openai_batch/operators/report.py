@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from openai_batch.context import partition_key
+from openai_batch.context import TaskRun
 from openai_batch.links import RunReportLink
 from openai_batch.operators.common import as_bool
 
@@ -68,15 +68,16 @@ class RunReportOperator(BaseOperator):
         collected = [r for r in ([given] if isinstance(given, dict) else given) if isinstance(r, dict)]
         if split.get("manifest"):
             connect_storage(split["manifest"], self.storage_conn_id)
-        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        run = TaskRun.of(context)
+        staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         manifest = Manifest.load(split["manifest"]) if split.get("manifest") else None
         batch_ids = [b for r in collected for b in r.get("batch_ids", [])]
         answers = staging.ledger().read_results(batch_ids, REPORT_COLUMNS)
         codes, examples = errors_of(answers)
         report = RunReport(
-            dag_id=context["dag"].dag_id,
-            run_id=context["run_id"],
-            partition=partition_key(context),
+            dag_id=run.dag_id,
+            run_id=run.run_id,
+            partition=run.partition,
             outcome=self._outcome(context, split),
             estimate=manifest.estimate if manifest else None,
             totals=manifest.totals if manifest else {},

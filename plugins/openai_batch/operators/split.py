@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from batchkit.errors import BatchkitError
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
 from batchkit.pricing import Estimate
-from openai_batch.context import partition_key
+from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool, as_list
 
@@ -103,11 +103,12 @@ class SplitPartitionOperator(BaseOperator):
         from openai_batch.policy import check_source
         from openai_batch.staging import RunStaging, connect_storage
 
-        partition = partition_key(context)
+        run = TaskRun.of(context)
+        partition = run.partition
         source = self.source.replace("{partition}", partition)
         check_source(source, self.allowed_sources)
         connect_storage(source, self.storage_conn_id)
-        staging = RunStaging(self.staging_root, context, self.storage_conn_id)
+        staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         if self.check_model:
             self._check_model()
         reuse = as_bool(self.reuse_results)
@@ -158,7 +159,7 @@ class SplitPartitionOperator(BaseOperator):
             return []
         self._check_budget(cost)
         # a full re-ask (no reuse) adopts no other run's batches
-        return batch_files(manifest, paths, manifest_url, partition, "" if reuse else context["run_id"])
+        return batch_files(manifest, paths, manifest_url, partition, "" if reuse else run.run_id)
 
     def _check_budget(self, cost: Any) -> None:
         """Stop the run before any submit when its estimate is over ``max_cost_usd`` (or cannot be priced)."""

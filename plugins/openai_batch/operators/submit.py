@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from openai_batch.attempts import AttemptLoop
-from openai_batch.context import actor, batch_key
+from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.links import OpenAIBatchLink
 from openai_batch.operators.common import wait_then_retry
@@ -116,8 +116,8 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
 
-        hook = OpenAIBatchHook(conn_id=self.conn_id)
-        sha, partition, ti = self.batch_file["sha256"], self.batch_file["partition"], context["ti"]
+        hook, run = OpenAIBatchHook(conn_id=self.conn_id), TaskRun.of(context)
+        sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
         saved = context["task_state_store"].get("batch_id")
         if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's
             batch = hook.get_batch(saved)
@@ -125,26 +125,26 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch
             self.log.warning("batch %s of an earlier try was made from another file; not adopting it", batch.id)
-        key = batch_key(ti.dag_id, partition, sha, 1, self.batch_file.get("key_scope", ""))
+        key = self.attempt_key(run, 1)
         metadata = {
             **(self.metadata or {}),
-            "airflow_dag_id": ti.dag_id,
-            "airflow_run_id": ti.run_id[:512],
-            "airflow_task": f"{ti.task_id}[{ti.map_index}]",
+            "airflow_dag_id": run.dag_id,
+            "airflow_run_id": run.run_id[:512],
+            "airflow_task": f"{run.task_id}[{run.map_index}]",
             "partition": partition,
             "file_sha256": sha[:32],
             METADATA_KEY: key,
         }
         extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
         connect_storage(self.batch_file["path"], self.storage_conn_id)
-        ledger = RunStaging(self.staging_root, context, self.storage_conn_id).ledger()
+        ledger = RunStaging(self.staging_root, run, self.storage_conn_id).ledger()
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
                 return submit_once(
                     hook,
                     ledger,
                     key,
-                    actor(context),
+                    run.actor,
                     sha,
                     self.batch_file["path"],
                     self.log,

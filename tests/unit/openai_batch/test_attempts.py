@@ -11,6 +11,7 @@ import pytest
 
 from batchkit.ledger import Ledger
 from batchkit.splitter import SplitConfig, split
+from openai_batch.context import TaskRun
 from tests.emulator_client import client_for, wait
 from tests.helpers import split_descriptors
 
@@ -63,7 +64,7 @@ def test_a_deadline_cancel_keeps_answers_and_resubmits_the_rest(emulator, tmp_pa
     content = client.files.content(client.batches.retrieve(second).input_file_id).content.splitlines()
     assert len(content) == 6 - answered  # only the lines the cancel left unanswered
     claims = Ledger.for_partition(staging, "d", "p")
-    assert claims.claim_of(submit.attempt_key(context, 1)).cancelled_at is not None
+    assert claims.claim_of(submit.attempt_key(TaskRun.of(context), 1)).cancelled_at is not None
 
     assert wait(client, second).status == "completed"
     assert submit.follow(context) == first

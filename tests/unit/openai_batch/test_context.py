@@ -1,4 +1,5 @@
-"""The partition key: taken from the Param or the data interval, and never a path or a glob."""
+"""The partition key (from the Param or the data interval, never a path or a glob) and the task run read from the
+context once."""
 
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -6,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from openai_batch.context import partition_key
+from openai_batch.context import TaskRun, partition_key
 
 HOSTILE = ["../../etc", "/etc/passwd", "..", "2026-11-*", "2026-11-2[0-4]", "a/b", "a\\b", "dt=2026?", " x y "]
 
@@ -38,3 +39,15 @@ def test_good_keys_pass_and_formats_must_make_good_keys():
     assert partition_key(context("", "%Y-%m-%dT%H")) == "2026-11-24T05"
     with pytest.raises(AirflowFailException, match="is not a partition key"):
         partition_key(context("", "%Y/%m/%d"))
+
+
+def test_a_task_run_reads_the_context_once_and_names_the_actor():
+    given = {
+        **context("", "%Y-%m-%dT%H"),
+        "run_id": "scheduled__1",
+        "dag": SimpleNamespace(dag_id="d"),
+        "ti": SimpleNamespace(task_id="batch.submit", map_index=3),
+    }
+    run = TaskRun.of(given)
+    assert run == TaskRun("d", "scheduled__1", "batch.submit", 3, "2026-11-24T05")
+    assert run.actor == "d/scheduled__1/batch.submit[3]"
