@@ -2,14 +2,15 @@
 
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from openai import OpenAI
 
+from batchkit.batch_api import TERMINAL
 from batchkit.emulator.launcher import EmulatorProcess
 
 FAST = ("--validation-seconds", "0", "--tick-seconds", "0.05")
-TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
 def client_for(emu: EmulatorProcess, api_key: str = "unused", **kw) -> OpenAI:
@@ -32,7 +33,7 @@ def upload(client: OpenAI, tmp_path: Path, lines: list[dict] | bytes, name: str 
         return client.files.create(file=handle, purpose="batch").id
 
 
-def wait(client: OpenAI, batch_id: str, timeout: float = 60, until: tuple[str, ...] = TERMINAL):
+def wait(client: OpenAI, batch_id: str, timeout: float = 60, until: Collection[str] = TERMINAL):
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:

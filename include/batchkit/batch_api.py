@@ -15,6 +15,8 @@ class BatchStatus(StrEnum):
 
 
 TERMINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLED})
+CANCELLABLE = frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING})
+LIVE = CANCELLABLE | {BatchStatus.CANCELLING}  # created and not yet terminal: what an in-flight bound counts
 
 METADATA_KEY = "batchkit_key"  # the batch key in a batch's metadata (changing it orphans live batches)
 QUEUE_FULL = "token_limit_exceeded"  # a batch refused for the enqueued-token limit: wait, then resubmit it whole

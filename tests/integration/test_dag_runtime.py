@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from batchkit.batch_api import LIVE
 from batchkit.devstack import Stack
 from tests.helpers import emulator_objects, running_stack
 
@@ -19,7 +20,6 @@ SETTINGS = {
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",  # a silent triggerer loses its triggers
     "OPENAI_BATCH_MAX_PARALLEL": "2",
 }
-LIVE = ("validating", "in_progress", "finalizing", "cancelling")
 
 
 @pytest.fixture(scope="module")

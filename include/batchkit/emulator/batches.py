@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from ..batch_api import CANCELLABLE, BatchStatus
 from .checks import COMPLETION_WINDOWS, ENDPOINTS, check_expiry, check_metadata, json_body, page
 from .config import EmulatorConfig
 from .errors import APIError
@@ -59,7 +60,7 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
             "errors": None,
             "input_file_id": input_file_id,
             "completion_window": window,
-            "status": "validating",
+            "status": BatchStatus.VALIDATING.value,
             "output_file_id": None,
             "error_file_id": None,
             "created_at": now,
@@ -108,13 +109,13 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
     @router.post("/batches/{batch_id}/cancel")
     async def cancel_batch(batch_id: str) -> dict:
         batch = _batch_or_404(batch_id)
-        if batch["status"] in ("cancelling", "cancelled"):
+        if batch["status"] in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
             return batch
-        if batch["status"] not in ("validating", "in_progress", "finalizing"):
+        if batch["status"] not in CANCELLABLE:
             raise APIError(
                 409, f"Cannot cancel a batch with status '{batch['status']}'.", None, "batch_not_cancellable"
             )
-        updated = store.update_batch(batch_id, status="cancelling", cancelling_at=int(time.time()))
+        updated = store.update_batch(batch_id, status=BatchStatus.CANCELLING.value, cancelling_at=int(time.time()))
         processor.wake()
         return updated
 

@@ -7,20 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from ..batch_api import BatchStatus
 from .backends import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS
 from .checks import COMPLETION_WINDOWS, ENDPOINTS, PURPOSES
 from .config import EmulatorConfig
 
-BATCH_STATUSES = (
-    "validating",
-    "failed",
-    "in_progress",
-    "finalizing",
-    "completed",
-    "expired",
-    "cancelling",
-    "cancelled",
-)
+BATCH_STATUSES = tuple(status.value for status in BatchStatus)
 
 
 def _ref(name: str) -> dict:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..batch_api import BatchStatus as S
 from . import backends
 from .config import EmulatorConfig
 from .errors import input_deleted, token_limit_error
@@ -62,19 +63,19 @@ class Processor:
         batch, progress = found
         now = time.time()
         status = batch["status"]
-        if status in ("validating", "in_progress") and now >= batch["expires_at"]:
+        if status in (S.VALIDATING, S.IN_PROGRESS) and now >= batch["expires_at"]:
             await asyncio.to_thread(self._drain, batch, progress, EXPIRED)
-            self._finish(batch, progress, "expired")
-        elif status == "validating":
+            self._finish(batch, progress, S.EXPIRED)
+        elif status == S.VALIDATING:
             if now - progress.get("created", batch["created_at"]) >= self.config.validation_seconds:
                 await self._validate(batch, progress)
-        elif status == "in_progress":
+        elif status == S.IN_PROGRESS:
             await self._process_chunk(batch, progress)
-        elif status == "finalizing":
-            self._finish(batch, progress, "completed")
-        elif status == "cancelling":
+        elif status == S.FINALIZING:
+            self._finish(batch, progress, S.COMPLETED)
+        elif status == S.CANCELLING:
             await asyncio.to_thread(self._drain, batch, progress, CANCELLED)
-            self._finish(batch, progress, "cancelled")
+            self._finish(batch, progress, S.CANCELLED)
 
     async def _validate(self, batch: dict, progress: dict) -> None:
         if self.faults.fails_validation(batch["id"]):
@@ -93,14 +94,14 @@ class Processor:
                 if not errors and limit is not None and enqueued + result.tokens > limit:
                     errors = [token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")]
         current = self.store.get_batch(batch["id"])[0]
-        if current["status"] == "cancelling":
+        if current["status"] == S.CANCELLING:
             return  # the cancel wins; the next tick finishes it
         now = int(time.time())
         if errors:
-            batch.update(status="failed", failed_at=now, errors={"object": "list", "data": errors})
+            batch.update(status=S.FAILED.value, failed_at=now, errors={"object": "list", "data": errors})
         else:
             batch.update(
-                status="in_progress",
+                status=S.IN_PROGRESS.value,
                 in_progress_at=now,
                 model=model,
                 request_counts={"total": total, "completed": 0, "failed": 0},
@@ -113,7 +114,7 @@ class Processor:
         total = 0
         for batch_id in self.store.active_batch_ids():
             other, progress = self.store.get_batch(batch_id)
-            if batch_id != exclude and other["status"] == "in_progress" and other.get("model") == model:
+            if batch_id != exclude and other["status"] == S.IN_PROGRESS and other.get("model") == model:
                 total += progress.get("tokens", 0)
         return total
 
@@ -134,10 +135,10 @@ class Processor:
             await asyncio.to_thread(self._append_results, batch, progress, results)
             progress["offset"] = next_offset
         current = self.store.get_batch(batch["id"])[0]
-        if current["status"] == "cancelling":
-            batch.update(status="cancelling", cancelling_at=current["cancelling_at"])
+        if current["status"] == S.CANCELLING:
+            batch.update(status=S.CANCELLING.value, cancelling_at=current["cancelling_at"])
         elif counts["completed"] + counts["failed"] >= counts["total"]:
-            batch.update(status="finalizing", finalizing_at=int(time.time()))
+            batch.update(status=S.FINALIZING.value, finalizing_at=int(time.time()))
             self.wake()
         self.store.save_batch(batch, progress)
 
@@ -247,8 +248,8 @@ class Processor:
             os.fsync(handle.fileno())
             return handle.tell()
 
-    def _finish(self, batch: dict, progress: dict, status: str) -> None:
-        now = int(time.time())
+    def _finish(self, batch: dict, progress: dict, status: S) -> None:
+        now, status = int(time.time()), S(status).value
         for kind, key, suffix in (("out", "output_file_id", "output"), ("err", "error_file_id", "error")):
             size = progress[f"{kind}_bytes"]
             path = self.work_path(batch["id"], kind)

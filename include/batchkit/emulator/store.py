@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..batch_api import LIVE
+
 _FILE_ID = re.compile(r"^file-[A-Za-z0-9]{8,64}$")
 
 _SCHEMA = """
@@ -152,10 +154,10 @@ class Store:
         return [json.loads(r[0]) for r in rows[:limit]], len(rows) > limit
 
     def active_batch_ids(self) -> list[str]:
+        live = sorted(s.value for s in LIVE)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM batches WHERE status IN ('validating', 'in_progress', 'finalizing', 'cancelling') ORDER BY seq"
-            ).fetchall()
+            marks = ", ".join("?" * len(live))
+            rows = self._db.execute(f"SELECT id FROM batches WHERE status IN ({marks}) ORDER BY seq", live).fetchall()
         return [r[0] for r in rows]
 
 
