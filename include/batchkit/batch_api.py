@@ -18,6 +18,9 @@ TERMINAL = frozenset({BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXP
 CANCELLABLE = frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.FINALIZING})
 LIVE = CANCELLABLE | {BatchStatus.CANCELLING}  # created and not yet terminal: what an in-flight bound counts
 
+MAX_REQUESTS = 50_000  # requests per batch (per input file)
+MAX_BYTES = 200 * 1000 * 1000  # bytes per batch input file
+
 METADATA_KEY = "batchkit_key"  # the batch key in a batch's metadata (changing it orphans live batches)
 QUEUE_FULL = "token_limit_exceeded"  # a batch refused for the enqueued-token limit: wait, then resubmit it whole
 

@@ -5,12 +5,13 @@ import json
 import sys
 import time
 
+from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError
 from .pricing import Estimate
 from .requests import ENDPOINTS
 from .sizes import parse_size
-from .splitter import MAX_BYTES, MAX_REQUESTS, SplitConfig, split
+from .splitter import SplitConfig, split
 from .storage import CREDENTIALS_HELP, credential_errors
 
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import tokens
+from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
@@ -34,8 +35,6 @@ from .unique_ids import check_unique_ids
 
 log = logging.getLogger(__name__)
 
-MAX_REQUESTS = 50_000
-MAX_BYTES = 200 * 1000 * 1000
 MAX_SKIPPED_EXAMPLES = 20
 
 

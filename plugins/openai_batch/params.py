@@ -5,6 +5,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from batchkit.batch_api import MAX_REQUESTS
 from openai_batch.context import PARTITION_PATTERN
 
 
@@ -114,10 +115,10 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             section="Structured output",
         ),
         "max_requests_per_file": Param(
-            50_000,
+            MAX_REQUESTS,
             type="integer",
             minimum=1,
-            maximum=50_000,
+            maximum=MAX_REQUESTS,
             title="Requests per batch file",
             description="at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
             section="Limits and retries",

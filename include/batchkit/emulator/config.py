@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..batch_api import MAX_BYTES, MAX_REQUESTS
 from ..sizes import parse_size
 
 DEFAULT_MODELS = (
@@ -57,9 +58,9 @@ class EmulatorConfig:
     upstream_api_key: str | None = None
     upstream_concurrency: int = flag(8, "parallel upstream requests")
     models: tuple[str, ...] = DEFAULT_MODELS  # "*" accepts any model
-    max_requests_per_batch: int = flag(50_000, "requests per batch", name="--max-requests")
+    max_requests_per_batch: int = flag(MAX_REQUESTS, "requests per batch", name="--max-requests")
     max_batch_input_bytes: int = flag(
-        200 * 1000 * 1000,
+        MAX_BYTES,
         "batch input file size limit",
         name="--max-batch-bytes",
         parse=parse_size,

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from batchkit.batch_api import MAX_REQUESTS
 from batchkit.errors import BatchkitError
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
 from batchkit.pricing import Estimate
@@ -73,7 +74,7 @@ class SplitPartitionOperator(BaseOperator):
         prompt_template: str | None = None,
         system_prompt: str | None = None,
         id_column: str | None = None,
-        max_requests: int = 50_000,
+        max_requests: int = MAX_REQUESTS,
         max_tokens: int | None = None,
         body_options: dict | None = None,
         dry_run: bool = False,
