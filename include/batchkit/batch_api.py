@@ -1,4 +1,5 @@
-"""The OpenAI Batch API vocabulary shared by the core and the Airflow layer: statuses, error codes, metadata."""
+"""The OpenAI Batch API vocabulary shared by the core, the Airflow layer, the emulator and the tests: statuses and
+their sets, limits, error codes, metadata."""
 
 from enum import StrEnum
 
