@@ -159,3 +159,34 @@ def split_config(**kw: Any) -> Any:
     if "prompt_template" not in kw:
         kw.setdefault("prompt_column", "text")
     return SplitConfig(**kw)
+
+
+def ok_line(custom_id: str, text: str = "fine") -> dict:
+    """A batch output line answering ``custom_id`` with HTTP 200 and ``text``."""
+    return {
+        "id": "batch_req_1",
+        "custom_id": custom_id,
+        "error": None,
+        "response": {
+            "status_code": 200,
+            "request_id": "req_1",
+            "body": {
+                "object": "chat.completion",
+                "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+            },
+        },
+    }
+
+
+def error_line(custom_id: str, status: int | None, code: str | None, message: str = "boom") -> dict:
+    """A batch error-file line for ``custom_id`` (``status`` None: an error without a response)."""
+    if status is None:
+        return {"id": "x", "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}
+    return {
+        "id": "x",
+        "custom_id": custom_id,
+        "error": None,
+        "response": {"status_code": status, "request_id": "r", "body": {"error": {"code": code, "message": message}}},
+    }

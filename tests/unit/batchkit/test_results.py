@@ -1,49 +1,18 @@
-"""Result parsing, retry selection and merging results back onto input rows."""
+"""Result parsing: output and error lines of every endpoint, the Arrow fast path against per-line parsing, and
+the original request lines selected for a resubmission."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from batchkit.batch_inputs import fingerprints, request_lines
+from batchkit.batch_inputs import request_lines
 from batchkit.errors import BatchkitError
-from batchkit.merge import merge_partition
-from batchkit.results import Result, from_results, parse_line, parse_lines, result_batches, write_results
+from batchkit.results import parse_line, parse_lines, result_batches, write_results
 from batchkit.splitter import SplitConfig, split
-
-
-def ok_line(custom_id: str, text: str = "fine") -> dict:
-    return {
-        "id": "batch_req_1",
-        "custom_id": custom_id,
-        "error": None,
-        "response": {
-            "status_code": 200,
-            "request_id": "req_1",
-            "body": {
-                "object": "chat.completion",
-                "model": "gpt-4o-mini",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
-            },
-        },
-    }
-
-
-def error_line(custom_id: str, status: int | None, code: str | None, message: str = "boom") -> dict:
-    if status is None:
-        return {"id": "x", "custom_id": custom_id, "response": None, "error": {"code": code, "message": message}}
-    return {
-        "id": "x",
-        "custom_id": custom_id,
-        "error": None,
-        "response": {"status_code": status, "request_id": "r", "body": {"error": {"code": code, "message": message}}},
-    }
+from tests.helpers import error_line, ok_line
 
 
 def test_parse_ok_and_error_lines():
@@ -109,127 +78,11 @@ def test_parse_lines_names_the_bad_line(tmp_path):
         list(parse_lines(path, "b"))
 
 
-def answers(out: Path, answer: Callable[[dict], Result], attempt: int = 1) -> list[str]:
-    """Answer every batch file of the split in ``out`` with ``answer(line)``; the ledger results files written."""
-    written = []
-    for index, batch_file in enumerate(sorted(out.glob("batch-*.jsonl"))):
-        results = [answer(json.loads(raw)) for raw in batch_file.read_bytes().splitlines()]
-        target = out.parent / f"{out.name}-results" / f"{attempt}-{index}.parquet"
-        write_results(from_results(results), fingerprints(batch_file), attempt, target)
-        written.append(str(target))
-    return written
-
-
-def merged_rows(out: Path, result_files: list[str]) -> tuple[dict[str, int], list[dict]]:
-    counts = merge_partition(str(out / "rows.parquet"), result_files, out.parent / f"{out.name}-merged.parquet")
-    return counts, pq.read_table(out.parent / f"{out.name}-merged.parquet").to_pylist()
-
-
-def test_a_later_ok_answer_wins_over_an_earlier_error(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": ["x", "y"]})
-    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
-    first = answers(tmp_path / "o", lambda line: parse_line(error_line(line["custom_id"], 500, "server_error"), "b1"))
-    second = answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b2"), attempt=2)
-    counts, rows = merged_rows(tmp_path / "o", first + second)
-    assert counts["ok"] == 2 and {(r["batch_id"], r["attempts"]) for r in rows} == {("b2", 2)}
-    counts, rows = merged_rows(tmp_path / "o", first)
-    assert counts["ok"] == 0 and {r["error_code"] for r in rows} == {"server_error"}
-
-
 def test_request_lines_selects_originals(tmp_path, write_parquet):
     src = write_parquet("a.parquet", {"text": ["x", "y", "z"]})
     split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
     picked = list(request_lines(tmp_path / "o" / "batch-00000.jsonl", {"0-0", "0-2"}))
     assert [json.loads(line)["body"]["messages"][0]["content"] for line in picked] == ["x", "z"]
-
-
-def test_merge_every_input_row_exactly_once(tmp_path, write_parquet):
-    write_parquet("p/a.parquet", {"id": [1, 2, 3, 4], "text": ["a", "", "c", "d"], "extra": [10, 20, 30, 40]})
-    write_parquet("p/b.parquet", {"id": [5, 6], "text": ["e", "f"], "extra": [50, 60]})
-    manifest = split(
-        str(tmp_path / "p"),
-        tmp_path / "o",
-        SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=2),
-    )
-    assert [f.requests for f in manifest.files] == [2, 2, 1]
-
-    def answer(line: dict) -> Result:
-        cid = line["custom_id"]
-        return parse_line(ok_line(cid, f"answer {cid}") if cid != "4" else error_line(cid, 400, "bad"), "b")
-
-    counts, rows = merged_rows(tmp_path / "o", answers(tmp_path / "o", answer))
-    assert counts == {"rows": 6, "ok": 4, "errors": 2, "invalid": 0, "unanswered": 0}
-    assert sorted(r["id"] for r in rows) == [1, 2, 3, 4, 5, 6]
-    by_id = {r["id"]: r for r in rows}
-    assert by_id[1]["response_text"] == "answer 1" and by_id[1]["extra"] == 10 and by_id[1]["status"] == "ok"
-    assert by_id[2]["status"] == "error" and by_id[2]["error_code"] == "skipped"
-    assert by_id[4]["status"] == "error" and by_id[4]["error_code"] == "bad"
-    assert by_id[6]["custom_id"] == "6" and by_id[6]["total_tokens"] == 12
-
-
-def test_merge_by_row_position_counts_missing_results(tmp_path, write_parquet):
-    write_parquet("a.parquet", {"text": ["a", "b", "c"]})
-    split(str(tmp_path / "a.parquet"), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
-    counts, rows = merged_rows(
-        tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b"))
-    )
-    assert sorted(r["custom_id"] for r in rows) == ["0-0", "0-1", "0-2"] and counts["ok"] == 3
-    counts, rows = merged_rows(tmp_path / "o", [])
-    assert counts["unanswered"] == 3 and {r["error_code"] for r in rows} == {"no_result"}
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    files=st.lists(
-        st.lists(st.one_of(st.none(), st.just(""), st.text(min_size=1, max_size=40)), min_size=0, max_size=25),
-        min_size=1,
-        max_size=4,
-    ),
-    max_requests=st.integers(1, 12),
-    with_ids=st.booleans(),
-)
-def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory, files, max_requests, with_ids):
-    """Every input row comes back exactly once, carrying the answer to its own request (or 'skipped')."""
-    import pyarrow as pa
-
-    base = tmp_path_factory.mktemp("roundtrip")
-    next_id = 0
-    for index, texts in enumerate(files):
-        ids = list(range(next_id, next_id + len(texts)))
-        next_id += len(texts)
-        (base / "p").mkdir(exist_ok=True)
-        pq.write_table(
-            pa.table({"id": pa.array(ids, pa.int64()), "text": pa.array(texts, pa.string())}),
-            base / "p" / f"part-{index}.parquet",
-        )
-    config = SplitConfig(
-        model="m", prompt_column="text", id_column="id" if with_ids else None, max_requests=max_requests
-    )
-    manifest = split(str(base / "p"), base / "o", config)
-
-    def echo(line: dict) -> Result:
-        return parse_line(ok_line(line["custom_id"], "re: " + line["body"]["messages"][0]["content"]), "b")
-
-    counts, merged = merged_rows(base / "o", answers(base / "o", echo))
-    all_texts = [t for texts in files for t in texts]
-    submitted = [t for t in all_texts if t is not None and t.strip()]
-    assert counts["unanswered"] == 0 and counts["ok"] == len(submitted) == manifest.totals["requests"]
-    assert sorted(row["id"] for row in merged) == list(range(len(all_texts)))
-    for row in merged:
-        if row["text"] is not None and row["text"].strip():
-            assert row["status"] == "ok" and row["response_text"] == "re: " + row["text"]
-        else:
-            assert row["status"] == "error" and row["error_code"] == "skipped"
-
-
-def test_merge_keeps_only_selected_input_columns(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"id": [1, 2], "text": ["a", "b"], "secret": ["x", "y"], "extra": [1, 2]})
-    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text", id_column="id", keep_columns=["text"]))
-    _, rows = merged_rows(
-        tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b"))
-    )
-    names = list(rows[0])
-    assert names[:2] == ["text", "id"] and "secret" not in names and "extra" not in names
 
 
 def test_templated_lists_are_parsed():
