@@ -60,7 +60,7 @@ class AttemptLoop:
         connect_storage(self.batch_file["path"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
-        chain = self._chain(run, hook, ledger, first or self.first_batch(context, hook, ledger))
+        chain = self._chain(run, hook, ledger, first or self.first_batch(context, run, hook, ledger))
         if isinstance(event, dict) and event.get("status") == "timeout":
             self._cancel_for_deadline(run, hook, ledger, chain)
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
@@ -86,9 +86,9 @@ class AttemptLoop:
                 chain.append(self._resubmit(run, hook, staging, ledger, chain, retry, waits, method))
                 waited = False
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         """Attempt 1's batch, as the ledger's claim names it."""
-        claim = ledger.claim_of(self.attempt_key(TaskRun.of(context), 1))
+        claim = ledger.claim_of(self.attempt_key(run, 1))
         if claim is None or not claim.batch_id:
             raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
         return hook.get_batch(claim.batch_id)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batchkit.ledger import Ledger
+    from openai_batch.context import TaskRun
     from openai_batch.hooks import OpenAIBatchHook
 
 
@@ -80,7 +81,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
             "resubmitted": resubmitted,
         }
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         return hook.get_batch(self.batch_id)
 
 

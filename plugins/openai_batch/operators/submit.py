@@ -103,9 +103,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, ledger)
+        batch = hook.get_batch(saved) if saved else super().first_batch(context, run, hook, ledger)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
