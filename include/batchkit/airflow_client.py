@@ -39,22 +39,23 @@ class AirflowClient:
         value = response.json().get("value") if response.status_code == 200 else None
         return json.loads(value) if isinstance(value, str) else value
 
+    def poll(self, path: str) -> httpx.Response | None:
+        """A GET made while polling: None while the API server cannot answer (down or restarting)."""
+        try:
+            return self.api("GET", path)
+        except httpx.TransportError:
+            return None
+
     def task_states(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The run's task instances; none while the API server cannot answer (e.g. restarting), for polling."""
-        try:
-            response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
-        except httpx.TransportError:
-            return []
-        return response.json().get("task_instances", []) if response.status_code == 200 else []
+        response = self.poll(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
+        return response.json().get("task_instances", []) if response and response.status_code == 200 else []
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, progress: Any = print) -> dict[str, Any]:
         """Poll until the run ends; returns the run plus every task state observed (``seen``)."""
         deadline, seen, last = time.monotonic() + timeout, set(), None
         while time.monotonic() < deadline:
-            try:
-                response = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-            except httpx.TransportError:
-                response = None
+            response = self.poll(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
             if response is None or response.status_code != 200:  # the API server is restarting: ask again
                 time.sleep(1)
                 continue

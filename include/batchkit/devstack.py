@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from .airflow_client import AirflowClient
 from .emulator.launcher import EmulatorProcess, free_port, start_emulator
 
@@ -128,7 +126,7 @@ class Stack(AirflowClient):
             self._spawn(component)
         self._write_pids()
         progress(f"starting Airflow {', '.join(COMPONENTS)} (logs in {self.root / 'logs'})")
-        self._wait(lambda: self.api("GET", "/api/v2/monitor/health").status_code == 200, 120, "the API server")
+        self._wait("/api/v2/monitor/health", 120, "the API server")
 
     def _migrate(self) -> None:
         """``airflow db migrate``, once per Airflow version on this machine: a new stack copies the migrated
@@ -167,9 +165,7 @@ class Stack(AirflowClient):
         self._write_pids()
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
-        self._wait(
-            lambda: self.api("GET", f"/api/v2/dags/{dag_id}").status_code == 200, timeout, f"DAG {dag_id} to be parsed"
-        )
+        self._wait(f"/api/v2/dags/{dag_id}", timeout, f"DAG {dag_id} to be parsed")
         errors = self.api("GET", "/api/v2/importErrors").json().get("import_errors", [])
         if errors:
             raise RuntimeError(f"DAG import errors: {errors}")
@@ -185,15 +181,16 @@ class Stack(AirflowClient):
             self.emulator.stop()
         (self.root / "pids.json").unlink(missing_ok=True)
 
-    def _wait(self, ready: Any, timeout: float, what: str) -> None:
+    def _wait(self, path: str, timeout: float, what: str) -> None:
+        """Until a GET of ``path`` answers 200 (``what`` it means, for the error), failing fast if a component died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             dead = [name for name, p in self.processes.items() if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"Airflow {dead[0]} exited; see {self.root / 'logs' / (dead[0] + '.log')}")
-            with contextlib.suppress(httpx.TransportError):  # e.g. the API server is not listening yet
-                if ready():
-                    return
+            response = self.poll(path)  # None while the API server is not listening yet
+            if response is not None and response.status_code == 200:
+                return
             time.sleep(1)
         raise TimeoutError(f"waited {timeout:.0f}s for {what}; see the logs in {self.root / 'logs'}")
 
