@@ -53,8 +53,10 @@ def jsonl(client: OpenAI, file_id: str | None) -> list[dict]:
     return [json.loads(line) for line in client.files.content(file_id).content.splitlines() if line.strip()]
 
 
-def submit_batch(emu, tmp_path, lines=3) -> str:
-    """A new chat-completions batch of ``lines`` requests on ``emu``; returns its id."""
+def submit_batch(emu: EmulatorProcess, tmp_path: Path, lines: int = 3, metadata: dict | None = None) -> str:
+    """A new chat-completions batch of ``lines`` requests on ``emu`` (with ``metadata``); returns its id."""
     client = client_for(emu)
     file_id = upload(client, tmp_path, [chat_line(f"r{i}") for i in range(lines)])
-    return client.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h").id
+    return client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", metadata=metadata
+    ).id

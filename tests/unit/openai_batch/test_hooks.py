@@ -6,20 +6,12 @@ import pytest
 
 from openai_batch.hooks import OpenAIBatchHook
 from openai_batch.statuses import METADATA_KEY
-from tests.emulator_client import chat_line, client_for, upload
-
-
-def create(client, tmp_path, key: str) -> str:
-    file_id = upload(client, tmp_path, [chat_line("a")], f"{key}.jsonl")
-    return client.batches.create(
-        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h", metadata={METADATA_KEY: key}
-    ).id
+from tests.emulator_client import chat_line, client_for, submit_batch, upload
 
 
 def test_find_batch_returns_the_newest_batch_with_the_key_and_none_for_another(conn, tmp_path):
-    client = client_for(conn())
-    since = time.time()
-    first, other, second = (create(client, tmp_path, key) for key in ("k1", "k2", "k1"))
+    emu, since = conn(), time.time()
+    first, other, second = (submit_batch(emu, tmp_path, 1, {METADATA_KEY: key}) for key in ("k1", "k2", "k1"))
     hook = OpenAIBatchHook(conn_id="openai_test")
     assert hook.find_batch("k1", since).id == second != first
     assert hook.find_batch("k2", since).id == other
