@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from batchkit.sample import SENTIMENT_SCHEMA
-from tests.emulator_client import chat_line, client_for, jsonl, upload, wait
+from tests.emulator_client import chat_line, client_for, jsonl, submit_batch, upload, wait
 
 
 def test_chat_batch_lifecycle(emulator, tmp_path):
@@ -98,18 +98,15 @@ def test_batch_pagination_newest_first(emulator, tmp_path):
 
 
 def test_cancel_keeps_partial_output_and_accounts_every_line(emulator, tmp_path):
-    client = client_for(emulator("--seconds-per-request", "0.01"))
-    batch = client.batches.create(
-        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(400)]),
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    )
-    wait(client, batch.id, until=("in_progress",))
-    while client.batches.retrieve(batch.id).request_counts.completed == 0:
+    emu = emulator("--seconds-per-request", "0.01")
+    client = client_for(emu)
+    batch_id = submit_batch(emu, tmp_path, 400)
+    wait(client, batch_id, until=("in_progress",))
+    while client.batches.retrieve(batch_id).request_counts.completed == 0:
         time.sleep(0.05)
-    cancelling = client.batches.cancel(batch.id)
+    cancelling = client.batches.cancel(batch_id)
     assert cancelling.status == "cancelling" and cancelling.cancelling_at
-    done = wait(client, batch.id)
+    done = wait(client, batch_id)
     assert done.status == "cancelled" and done.cancelled_at
     out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
     assert 0 < len(out) < 400 and len(out) + len(err) == 400

@@ -8,17 +8,14 @@ import time
 import httpx
 import pytest
 
-from tests.emulator_client import chat_line, client_for, jsonl, upload, wait
+from tests.emulator_client import chat_line, client_for, jsonl, submit_batch, upload, wait
 
 
 def test_line_failures_go_to_the_error_file(emulator, tmp_path):
-    client = client_for(emulator("--line-failure-rate", "0.3", "--seed", "3"))
-    batch = client.batches.create(
-        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(200)]),
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    )
-    done = wait(client, batch.id)
+    emu = emulator("--line-failure-rate", "0.3", "--seed", "3")
+    client = client_for(emu)
+    batch_id = submit_batch(emu, tmp_path, 200)
+    done = wait(client, batch_id)
     out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
     assert done.status == "completed" and len(out) + len(err) == 200 and 30 < len(err) < 90
     assert {line["response"]["status_code"] for line in err} == {429, 500}
@@ -60,13 +57,10 @@ def test_batch_level_faults(emulator, tmp_path):
 
 
 def test_expiry_writes_unfinished_lines_as_expired(emulator, tmp_path):
-    client = client_for(emulator("--seconds-per-request", "0.02", "--completion-window-seconds", "2"))
-    batch = client.batches.create(
-        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(500)]),
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    )
-    done = wait(client, batch.id)
+    emu = emulator("--seconds-per-request", "0.02", "--completion-window-seconds", "2")
+    client = client_for(emu)
+    batch_id = submit_batch(emu, tmp_path, 500)
+    done = wait(client, batch_id)
     assert done.status == "expired" and done.expired_at >= done.expires_at
     out, err = jsonl(client, done.output_file_id), jsonl(client, done.error_file_id)
     assert len(out) > 0 and len(out) + len(err) == 500
@@ -77,18 +71,14 @@ def test_restart_loses_nothing_and_resumes(emulator, tmp_path):
     data_dir = tmp_path / "persist"
     emu = emulator("--seconds-per-request", "0.005", data_dir=data_dir)
     client = client_for(emu)
-    batch = client.batches.create(
-        input_file_id=upload(client, tmp_path, [chat_line(f"r{i}") for i in range(600)]),
-        endpoint="/v1/chat/completions",
-        completion_window="24h",
-    )
-    while client.batches.retrieve(batch.id).request_counts.completed < 100:
+    batch_id = submit_batch(emu, tmp_path, 600)
+    while client.batches.retrieve(batch_id).request_counts.completed < 100:
         time.sleep(0.05)
     os.killpg(emu.process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
     emu.process.wait()
     emu2 = emulator("--seconds-per-request", "0.001", data_dir=data_dir)
     client2 = client_for(emu2)
-    done = wait(client2, batch.id)
+    done = wait(client2, batch_id)
     assert done.status == "completed" and done.request_counts.completed == 600
     ids = [line["custom_id"] for line in jsonl(client2, done.output_file_id)]
     assert len(ids) == 600 and len(set(ids)) == 600
