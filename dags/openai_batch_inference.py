@@ -13,9 +13,10 @@ prune_staging (independent)
    after its file, e.g. `batch-00003 · 50,000 req`.
 2. **batch.submit** uploads its file and creates the batch, then defers: the **triggerer** polls the batch (no
    worker slot is held) and retryable lines (429, 5xx, expired) are resubmitted, up to `max_attempts` batches.
-   The *OpenAI batch* link on the task opens the batch (platform.openai.com, or the emulator's JSON).
-3. **batch.wait** is the batch's verdict (a deferrable sensor; its log shows `completed/failed/total` and an
-   ETA). **batch.collect** makes sure every answer of the file is recorded.
+   The *OpenAI batch* link on the task opens the batch (platform.openai.com, or the emulator's JSON); its log
+   shows `completed/failed/total (x%)` and an ETA while the batch runs.
+3. **batch.wait** is the batch's verdict (a deferrable sensor; in this DAG the batch has ended when it runs).
+   **batch.collect** makes sure every answer of the file is recorded.
 4. **load** merges the answers onto the input rows and replaces the partition in `target_table` only when the
    error rates stay under `max_error_rate` and `max_invalid_output_rate`; otherwise the table stays as it was.
 
@@ -162,7 +163,7 @@ with DAG(
             poll_interval=POLL_SECONDS,
             max_active_tis_per_dagrun=MAX_PARALLEL_BATCHES,
             map_index_template=BATCH_FILE_LABEL,
-            doc_md="Waits on the triggerer until the batch is terminal (its log: completed/failed/total and an ETA); "
+            doc_md="The batch's verdict: waits on the triggerer until it is terminal (here it already is: submit follows it); "
             "fails on a failed batch. A retry or clear polls the same batch again; marking it failed cancels it.",
         )
         collect = CollectResultsOperator(
@@ -210,7 +211,7 @@ with DAG(
         task_id="report",
         split="{{ ti.xcom_pull(task_ids='split', key='split') }}",
         results="{{ ti.xcom_pull(task_ids='batch.collect') }}",
-        load="{{ ti.xcom_pull(task_ids='load') }}",
+        load="{{ ti.xcom_pull(task_ids='load', key='numbers') }}",  # pushed even when the load refuses
         staging_root=STAGING_ROOT,
         storage_conn_id=STORAGE_CONN_ID,
         prices=PRICES,

@@ -109,7 +109,7 @@ def format_message(run: RunInfo, numbers: Mapping[str, Any], reasons: Sequence[s
     lines += [f"Degraded: {reason}" for reason in reasons]
     hidden = ("partition", "usage")  # usage: per file detail, in the report; its total is cost_usd
     shown = {k: v for k, v in numbers.items() if k not in hidden and v is not None and v != ""}
-    if not shown:
+    if "merged" not in shown:
         lines.append("No load numbers: the load did not finish." if run.state == "failed" else "No load numbers.")
     for key in [*(k for k in LABELS if k in shown), *(k for k in shown if k not in LABELS)]:
         lines.append(f"{LABELS.get(key, key)}: {_value(key, shown[key])}")
@@ -166,8 +166,7 @@ class RunNotifier(BaseNotifier):
         from airflow.sdk.log import redact
 
         ti = context.get("ti")
-        numbers = _pull(ti, "load", "return_value")
-        numbers = numbers if isinstance(numbers, dict) else {}
+        numbers = _numbers(ti)
         reasons = [] if self.failed else degraded(numbers, self.settings.degraded_error_rate)
         if not (self.failed or reasons or self.settings.on_success):
             return None
@@ -232,6 +231,19 @@ def _pull(ti: Any, task_id: str, key: str, map_index: int = -1) -> Any:
         return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=map_index)
     except Exception:
         return None
+
+
+def _numbers(ti: Any) -> dict[str, Any]:
+    """What the run can tell: the load's result; else its numbers (pushed before it refused to load); else the
+    split's estimate and the report's address (the load did not get that far)."""
+    for key in ("return_value", "numbers"):
+        if isinstance(numbers := _pull(ti, "load", key), dict):
+            return numbers
+    split = _pull(ti, "split", "split")
+    if not isinstance(split, dict):
+        return {}
+    estimate = split.get("estimate") if isinstance(split.get("estimate"), dict) else {}
+    return {"estimated_cost_usd": estimate.get("usd"), "report": split.get("report")}
 
 
 def _failure(ti: Any) -> tuple[str, str]:

@@ -124,7 +124,12 @@ def test_b_a_failing_rerun_leaves_a_good_partition_as_it_was(stack):
     assert sorted(table(stack, partition, "review_id, status, response_text, dag_run_id"), key=str) == before
     log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=b_2/task_id=load/*.log"))
     assert "the table was left unchanged; the merged results are kept at" in log
-    assert (stack.data_dir / "staging" / DAG_ID / partition / "b_2" / "merged" / "result.parquet").exists()
+    area = stack.data_dir / "staging" / DAG_ID / partition / "b_2"
+    assert (area / "merged" / "result.parquet").exists()
+    report = (area / "report" / "report.html").read_text()  # the refused load's numbers are in the report
+    assert "failed: load" in report and "the load did not run" not in report
+    assert f"<tr><td>input_rows</td><td>{rows}</td></tr>" in report
+    assert f"<tr><td>merged</td><td>{rows}</td></tr>" in report
 
 
 def test_c_a_rerun_sends_only_new_and_changed_requests(stack):

@@ -13,6 +13,8 @@ from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool
 from openai_batch.warehouses import load_partition, table_uri
 
+NUMBERS_KEY = "numbers"  # the load's XCom of reconciliation, usage and cost, pushed before its checks
+
 
 class LoadToWarehouseOperator(BaseOperator):
     """Merge the partition's answers from the ledger onto its rows, check them, then replace the partition.
@@ -112,6 +114,16 @@ class LoadToWarehouseOperator(BaseOperator):
             usd(usage["usd"]),
             usd((manifest.estimate or {}).get("usd")),
         )
+        numbers = {
+            "partition": partition,
+            "merged": merged,
+            **report,
+            "usage": usage,
+            "cost_usd": usage["usd"],
+            "estimated_cost_usd": (manifest.estimate or {}).get("usd"),
+            "report": staging.url("report", "report.html"),  # written by the report step that follows
+        }
+        context["ti"].xcom_push(key=NUMBERS_KEY, value=numbers)  # kept when the checks below refuse the load
         self._guard(counts, merged, partition)
         try:
             target, rows = load_partition(
@@ -124,17 +136,7 @@ class LoadToWarehouseOperator(BaseOperator):
         self._emit(context, target, {"partition": partition, "rows": rows, "table": self.table, **cost})
         if rows != counts["rows"]:
             raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
-        return {
-            "warehouse": target,
-            "table": self.table,
-            "partition": partition,
-            "merged": merged,
-            **report,
-            "usage": usage,
-            "cost_usd": usage["usd"],
-            "estimated_cost_usd": (manifest.estimate or {}).get("usd"),
-            "report": staging.url("report", "report.html"),  # written by the report step that follows
-        }
+        return {"warehouse": target, "table": self.table, **numbers}
 
     def _usage(self, ledger: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
         """Tokens and USD this run's batches used, per batch file and in total (answers reused cost nothing)."""

@@ -153,6 +153,7 @@ class SplitPartitionOperator(BaseOperator):
                 "partition": partition,
                 "dry_run": dry_run,
                 "estimate": manifest.estimate,
+                "report": staging.url("report", "report.html"),  # written by the report step, whatever happens
             },
         )
         if dry_run:

@@ -155,3 +155,16 @@ def test_a_failure_reports_the_error_its_task_recorded():
     assert subject == "[failed] openai_batch_inference run manual__1"
     assert "Failed task: batch.submit[2]\nError: the batch expired\n" in text
     assert "/dags/openai_batch_inference/runs/manual__1" in text
+
+
+def test_a_refused_load_or_an_earlier_failure_still_reports_cost_and_the_report():
+    settings = NotifySettings(slack_conn_id="s")
+    refused = FakeTI("load", xcoms={("load", "numbers", -1): {**LOAD, "cost_usd": 0.5, "report": "s3://b/report.html"}})
+    _, text = RunNotifier(settings, failed=True).message(context(refused))
+    assert "rows merged: 3,000" in text and "cost (USD): $0.5000" in text and "report: s3://b/report.html" in text
+    assert "No load numbers" not in text
+    split = {"estimate": {"usd": 2.25}, "report": "/staging/run/report/report.html"}
+    early = FakeTI("batch.submit", map_index=0, xcoms={("split", "split", -1): split})
+    _, text = RunNotifier(settings, failed=True).message(context(early))
+    assert "No load numbers: the load did not finish." in text
+    assert "estimated cost (USD): $2.2500" in text and "report: /staging/run/report/report.html" in text
