@@ -7,7 +7,7 @@ import time
 
 from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .emulator.command import add_emulator_command
-from .errors import BatchkitError
+from .errors import BatchkitError, InputError
 from .pricing import Estimate
 from .requests import ENDPOINTS
 from .sizes import parse_size
@@ -127,16 +127,31 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_load(args: argparse.Namespace) -> int:
-    if args.duckdb:
-        from .warehouse.duckdb_loader import load_duckdb
+    import adbc_driver_manager
+    import duckdb
 
-        rows = load_duckdb(args.duckdb, args.table, [args.results], args.partition, args.run_id)
-    else:
-        from .warehouse.postgres_loader import load_postgres
+    target = args.duckdb or _no_password(args.postgres)
+    try:
+        if args.duckdb:
+            from .warehouse.duckdb_loader import load_duckdb
 
-        rows = load_postgres(args.postgres, args.table, [args.results], args.partition, args.run_id)
+            rows = load_duckdb(args.duckdb, args.table, [args.results], args.partition, args.run_id)
+        else:
+            from .warehouse.postgres_loader import load_postgres
+
+            rows = load_postgres(args.postgres, args.table, [args.results], args.partition, args.run_id)
+    except (duckdb.Error, adbc_driver_manager.Error, OSError) as exc:  # the warehouse cannot be opened or reached
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot load into {target}: {first_line}; nothing was changed") from None
     print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
+
+
+def _no_password(uri: str) -> str:
+    """A PostgreSQL URI fit for a message: its password, if any, replaced by ***."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
 
 
 def _json_object(text: str) -> dict:

@@ -123,3 +123,20 @@ def test_columns_differing_only_in_case_are_refused_by_the_duckdb_loader(tmp_pat
     done = batchkit("load", str(results), "--table", "t", "--partition", "p", "--duckdb", str(db))
     assert_one_line_error(done, "'Text'", "'text'")
     assert not db.exists(), "nothing was written"
+
+
+@pytest.mark.parametrize("where", ["not a duckdb file", "cannot be created", "postgres unreachable"])
+def test_a_warehouse_that_cannot_be_opened_is_one_line(tmp_path, where):
+    results = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"id": [1], "text": ["b"]}), results)
+    (tmp_path / "junk.db").write_text("not a database")
+    target = {
+        "not a duckdb file": ("--duckdb", str(tmp_path / "junk.db")),
+        "cannot be created": ("--duckdb", f"/proc/batchkit-{tmp_path.name}/w.duckdb"),
+        "postgres unreachable": ("--postgres", "postgresql://someone:s3cret@127.0.0.1:9/dwh"),
+    }[where]
+    done = batchkit("load", str(results), "--table", "t", "--partition", "p", *target)
+    shown = target[1].replace("s3cret", "***")
+    assert_one_line_error(done, f"cannot load into {shown}", "nothing was changed")
+    assert "s3cret" not in done.stderr
+    assert (tmp_path / "junk.db").read_text() == "not a database"
