@@ -13,6 +13,7 @@ INVALID_KINDS = ("truncated", "refusal", "mismatch")
 WORDS = ("alpha", "bravo", "delta", "echo", "golf", "kilo", "lima", "oscar")
 SHALLOW_DEPTH = 6  # past this nesting, optional branches (null, no items) are taken so recursive schemas end
 MAX_DEPTH = 64
+MAX_ANSWER_SIZE = 1_000_000  # values + characters of one answer: far more than a model writes in one reply
 
 
 class SchemaError(ValueError):
@@ -95,6 +96,13 @@ class _Generator:
     def __init__(self, root: dict[str, Any], prompt: str) -> None:
         self.root, self.prompt = root, prompt
         self.words = [w.lower() for w in re.findall(r"[^\W\d_]{3,12}", prompt)] or list(WORDS)
+        self.size = 0  # values and characters made so far, bounded by MAX_ANSWER_SIZE
+
+    def spend(self, amount: int, path: str) -> None:
+        """Count ``amount`` more of the answer; a schema whose minimums ask for more than any reply is refused."""
+        self.size += amount
+        if self.size > MAX_ANSWER_SIZE:
+            raise SchemaError(f"the answer it asks for (minItems/minLength at {path}) is longer than a reply can be")
 
     def unit(self, path: str) -> float:
         digest = hashlib.sha256(f"{self.prompt}\x00{path}".encode()).digest()
@@ -107,6 +115,7 @@ class _Generator:
             return self.string({}, path)
         if not isinstance(schema, dict):
             raise SchemaError(f"{path} is not a schema")
+        self.spend(1, path)
         shallow = depth < SHALLOW_DEPTH
         if "$ref" in schema:
             return self.value(self.resolve(schema["$ref"]), path, depth + 1)
@@ -155,6 +164,7 @@ class _Generator:
         word = self.words[int(self.unit(path) * len(self.words))]
         if isinstance(schema.get("maxLength"), int):
             word = word[: schema["maxLength"]]
+        self.spend(max(len(word), schema["minLength"] if isinstance(schema.get("minLength"), int) else 0), path)
         return word.ljust(schema["minLength"], "x") if isinstance(schema.get("minLength"), int) else word
 
     def array(self, schema: dict[str, Any], path: str, depth: int, shallow: bool) -> list[Any]:
@@ -164,6 +174,7 @@ class _Generator:
         high = given_max if given_max is not None else max(low, 3)
         if low > high:
             raise SchemaError(f"minItems > maxItems at {path}")
+        self.spend(low, path)  # before making any of them
         count = low + int(self.unit(path) * (high - low + 1)) if shallow else low
         return [self.value(schema.get("items", {}), f"{path}[{i}]", depth + 1) for i in range(count)]
 

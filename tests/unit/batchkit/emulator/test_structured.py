@@ -239,3 +239,20 @@ def test_invalid_responses_answers():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads(answer_text(RESPONSES, mismatch)), SENTIMENT)
     assert set(INVALID_KINDS) == {"truncated", "refusal", "mismatch"}
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [
+        {"type": "array", "items": {"type": "string"}, "minItems": 10**12},  # would never finish
+        {"type": "string", "minLength": 10**9},  # a gigabyte answer
+        {"type": "array", "minItems": 2000, "items": {"type": "array", "minItems": 2000, "items": {"type": "integer"}}},
+    ],
+)
+def test_a_schema_asking_for_a_huge_answer_is_a_400_line_not_unbounded_work(prop):
+    schema = {"type": "object", "properties": {"a": prop}, "required": ["a"]}
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]} | {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    }
+    result = backends.echo(CHAT, body, "k", 1, 8)
+    assert result.status_code == 400 and "longer than a reply can be" in result.body["error"]["message"]
