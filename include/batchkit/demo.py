@@ -14,7 +14,8 @@ from pathlib import Path
 from .devstack import REPO, Stack, stop_recorded
 from .emulator.launcher import free_port
 from .pricing import usd
-from .sample import SENTIMENT_SCHEMA, write_sample_partition
+from .sample import write_sample_partition
+from .sentiment import SENTIMENT_SCHEMA
 
 DAG_ID = "openai_batch_inference"
 PARTITION = "2026-11-24"

@@ -54,8 +54,11 @@ def load_schema(spec: dict[str, Any] | str | type | None) -> dict[str, Any] | No
 
 
 def request_fields(endpoint: str, schema: dict[str, Any], strict: bool = True) -> dict[str, Any]:
-    """The body fields that ask ``endpoint`` for answers following ``schema``."""
+    """The body fields that ask ``endpoint`` for answers following ``schema`` (in strict mode: checked first
+    against OpenAI's rules for strict schemas, which would otherwise fail every line of the batch)."""
     check_schema(schema)
+    if strict:
+        check_strict(schema)
     if endpoint == "/v1/chat/completions":
         spec = {"name": SCHEMA_NAME, "schema": schema, "strict": strict}
         return {"response_format": {"type": "json_schema", "json_schema": spec}}
@@ -89,6 +92,42 @@ def check_schema(schema: Any) -> None:
     for name in schema["properties"]:
         if not name or "\x00" in name or len(name.encode()) > 63:
             raise InputError(f"output schema property {name!r} cannot be a column name (empty, NUL or > 63 bytes)")
+
+
+def check_strict(schema: dict[str, Any]) -> None:
+    """OpenAI's strict structured outputs need every object to list all its properties in ``required`` and to set
+    ``additionalProperties: false``; refuse a schema that does not, naming where (Pydantic models get both)."""
+    problems = []
+
+    def walk(spec: Any, path: str) -> None:
+        if isinstance(spec, list):
+            for i, item in enumerate(spec):
+                walk(item, f"{path}[{i}]")
+            return
+        if not isinstance(spec, dict):
+            return
+        kinds = spec.get("type") if isinstance(spec.get("type"), list) else [spec.get("type")]
+        if "object" in kinds or "properties" in spec:
+            missing = [name for name in spec.get("properties") or {} if name not in (spec.get("required") or [])]
+            if missing:
+                problems.append(f"{path}: 'required' lacks {', '.join(map(repr, missing))}")
+            if spec.get("additionalProperties") is not False:
+                problems.append(f"{path}: 'additionalProperties' must be false")
+        for key, value in spec.items():
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+                for name, sub in value.items():
+                    walk(sub, f"{path}.{key}.{name}")
+            elif key in ("items", "anyOf", "oneOf", "allOf", "not", "prefixItems"):
+                walk(value, f"{path}.{key}")
+
+    walk(schema, "$")
+    if problems:
+        raise InputError(
+            f"the output schema is not strict, which OpenAI refuses for every request: {'; '.join(problems[:5])}"
+            f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}. List every property in "
+            '\'required\' (make optional ones nullable: {"type": ["string", "null"]}) and set '
+            "'additionalProperties': false on every object"
+        )
 
 
 @dataclass(frozen=True)

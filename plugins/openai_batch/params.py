@@ -6,6 +6,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from batchkit.batch_api import MAX_REQUESTS
+from batchkit.sentiment import SENTIMENT_SCHEMA
 from openai_batch.context import PARTITION_PATTERN
 
 
@@ -110,9 +111,11 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
         "output_schema": optional(
             "object",
             title="Output schema",
-            description="structured outputs: a JSON Schema object every answer must follow (strict); its "
-            "properties become typed columns (README 'Structured outputs'); empty: free text in response_text",
+            description="structured outputs: a JSON Schema object every answer must follow (strict: every object "
+            "lists all its properties in required and sets additionalProperties false); its properties become "
+            "typed columns (README 'Structured outputs'); empty: free text in response_text",
             section="Structured output",
+            examples=[SENTIMENT_SCHEMA],
         ),
         "max_requests_per_file": Param(
             MAX_REQUESTS,

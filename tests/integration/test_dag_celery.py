@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from batchkit.devstack import Stack
-from batchkit.sample import SENTIMENT_SCHEMA
+from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.helpers import emulator_objects, s3_lake
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from batchkit.devstack import Stack
-from batchkit.sample import SENTIMENT_SCHEMA
+from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.helpers import emulator_objects, running_stack
 from tests.integration.receivers import Receivers
 

@@ -10,7 +10,7 @@ import openai
 import psutil
 import pytest
 
-from batchkit.sample import SENTIMENT_SCHEMA
+from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.emulator_client import chat_line, client_for, jsonl, submit_batch, upload, wait
 
 

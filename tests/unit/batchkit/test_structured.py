@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from batchkit import structured
 from batchkit.errors import InputError
 from batchkit.requests import RequestShape
-from batchkit.sample import SENTIMENT_SCHEMA
+from batchkit.sentiment import SENTIMENT_SCHEMA
 
 SENTIMENT = SENTIMENT_SCHEMA
 
@@ -210,7 +210,8 @@ def test_answer_properties_may_not_shadow_result_or_input_columns(tmp_path, writ
     from batchkit.splitter import SplitConfig, split
 
     src = write_parquet("a.parquet", {"text": ["x"], "Label": ["kept"]})
-    schema = {"type": "object", "properties": {"label": {"type": "string"}, "status": {"type": "string"}}}
+    properties = {"label": {"type": "string"}, "status": {"type": "string"}}
+    schema = {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
     config = SplitConfig(model="m", prompt_column="text", output_schema=schema)
     with pytest.raises(InputError, match=r"'label' \(the input column 'Label'\), 'status' \(the result column"):
         split(str(src), tmp_path / "o", config)
@@ -237,3 +238,33 @@ def test_a_pydantic_model_gives_the_strict_schema(spec):
 def test_an_unknown_dotted_path_is_named():
     with pytest.raises(InputError, match=r"'no\.such\.Model': no such Pydantic model"):
         structured.load_schema("no.such.Model")
+
+
+def test_a_schema_openai_would_refuse_in_strict_mode_is_refused_before_any_request_naming_where():
+    loose = {
+        "type": "object",
+        "properties": {"label": {"type": "string"}, "entity": {"$ref": "#/$defs/entity"}},
+        "required": ["label"],
+        "additionalProperties": False,
+        "$defs": {"entity": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}},
+    }
+    with pytest.raises(InputError) as refused:
+        RequestShape.build("/v1/chat/completions", "gpt-4o-mini", output_schema=loose)
+    assert "$: 'required' lacks 'entity'" in str(refused.value)
+    assert "$.$defs.entity: 'additionalProperties' must be false" in str(refused.value)
+    strict = {**loose, "required": ["label", "entity"]}
+    strict["$defs"] = {"entity": {**loose["$defs"]["entity"], "additionalProperties": False}}
+    assert structured.request_fields("/v1/responses", strict)["text"]["format"]["strict"] is True
+
+
+def test_pydantic_models_are_made_strict_by_the_sdk():
+    class Entity(BaseModel):
+        name: str
+        aliases: list[str] | None = None
+
+    class Answer(BaseModel):
+        label: str
+        entity: Entity
+
+    schema = structured.load_schema(Answer)
+    structured.check_strict(schema)  # would raise if the SDK's conversion left anything loose

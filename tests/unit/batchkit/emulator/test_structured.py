@@ -8,7 +8,7 @@ import pytest
 
 from batchkit.emulator import backends
 from batchkit.emulator.structured import INVALID_KINDS, REFUSAL
-from batchkit.sample import SENTIMENT_SCHEMA
+from batchkit.sentiment import SENTIMENT_SCHEMA
 
 SENTIMENT = SENTIMENT_SCHEMA
 NESTED = {
