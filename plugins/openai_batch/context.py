@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 DAILY = "%Y-%m-%d"
 PARTITION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+-]{0,127}")  # one path segment, no glob characters
+PLACEHOLDER = re.compile(r"\{partition(?::([^{}]+))?\}")  # {partition} or {partition:<strftime format>}
 
 
 def partition_key(context: Any) -> str:
@@ -48,6 +49,26 @@ def safe_partition(key: str) -> str:
     return key
 
 
+def fill_source(source: str, partition: str, partition_format: str = DAILY) -> str:
+    """``source`` with ``{partition}`` replaced by the partition key and ``{partition:<format>}`` by the
+    partition's time in that strftime format (the key read back with ``partition_format``): hourly folders
+    ``dt=2026-11-24/hr=05`` are ``dt={partition:%Y-%m-%d}/hr={partition:%H}`` with keys like 2026-11-24T05."""
+
+    def fill(found: re.Match[str]) -> str:
+        if found.group(1) is None:
+            return partition
+        try:
+            when = datetime.strptime(partition, partition_format)
+        except ValueError:
+            raise AirflowFailException(
+                f"partition {partition!r} does not follow partition_format {partition_format!r}, so "
+                f"{found.group(0)} in source cannot be filled in"
+            ) from None
+        return when.strftime(found.group(1))
+
+    return PLACEHOLDER.sub(fill, source)
+
+
 def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "") -> str:
     """The key of one batch: the same DAG, partition, file content and attempt always give the same key, whichever
     run, task or try asks, so overlapping runs of a partition share one batch per file instead of paying twice.
@@ -67,11 +88,16 @@ class TaskRun:
     task_id: str
     map_index: int
     partition: str
+    partition_format: str = DAILY
 
     @classmethod
     def of(cls, context: Any) -> TaskRun:
-        ti = context["ti"]
-        return cls(context["dag"].dag_id, context["run_id"], ti.task_id, ti.map_index, partition_key(context))
+        ti, fmt = context["ti"], context["params"].get("partition_format") or DAILY
+        return cls(context["dag"].dag_id, context["run_id"], ti.task_id, ti.map_index, partition_key(context), fmt)
+
+    def source(self, template: str) -> str:
+        """The source of this run's partition (see ``fill_source``)."""
+        return fill_source(template, self.partition, self.partition_format)
 
     @property
     def actor(self) -> str:

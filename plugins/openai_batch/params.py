@@ -24,7 +24,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             f"{data_root}/reviews/dt={{partition}}",
             type="string",
             title="Source",
-            description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition",
+            description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition "
+            "key, {partition:%H} (any strftime format) by its time, e.g. dt={partition:%Y-%m-%d}/hr={partition:%H}",
             section="Input",
             examples=["s3://my-lake/reviews/dt={partition}/", f"{data_root}/reviews/dt={{partition}}/*.parquet"],
         ),

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from openai_batch.context import TaskRun
+from openai_batch.context import PLACEHOLDER, TaskRun
 
 
 class PruneStagingOperator(BaseOperator):
@@ -40,7 +40,7 @@ class PruneStagingOperator(BaseOperator):
 
         run = TaskRun.of(context)
         root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / run.dag_id)
-        keep = [self.source.split("{partition}")[0], RunStaging(self.staging_root, run, self.storage_conn_id).url()]
+        keep = [PLACEHOLDER.split(self.source)[0], RunStaging(self.staging_root, run, self.storage_conn_id).url()]
         deleted = prune(root, self.retention, protect=keep)
         for path in deleted:
             self.log.info("deleted staging area %s (older than %s)", path, self.retention)

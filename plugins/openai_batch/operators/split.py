@@ -22,7 +22,7 @@ class SplitPartitionOperator(BaseOperator):
     Checks the model exists before anything else, so a typo fails the run before anything is submitted.
 
     :param source: Parquet file, directory or glob, local or ``s3://``; ``{partition}`` is replaced by the
-        partition key.
+        partition key, ``{partition:%Y-%m-%d}`` by its time in that format (``context.fill_source``).
     :param staging_root: local directory or ``s3://bucket/prefix`` holding run-scoped staging areas
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
@@ -106,7 +106,7 @@ class SplitPartitionOperator(BaseOperator):
 
         run = TaskRun.of(context)
         partition = run.partition
-        source = self.source.replace("{partition}", partition)
+        source = run.source(self.source)
         check_source(source, self.allowed_sources)
         connect_storage(source, self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)

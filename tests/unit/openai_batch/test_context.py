@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from openai_batch.context import TaskRun, partition_key
+from openai_batch.context import TaskRun, fill_source, partition_key
 
 HOSTILE = ["../../etc", "/etc/passwd", "..", "2026-11-*", "2026-11-2[0-4]", "a/b", "a\\b", "dt=2026?", " x y "]
 
@@ -49,5 +49,23 @@ def test_a_task_run_reads_the_context_once_and_names_the_actor():
         "ti": SimpleNamespace(task_id="batch.submit", map_index=3),
     }
     run = TaskRun.of(given)
-    assert run == TaskRun("d", "scheduled__1", "batch.submit", 3, "2026-11-24T05")
+    assert run == TaskRun("d", "scheduled__1", "batch.submit", 3, "2026-11-24T05", "%Y-%m-%dT%H")
     assert run.actor == "d/scheduled__1/batch.submit[3]"
+
+
+def test_hourly_folders_are_filled_from_the_partitions_time():
+    hourly = TaskRun.of(
+        {
+            **context("", "%Y-%m-%dT%H"),
+            "run_id": "r",
+            "dag": SimpleNamespace(dag_id="d"),
+            "ti": SimpleNamespace(task_id="split", map_index=-1),
+        }
+    )
+    assert (
+        hourly.source("s3://lake/ev/dt={partition:%Y-%m-%d}/hr={partition:%H}/") == "s3://lake/ev/dt=2026-11-24/hr=05/"
+    )
+    assert hourly.source("/data/ev/{partition}/*.parquet") == "/data/ev/2026-11-24T05/*.parquet"
+    assert fill_source("/d/dt={partition}/", "2026-11-24") == "/d/dt=2026-11-24/"
+    with pytest.raises(AirflowFailException, match="does not follow partition_format '%Y-%m-%d'"):
+        fill_source("/d/dt={partition:%Y}/hr={partition:%H}", "batch-7")  # a manual key that is not a time
