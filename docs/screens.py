@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,14 @@ class Page:
                 raise TimeoutError(expression)
             time.sleep(0.5)
         time.sleep(1.5)
+
+    def click(self, expression: str) -> None:
+        """A real mouse click on the element ``expression`` finds (some widgets ignore ``element.click()``)."""
+        x, y = self.js(
+            f"(() => {{ const r = ({expression}).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def shot(self, path: Path) -> int:
         data = base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
@@ -143,22 +151,27 @@ def find_stack(root: Path, url: str | None, run_id: str | None) -> tuple[str, st
     return url, run_id, reports[-1]
 
 
-def capture(page: Page, path: Path, url: str, ready: str, action: str = "", after: str = "true") -> None:
+def capture(
+    page: Page, path: Path, url: str, ready: str, action: str | Callable[[Page], None] = "", after: str = "true"
+) -> None:
     """Open ``url``, wait for ``ready``, run ``action`` (JS) and wait for ``after``, save a PNG; a blank or unready
     page is retried with longer waits."""
+    waited = ready
     for timeout in (20, 45, 90):
         try:
             page.goto(url)
             page.wait(ready, timeout)
-            if action:
+            if callable(action):
+                action(page)
+            elif action:
                 page.js(action)
                 page.wait(after, timeout)
             if page.shot(path) > 20_000:  # a blank page is a few KB
                 print(f"saved {path} ({path.stat().st_size // 1024} KB)")
                 return
-        except TimeoutError:
-            pass
-    raise Fail(f"{path.name}: {url} did not render (waited for {ready})")
+        except TimeoutError as exc:
+            waited = str(exc)
+    raise Fail(f"{path.name}: {url} did not render (waited for {waited})")
 
 
 def text_has(*words: str) -> str:
@@ -169,7 +182,16 @@ def text_has(*words: str) -> str:
 
 CLICK_TRIGGER = "document.querySelector('button[aria-label=\"Trigger Dag\"]')?.click()"
 EXPAND_GROUPS = "document.querySelector('button[aria-label=\"Expand all task groups\"]')?.click()"
-IN_DIALOG = "[...document.querySelectorAll('[role=dialog]')].some(d => d.innerText.includes({}))"
+FORM = "[...document.querySelectorAll('[role=dialog]')].find(d => d.innerText.includes('Structured output'))"
+
+
+def open_trigger_form(page: Page) -> None:
+    """Open the trigger form and its first two Param sections (they start collapsed)."""
+    page.js(CLICK_TRIGGER)
+    page.wait(f"!!{FORM}", 20)
+    for section in ("Input", "Requests"):
+        page.click(f"[...{FORM}.querySelectorAll('button')].find(b => b.innerText.trim() === {json.dumps(section)})")
+        time.sleep(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 out / "trigger.png",
                 f"{url}/dags/{DAG_ID}",
                 text_has(DAG_ID, "Trigger"),
-                CLICK_TRIGGER,
-                IN_DIALOG.format(json.dumps("prompt_template")),
+                open_trigger_form,
+                f"{FORM}.innerText.includes('Prompt template')",  # a Param's title: the sections are open
             )
             capture(page, out / "grid.png", run, text_has(run_id, "batch", "load"), EXPAND_GROUPS)
             mapped = f"{run}/tasks/batch.submit/mapped"
