@@ -140,6 +140,7 @@ def test_an_output_schema_loads_typed_columns_marks_invalid_answers_and_resends_
     assert any(text for *_, text, _ in invalid if text), "an invalid answer keeps its raw text"
     resent = [r for r in ok if r[5] > 1]
     assert truncated > 0 and resent, "truncated answers were sent again and answered"
+    assert max(r[5] for r in rows) <= 3, "no request is sent more than max_attempts (3) times"
 
     load = stack.xcom(DAG_ID, "structured_1", "load")
     assert load["results_invalid_output"] == len(invalid) and load["results_ok"] == len(ok)
