@@ -73,12 +73,13 @@ class OpenAIBatchSensor(BaseSensorOperator):
         batch = self.hook.get_batch(self.batch_id)
         if batch.status in TERMINAL:
             return self._finish(batch.status, batch.request_counts.model_dump() if batch.request_counts else None)
+        deadline = self.deadline(batch.created_at)
         self.log.info(
             "batch %s is %s; deferring to the triggerer (polling every %ss, deadline in %s)",
             self.batch_id,
             batch.status,
             self.poll_interval,
-            timedelta(seconds=self.timeout),
+            timedelta(seconds=round(max(0.0, deadline - time.time()))),
         )
         from openai_batch.triggers import OpenAIBatchStatusTrigger
 
@@ -87,12 +88,18 @@ class OpenAIBatchSensor(BaseSensorOperator):
                 batch_id=self.batch_id,
                 conn_id=self.conn_id,
                 poll_interval=self.poll_interval,
-                deadline=time.time() + self.timeout,
+                deadline=deadline,
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + 300),  # backstop: the trigger's own deadline fires first
+            # backstop: the trigger's own deadline fires first
+            timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
         )
+
+    def deadline(self, created_at: float) -> float:
+        """When to give up, as an epoch time: ``timeout`` after the batch was created, so a retry, a clear or a
+        triggerer restart never moves it later."""
+        return created_at + self.timeout
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
         batch = self.hook.get_batch(self.batch_id)

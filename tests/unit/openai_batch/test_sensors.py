@@ -6,7 +6,7 @@ from tests.emulator_client import chat_line, client_for, submit_batch, upload, w
 
 
 def test_sensor_outcomes(conn, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
     from openai_batch.sensors import OpenAIBatchSensor
 
@@ -29,6 +29,10 @@ def test_sensor_outcomes(conn, tmp_path):
 
     live = submit_batch(conn("--stuck-rate", "1"), tmp_path)
     sensor = OpenAIBatchSensor(task_id="wait", batch_id=live, conn_id="openai_test")
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    created = sensor.hook.get_batch(live).created_at
+    assert deferred.value.trigger.deadline == created + 25 * 3600, "anchored on the batch, not on this deferral"
     with pytest.raises(AirflowSensorTimeout):
         sensor.execute_complete({}, {"status": "timeout", "batch_id": live})
     assert sensor.hook.get_batch(live).status in ("cancelling", "cancelled")
