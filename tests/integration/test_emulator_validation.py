@@ -99,3 +99,30 @@ def test_lines_the_api_would_refuse_get_a_400_and_never_stall_the_batch(emulator
         assert done.request_counts.failed == len(expected) and done.request_counts.completed == len(chunk) - len(
             expected
         )
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_nothing_behind(emulator, tmp_path):
+    import socket
+    import time
+
+    emu = emulator(data_dir=tmp_path / "emu")
+    boundary = "cutshort"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n'
+    ).encode()
+    with socket.create_connection(("127.0.0.1", emu.port)) as sock:
+        sock.sendall(
+            f"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {10_000_000}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+            + head
+            + b'{"custom_id": "a"}\n' * 50_000  # about 1 MB of the promised 10 MB, then the client is gone
+        )
+        time.sleep(0.5)
+    client = client_for(emu)
+    deadline = time.monotonic() + 10
+    while any((tmp_path / "emu" / "files").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any((tmp_path / "emu" / "files").iterdir()), "a cut-short upload left its partial blob"
+    assert client.files.list().data == []
+    assert "Traceback" not in emu.log_path.read_text()

@@ -33,6 +33,9 @@ def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
         except BadUpload as exc:
             target.unlink(missing_ok=True)
             raise APIError(400, str(exc), "file") from None
+        except BaseException:  # anything else (a cancelled request, a bug): never leave an orphan blob
+            target.unlink(missing_ok=True)
+            raise
         purpose = fields.get("purpose")
         if purpose not in PURPOSES:
             target.unlink(missing_ok=True)
