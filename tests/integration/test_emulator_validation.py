@@ -126,3 +126,9 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing_behind(emulator, tm
     assert not any((tmp_path / "emu" / "files").iterdir()), "a cut-short upload left its partial blob"
     assert client.files.list().data == []
     assert "Traceback" not in emu.log_path.read_text()
+
+
+def test_no_auth_on_a_reachable_address_is_allowed_on_purpose_and_warned_about(emulator, tmp_path):
+    emu = emulator("--host", "0.0.0.0", "--no-auth", data_dir=tmp_path / "open")
+    assert client_for(emu).files.list().data == []  # served without a key, as asked
+    assert "batchkit: warning: the emulator listens on 0.0.0.0; it is a test server" in emu.log_path.read_text()
