@@ -4,7 +4,7 @@ Compares, in one run and each in its own process (peak RSS per approach; pyarrow
 import is done before timing):
   per_row   the approach before the ledger: one Python ``Result`` per line for the whole file, then columns
   collect   what collect does now: Arrow's JSON reader in 16 MB blocks (chat), or orjson per line in chunks of
-            4,096 with vectors converted through numpy (embeddings, whose floats orjson parses faster)
+            1,024 with vectors converted through numpy (embeddings, whose floats orjson parses faster)
   duckdb    DuckDB ``read_json`` with an explicit STRUCT column list straight to Parquet (reference)
 Targets: collect >= 5x faster than per_row; collect peak RSS <= 600 MB on the embeddings file.
 

@@ -28,9 +28,9 @@ def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
     """
     if not storage.is_remote(url):
         local = url.removeprefix("file://")
-        if not Path(local).is_absolute() and not _single_host():
+        if not Path(local).is_absolute() and not single_host():
             raise AirflowFailException(
-                f"{local!r} is a relative path, and with the {_executor()} each worker would resolve it in its own "
+                f"{local!r} is a relative path, and with the {executor()} each worker would resolve it in its own "
                 "working directory: use an absolute path on shared storage or an s3:// URL (OPENAI_BATCH_STAGING, "
                 "OPENAI_BATCH_DATA, the source Param)"
             )
@@ -40,17 +40,15 @@ def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
     return path
 
 
-def _executor() -> str:
+def executor() -> str:
     from airflow.sdk.configuration import conf
 
     return conf.get("core", "executor")
 
 
-def _single_host() -> bool:
+def single_host() -> bool:
     """Every task runs on this machine (Local or Sequential executor), so relative paths mean one place."""
-    return all(
-        name.strip().split(".")[-1] in ("LocalExecutor", "SequentialExecutor") for name in _executor().split(",")
-    )
+    return all(name.strip().split(".")[-1] in ("LocalExecutor", "SequentialExecutor") for name in executor().split(","))
 
 
 def plain_url(path: ObjectStoragePath) -> str:

@@ -19,7 +19,14 @@ def load_partition(
     """
     if not warehouse_conn_id:
         from batchkit.warehouse.duckdb_loader import load_duckdb
+        from openai_batch.staging import executor, single_host
 
+        if not os.path.isabs(database) and not single_host():
+            raise AirflowFailException(
+                f"the DuckDB file {database!r} is a relative path, and with the {executor()} each worker would "
+                "write its own file: use an absolute path on storage every worker shares "
+                "(the openai_batch_duckdb Variable or OPENAI_BATCH_DATA), or a postgres/redshift warehouse_conn_id"
+            )
         database = os.path.abspath(database)
         return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id)
     from airflow.sdk import BaseHook

@@ -31,3 +31,13 @@ def test_a_connection_of_another_type_is_refused_by_name_before_anything_is_load
     with pytest.raises(AirflowFailException, match=r"connection 'dwh_mysql' is of type 'mysql'; use a postgres"):
         load_partition("dwh_mysql", str(tmp_path / "w.duckdb"), "answers", [merged_file(tmp_path)], "p", "r")
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_relative_duckdb_file_is_refused_when_tasks_run_on_several_hosts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    with pytest.raises(AirflowFailException, match=r"'w.duckdb' is a relative path, and with the CeleryExecutor"):
+        load_partition(None, "w.duckdb", "answers", [merged_file(tmp_path)], "p", "r")
+    assert not (tmp_path / "w.duckdb").exists()
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")  # one host: one meaning
+    assert load_partition(None, "w.duckdb", "answers", [merged_file(tmp_path)], "p", "r")[1] == 2
