@@ -4,6 +4,7 @@ Every line of one split shares the same JSON around two variable parts (the cust
 prompt), so the shape is serialised once and each line is ``head + id + middle + prompt + tail``.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class RequestShape:
         if not model or not model.strip():
             raise InputError("a model is required (for example gpt-4o-mini)")
         options = dict(body_options or {})
+        _refuse_non_finite(options, "body options")
         clash = sorted(_RESERVED_BODY_KEYS & options.keys())
         if clash:
             raise InputError(f"--body-json must not set {', '.join(clash)}: they are built from --model and the prompt")
@@ -92,3 +94,15 @@ class RequestShape:
         body = orjson.loads(self.line("", ""))["body"]
         messages = body.get("messages", [])
         return (body.get("instructions") or "") + "".join(m["content"] for m in messages if m["role"] == "system")
+
+
+def _refuse_non_finite(value: Any, where: str) -> None:
+    """NaN and Infinity are not JSON: the encoder would write them as null, silently changing the request."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{where}: {value} is not a JSON number (NaN and Infinity cannot be sent)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_non_finite(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _refuse_non_finite(item, f"{where}[{i}]")

@@ -166,6 +166,14 @@ def test_body_options_cannot_override_model_or_prompt(tmp_path, write_parquet):
         split(str(src), tmp_path / "o", split_config(body_options={"model": "other"}))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_body_options_that_are_not_json_are_refused_not_sent_as_null(tmp_path, write_parquet, bad):
+    src = write_parquet("a.parquet", {"text": ["x"]})
+    with pytest.raises(InputError, match=r"body options\.(temperature|logit_bias).* is not a JSON number"):
+        split(str(src), tmp_path / "o", split_config(body_options={"temperature": 0, "logit_bias": {"5": bad}}))
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_split_and_errors(tmp_path, write_parquet, capsys):
     src = write_parquet("a.parquet", {"id": ["a", "b", "c"], "text": ["x", "y", "z"]})
     rc = main(
