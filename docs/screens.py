@@ -70,9 +70,13 @@ class Page:
 
     def click(self, expression: str) -> None:
         """A real mouse click on the element ``expression`` finds (some widgets ignore ``element.click()``)."""
-        x, y = self.js(
-            f"(() => {{ const r = ({expression}).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        found = self.js(
+            f"(() => {{ const e = ({expression}); if (!e) return null; const r = e.getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
+        if not found:
+            raise TimeoutError(expression)  # not there (yet): the page is retried
+        x, y = found
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -165,7 +169,7 @@ def capture(
                 action(page)
             elif action:
                 page.js(action)
-                page.wait(after, timeout)
+            page.wait(after, timeout)
             if page.shot(path) > 20_000:  # a blank page is a few KB
                 print(f"saved {path} ({path.stat().st_size // 1024} KB)")
                 return

@@ -127,31 +127,34 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_load(args: argparse.Namespace) -> int:
-    import adbc_driver_manager
     import duckdb
 
-    target = args.duckdb or _no_password(args.postgres)
+    if args.duckdb:
+        from .warehouse.duckdb_loader import load_duckdb as loader
+
+        target, shown, cannot_open = args.duckdb, args.duckdb, (duckdb.Error, OSError)  # OSError: its folder
+    else:
+        import adbc_driver_manager  # with the postgres extra, as the loader
+
+        from .warehouse.postgres_loader import load_postgres as loader
+
+        target, shown, cannot_open = args.postgres, _no_password(args.postgres), (adbc_driver_manager.Error,)
     try:
-        if args.duckdb:
-            from .warehouse.duckdb_loader import load_duckdb
-
-            rows = load_duckdb(args.duckdb, args.table, [args.results], args.partition, args.run_id)
-        else:
-            from .warehouse.postgres_loader import load_postgres
-
-            rows = load_postgres(args.postgres, args.table, [args.results], args.partition, args.run_id)
-    except (duckdb.Error, adbc_driver_manager.Error, OSError) as exc:  # the warehouse cannot be opened or reached
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"cannot load into {target}: {first_line}; nothing was changed") from None
+        rows = loader(target, args.table, [args.results], args.partition, args.run_id)
+    except cannot_open as exc:  # the warehouse cannot be opened or reached
+        text = str(exc).strip()
+        first_line = _no_password(text.splitlines()[0]) if text else type(exc).__name__
+        raise InputError(f"cannot load into {shown}: {first_line}; nothing was changed") from None
     print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
 
 
-def _no_password(uri: str) -> str:
-    """A PostgreSQL URI fit for a message: its password, if any, replaced by ***."""
+def _no_password(text: str) -> str:
+    """``text`` fit for a message: passwords in URIs (``user:pw@``, ``:pw@``, ``password=pw``) replaced by ***."""
     import re
 
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 def _json_object(text: str) -> dict:

@@ -57,14 +57,14 @@ def request_fields(endpoint: str, schema: dict[str, Any], strict: bool = True) -
     """The body fields that ask ``endpoint`` for answers following ``schema`` (in strict mode: checked first
     against OpenAI's rules for strict schemas, which would otherwise fail every line of the batch)."""
     check_schema(schema)
+    if endpoint not in ("/v1/chat/completions", "/v1/responses"):
+        raise InputError(f"an output schema needs a text endpoint, not {endpoint} (embeddings have no answer text)")
     if strict:
         check_strict(schema)
     if endpoint == "/v1/chat/completions":
         spec = {"name": SCHEMA_NAME, "schema": schema, "strict": strict}
         return {"response_format": {"type": "json_schema", "json_schema": spec}}
-    if endpoint == "/v1/responses":
-        return {"text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "schema": schema, "strict": strict}}}
-    raise InputError(f"an output schema needs a text endpoint, not {endpoint} (embeddings have no answer text)")
+    return {"text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "schema": schema, "strict": strict}}}
 
 
 def schema_of(body: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 A failed run is always reported, a successful one when it is degraded (too many rows in error or with invalid
 outputs) or when every success is asked for. The DAG's callbacks run on the dag-processor: they read the ``load``
-task's XCom (reconciliation numbers, cost, report) and, for a failed run, the error its failed task kept with
+task's XCom (reconciliation numbers, cost, report; pushed even when it refused the results), else the split's
+estimate and report address, and, for a failed run, the error its failed task kept with
 ``record_error`` (the tasks' failure callback, on the worker). Nothing here looks up a connection or touches the
 network before a callback runs.
 """

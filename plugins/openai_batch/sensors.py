@@ -23,8 +23,9 @@ class OpenAIBatchSensor(BaseSensorOperator):
 
     Succeeds on ``completed``; on ``expired`` or ``cancelled`` succeeds too and hands the partial results to
     the collect step (its XCom says which); fails on ``failed`` with the API's validation errors. When the
-    deadline passes (default: the completion window plus ``grace``), the remote batch is cancelled and the
-    task fails with ``AirflowSensorTimeout``.
+    deadline passes (deferrable: the completion window plus ``grace`` after the batch was created; polling:
+    ``timeout`` after the sensor started), the remote batch is cancelled and the task fails with
+    ``AirflowSensorTimeout``.
 
     :param batch_id: the batch to wait for (templated).
     :param conn_id: the ``openai`` connection.

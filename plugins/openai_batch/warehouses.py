@@ -25,7 +25,7 @@ def load_partition(
             raise AirflowFailException(
                 f"the DuckDB file {database!r} is a relative path, and with the {executor()} each worker would "
                 "write its own file: use an absolute path on storage every worker shares "
-                "(the openai_batch_duckdb Variable or OPENAI_BATCH_DATA), or a postgres/redshift warehouse_conn_id"
+                "(the openai_batch_duckdb Variable or OPENAI_BATCH_DUCKDB), or a postgres/redshift warehouse_conn_id"
             )
         database = os.path.abspath(database)
         return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id)

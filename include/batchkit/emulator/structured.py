@@ -174,7 +174,8 @@ class _Generator:
         high = given_max if given_max is not None else max(low, 3)
         if low > high:
             raise SchemaError(f"minItems > maxItems at {path}")
-        self.spend(low, path)  # before making any of them
+        if low > MAX_ANSWER_SIZE - self.size:  # refused before making any of them (each is counted as made)
+            raise SchemaError(f"the answer it asks for (minItems/minLength at {path}) is longer than a reply can be")
         count = low + int(self.unit(path) * (high - low + 1)) if shallow else low
         return [self.value(schema.get("items", {}), f"{path}[{i}]", depth + 1) for i in range(count)]
 

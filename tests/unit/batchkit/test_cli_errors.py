@@ -125,7 +125,9 @@ def test_columns_differing_only_in_case_are_refused_by_the_duckdb_loader(tmp_pat
     assert not db.exists(), "nothing was written"
 
 
-@pytest.mark.parametrize("where", ["not a duckdb file", "cannot be created", "postgres unreachable"])
+@pytest.mark.parametrize(
+    "where", ["not a duckdb file", "cannot be created", "postgres unreachable", "password in the query"]
+)
 def test_a_warehouse_that_cannot_be_opened_is_one_line(tmp_path, where):
     results = tmp_path / "r.parquet"
     pq.write_table(pa.table({"id": [1], "text": ["b"]}), results)
@@ -134,6 +136,7 @@ def test_a_warehouse_that_cannot_be_opened_is_one_line(tmp_path, where):
         "not a duckdb file": ("--duckdb", str(tmp_path / "junk.db")),
         "cannot be created": ("--duckdb", f"/proc/batchkit-{tmp_path.name}/w.duckdb"),
         "postgres unreachable": ("--postgres", "postgresql://someone:s3cret@127.0.0.1:9/dwh"),
+        "password in the query": ("--postgres", "postgresql://someone@127.0.0.1:9/dwh?password=s3cret"),
     }[where]
     done = batchkit("load", str(results), "--table", "t", "--partition", "p", *target)
     shown = target[1].replace("s3cret", "***")
