@@ -32,6 +32,7 @@ LABELS = {  # the load XCom's keys, in this order; any other key follows under i
     "results_error": "in error",
     "results_invalid_output": "invalid output",
     "merged": "rows merged",
+    "merged_file": "merged results",
     "cost_usd": "cost (USD)",
     "estimated_cost_usd": "estimated cost (USD)",
     "warehouse": "warehouse",

@@ -22,7 +22,9 @@ class LoadToWarehouseOperator(BaseOperator):
     The rows are the ones the split staged (``inputs/rows.parquet``), each with the best answer the ledger holds
     for its request, whichever run paid for it; the merged file is kept in the run's ``merged/result.parquet``.
     Reconciliation and ``max_error_rate`` are checked **before** the table is touched: a run that fails them
-    leaves the table exactly as it was and says where its merged results are.
+    leaves the table exactly as it was and says where its merged results are. Its numbers (reconciliation,
+    usage, cost, report address) are pushed as XCom ``numbers`` before the checks, for the report and the
+    notifications of a refused load.
 
     The target is DuckDB (``database``, a file path) unless ``warehouse_conn_id`` names an Airflow ``postgres``
     or ``redshift`` connection. Runs when the mapped collects were skipped too (nothing left to send).
@@ -116,7 +118,7 @@ class LoadToWarehouseOperator(BaseOperator):
         )
         numbers = {
             "partition": partition,
-            "merged": merged,
+            "merged_file": merged,
             **report,
             "usage": usage,
             "cost_usd": usage["usd"],

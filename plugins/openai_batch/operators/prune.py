@@ -14,7 +14,7 @@ class PruneStagingOperator(BaseOperator):
     """Delete the staging areas of this DAG's runs whose newest file is older than ``retention``.
 
     Only ``<staging_root>/<dag_id>/<partition>/<run_id>`` directories are candidates; the current run's area and
-    any directory holding or inside the source (everything before ``{partition}`` in ``source``) are kept.
+    any directory holding or inside the source (everything before its first ``{partition...}``) are kept.
 
     :returns: the number of run areas deleted.
     """

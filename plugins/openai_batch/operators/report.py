@@ -31,7 +31,7 @@ class RunReportOperator(BaseOperator):
     actual bill. Everything comes from the steps' XComs and the partition's ledger, so a clear rewrites it.
 
     :param split: the split step's XCom ``split``; :param results: the collect steps' outputs;
-    :param load: the load step's output (reconciliation and usage), when it ran.
+    :param load: the load step's XCom ``numbers`` (reconciliation and usage), pushed even when it refused.
     :returns: ``{"html", "png", "outcome", "cost_usd", "estimated_cost_usd"}``.
     """
 

@@ -39,7 +39,8 @@ class SplitPartitionOperator(BaseOperator):
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
-        Also pushes XCom ``split``: the staged rows and manifest and the dry_run flag, for the load step.
+        Also pushes XCom ``split``: the staged rows and manifest, the dry_run flag, the cost estimate and the
+        report's address, for the load, report and notifications.
     """
 
     template_fields = (
