@@ -113,7 +113,9 @@ def staged_run(
         "split": {"rows": str(inputs / "rows.parquet"), "manifest": str(inputs / "manifest.json"), "dry_run": False},
         "staging_root": str(root),
     }
-    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="load", map_index=-1)
+    xcoms: dict[str, Any] = {}  # what the task pushed, by key
+    ti = SimpleNamespace(dag_id="d", run_id=run_id, task_id="load", map_index=-1, xcoms=xcoms)
+    ti.xcom_push = lambda key, value: xcoms.__setitem__(key, value)
     context = {"params": {"partition": partition}, "run_id": run_id, "dag": SimpleNamespace(dag_id="d"), "ti": ti}
     return arguments, context
 

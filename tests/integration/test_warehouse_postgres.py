@@ -147,7 +147,10 @@ def test_load_operator_checks_before_it_replaces_the_partition(tmp_path):
     ):
         load.execute(context2)
     assert table() == before
-    assert (tmp_path / "worse" / "staging" / "d" / "2026-11-24" / "manual__2" / "merged" / "result.parquet").exists()
+    merged = tmp_path / "worse" / "staging" / "d" / "2026-11-24" / "manual__2" / "merged" / "result.parquet"
+    assert merged.exists()
+    numbers = context2["ti"].xcoms["numbers"]  # pushed before the refusal, for the report and notifications
+    assert (numbers["results_error"], numbers["merged"], numbers["merged_file"]) == (2, 4, str(merged))
 
     short, context3 = staged_run(tmp_path / "short", [1, 2, 3, 4], unanswered={"2"}, run_id="manual__3")
     load = LoadToWarehouseOperator(task_id="load", results=[], database=warehouse, table="t", **short)
