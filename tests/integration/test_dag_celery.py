@@ -29,6 +29,9 @@ PARTITION, ROWS, PER_FILE = "2026-11-24", 1200, 300
 SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",  # a dead worker's task fails (then retries) soon
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",  # a dead triggerer's triggers move soon
+    # a task the dead worker had taken from Redis but not started stays queued until this timeout (600 s default)
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "45",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
     "OPENAI_BATCH_RETRY_DELAY_SECONDS": "3",
 }
 WORKER = "celery worker --concurrency 2 --skip-serve-logs --celery-hostname {name}@%h"
