@@ -9,7 +9,6 @@ step runs it again and normally finds everything done (it picks the chain up aft
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +110,7 @@ class AttemptLoop:
     def _defer(self, run: TaskRun, ledger: Ledger, chain: list[Batch], method: str) -> None:
         """Wait on the triggerer; the deadline is anchored on the batch's creation (window + 1 h), or on our own
         cancel of it."""
-        from openai_batch.triggers import OpenAIBatchStatusTrigger
+        from openai_batch.triggers import OpenAIBatchStatusTrigger, deferral_timeout
 
         batch = chain[-1]
         claim = ledger.claim_of(self.attempt_key(run, len(chain)))
@@ -125,7 +124,7 @@ class AttemptLoop:
                 batch_id=batch.id, conn_id=self.conn_id, poll_interval=self.poll_interval, deadline=deadline
             ),
             method_name=method,
-            timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
+            timeout=deferral_timeout(deadline),
         )
 
     def _cancel_for_deadline(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch]) -> None:

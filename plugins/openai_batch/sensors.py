@@ -82,7 +82,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
             self.poll_interval,
             timedelta(seconds=round(max(0.0, deadline - time.time()))),
         )
-        from openai_batch.triggers import OpenAIBatchStatusTrigger
+        from openai_batch.triggers import OpenAIBatchStatusTrigger, deferral_timeout
 
         self.defer(
             trigger=OpenAIBatchStatusTrigger(
@@ -93,8 +93,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
-            # backstop: the trigger's own deadline fires first
-            timeout=timedelta(seconds=max(60.0, deadline - time.time()) + 300),
+            timeout=deferral_timeout(deadline),
         )
 
     def deadline(self, created_at: float) -> float:

@@ -8,6 +8,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -86,6 +87,12 @@ async def shared_client(conn_id: str) -> Poller:
         if old is not None and old.http is not None:  # polls still running on it get a minute to finish
             loop.call_later(60, lambda: loop.create_task(old.http.aclose()))
     return (await made)[1]
+
+
+def deferral_timeout(deadline: float) -> timedelta:
+    """The deferral's own timeout for a trigger with ``deadline`` (epoch seconds): a backstop set after it, so
+    the trigger's deadline fires first."""
+    return timedelta(seconds=max(60.0, deadline - time.time()) + 300)
 
 
 class OpenAIBatchStatusTrigger(BaseTrigger):
