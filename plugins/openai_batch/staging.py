@@ -21,6 +21,8 @@ from batchkit import storage
 from batchkit.ledger import LEDGER_DIR, Ledger
 from openai_batch.context import TaskRun
 
+REPORT_HTML = ("report", "report.html")  # the run report, under the run's staging area
+
 
 def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
     """``url`` as an ObjectStoragePath; remote ones also become readable by ``batchkit`` with the connection's
@@ -28,27 +30,38 @@ def connect_storage(url: str, conn_id: str | None) -> ObjectStoragePath:
     """
     if not storage.is_remote(url):
         local = url.removeprefix("file://")
-        if not Path(local).is_absolute() and not single_host():
-            raise AirflowFailException(
-                f"{local!r} is a relative path, and with the {executor()} each worker would resolve it in its own "
-                "working directory: use an absolute path on shared storage or an s3:// URL (OPENAI_BATCH_STAGING, "
-                "OPENAI_BATCH_DATA, the source Param)"
-            )
+        refuse_relative(
+            local,
+            "use an absolute path on shared storage or an s3:// URL (OPENAI_BATCH_STAGING, OPENAI_BATCH_DATA, "
+            "the source Param)",
+        )
         return ObjectStoragePath(Path(local).resolve().as_uri())
     path = ObjectStoragePath(url, conn_id=conn_id or None)
     storage.use_filesystem(path.protocol, path.fs)
     return path
 
 
-def executor() -> str:
+def refuse_relative(path: str, fix: str) -> None:
+    """Refuse a relative local ``path`` unless every task runs on this machine: each worker would resolve it in
+    its own working directory. ``fix`` says what to use instead."""
+    if not Path(path).is_absolute() and not _single_host():
+        raise AirflowFailException(
+            f"{path!r} is a relative path, and with the {_executor()} each worker would resolve it in its own "
+            f"working directory: {fix}"
+        )
+
+
+def _executor() -> str:
     from airflow.sdk.configuration import conf
 
     return conf.get("core", "executor")
 
 
-def single_host() -> bool:
+def _single_host() -> bool:
     """Every task runs on this machine (Local or Sequential executor), so relative paths mean one place."""
-    return all(name.strip().split(".")[-1] in ("LocalExecutor", "SequentialExecutor") for name in executor().split(","))
+    return all(
+        name.strip().split(".")[-1] in ("LocalExecutor", "SequentialExecutor") for name in _executor().split(",")
+    )
 
 
 def plain_url(path: ObjectStoragePath) -> str:
@@ -70,6 +83,10 @@ class RunStaging:
 
     def url(self, *parts: str) -> str:
         return plain_url(self.root.joinpath(*parts))
+
+    def report_url(self) -> str:
+        """Where the report step writes ``report.html`` (known from the split on, for links and notifications)."""
+        return self.url(*REPORT_HTML)
 
     @contextmanager
     def scratch(self) -> Iterator[Path]:

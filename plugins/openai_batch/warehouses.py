@@ -19,14 +19,13 @@ def load_partition(
     """
     if not warehouse_conn_id:
         from batchkit.warehouse.duckdb_loader import load_duckdb
-        from openai_batch.staging import executor, single_host
+        from openai_batch.staging import refuse_relative
 
-        if not os.path.isabs(database) and not single_host():
-            raise AirflowFailException(
-                f"the DuckDB file {database!r} is a relative path, and with the {executor()} each worker would "
-                "write its own file: use an absolute path on storage every worker shares "
-                "(the openai_batch_duckdb Variable or OPENAI_BATCH_DUCKDB), or a postgres/redshift warehouse_conn_id"
-            )
+        refuse_relative(
+            database,
+            "give the DuckDB file an absolute path on storage every worker shares (the openai_batch_duckdb "
+            "Variable or OPENAI_BATCH_DUCKDB), or use a postgres/redshift warehouse_conn_id",
+        )
         database = os.path.abspath(database)
         return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id)
     from airflow.sdk import BaseHook

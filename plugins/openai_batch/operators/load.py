@@ -123,7 +123,7 @@ class LoadToWarehouseOperator(BaseOperator):
             "usage": usage,
             "cost_usd": usage["usd"],
             "estimated_cost_usd": (manifest.estimate or {}).get("usd"),
-            "report": staging.url("report", "report.html"),  # written by the report step that follows
+            "report": staging.report_url(),  # written by the report step that follows
         }
         context["ti"].xcom_push(key=NUMBERS_KEY, value=numbers)  # kept when the checks below refuse the load
         self._guard(counts, merged, partition)

@@ -60,7 +60,7 @@ class RunReportOperator(BaseOperator):
         from batchkit.pricing import usd
         from batchkit.report import RunReport, chart_png, errors_of, render_html
         from batchkit.usage import usage_by_batch
-        from openai_batch.staging import RunStaging, connect_storage
+        from openai_batch.staging import REPORT_HTML, RunStaging, connect_storage
 
         split = self.split if isinstance(self.split, dict) else {}
         load = self.load if isinstance(self.load, dict) else {}
@@ -91,7 +91,7 @@ class RunReportOperator(BaseOperator):
             (scratch / "report.png").write_bytes(png)
             (scratch / "report.html").write_text(render_html(report, png), encoding="utf-8")
             png_url = staging.publish(scratch / "report.png", "report", "report.png")
-            html_url = staging.publish(scratch / "report.html", "report", "report.html")
+            html_url = staging.publish(scratch / "report.html", *REPORT_HTML)
         self.report_url = html_url
         used = report.used
         self.log.info(

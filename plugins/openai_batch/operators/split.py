@@ -154,7 +154,7 @@ class SplitPartitionOperator(BaseOperator):
                 "partition": partition,
                 "dry_run": dry_run,
                 "estimate": manifest.estimate,
-                "report": staging.url("report", "report.html"),  # written by the report step, whatever happens
+                "report": staging.report_url(),  # written by the report step, whatever happens
             },
         )
         if dry_run:
