@@ -98,11 +98,15 @@ class _Generator:
         self.words = [w.lower() for w in re.findall(r"[^\W\d_]{3,12}", prompt)] or list(WORDS)
         self.size = 0  # values and characters made so far, bounded by MAX_ANSWER_SIZE
 
-    def spend(self, amount: int, path: str) -> None:
-        """Count ``amount`` more of the answer; a schema whose minimums ask for more than any reply is refused."""
-        self.size += amount
-        if self.size > MAX_ANSWER_SIZE:
+    def afford(self, amount: int, path: str) -> None:
+        """Refuse a schema whose minimums ask for more than any reply: ``amount`` more would pass the bound."""
+        if self.size + amount > MAX_ANSWER_SIZE:
             raise SchemaError(f"the answer it asks for (minItems/minLength at {path}) is longer than a reply can be")
+
+    def spend(self, amount: int, path: str) -> None:
+        """Count ``amount`` more of the answer (values and characters made)."""
+        self.afford(amount, path)
+        self.size += amount
 
     def unit(self, path: str) -> float:
         digest = hashlib.sha256(f"{self.prompt}\x00{path}".encode()).digest()
@@ -174,8 +178,7 @@ class _Generator:
         high = given_max if given_max is not None else max(low, 3)
         if low > high:
             raise SchemaError(f"minItems > maxItems at {path}")
-        if low > MAX_ANSWER_SIZE - self.size:  # refused before making any of them (each is counted as made)
-            raise SchemaError(f"the answer it asks for (minItems/minLength at {path}) is longer than a reply can be")
+        self.afford(low, path)  # before making any of them (each is counted as it is made)
         count = low + int(self.unit(path) * (high - low + 1)) if shallow else low
         return [self.value(schema.get("items", {}), f"{path}[{i}]", depth + 1) for i in range(count)]
 
