@@ -238,7 +238,9 @@ def _pull(ti: Any, task_id: str, key: str, map_index: int = -1) -> Any:
 def _numbers(ti: Any) -> dict[str, Any]:
     """What the run can tell: the load's result; else its numbers (pushed before it refused to load); else the
     split's estimate and the report's address (the load did not get that far)."""
-    for key in ("return_value", "numbers"):
+    from openai_batch.operators.load import NUMBERS_KEY
+
+    for key in ("return_value", NUMBERS_KEY):
         if isinstance(numbers := _pull(ti, "load", key), dict):
             return numbers
     split = _pull(ti, "split", "split")
