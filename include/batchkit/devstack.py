@@ -24,6 +24,10 @@ from .emulator.launcher import EmulatorProcess, free_port, start_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Imported by the components that fork task processes, before they fork: each task then starts with them instead of
+# importing them again, about 1 CPU-second less per task (half of what a task costs here). None opens a connection
+# at import; the only threads they start (OpenBLAS's pool, jemalloc's background thread) are fork-aware.
+TASK_LIBRARIES = "numpy, pyarrow.parquet, pyarrow.compute, openai, duckdb, orjson, jsonschema, tiktoken"
 
 
 @dataclass
@@ -83,7 +87,6 @@ class Stack(AirflowClient):
             "AIRFLOW__API__BASE_URL": self.api_url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",  # each task's next step starts sooner
             "AIRFLOW_CONN_OPENAI_DEFAULT": json.dumps(
@@ -216,7 +219,7 @@ class Stack(AirflowClient):
         self.specs[name] = (component, env or {}, cwd)
         log = (self.root / "logs" / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *component.split()],
+            [sys.executable, *_airflow_command(component), *component.split()],
             env={**self.env(), **(env or {})},
             cwd=cwd,
             stdout=log,
@@ -229,6 +232,14 @@ class Stack(AirflowClient):
         if self.emulator:
             pids["emulator"] = self.emulator.process.pid
         (self.root / "pids.json").write_text(json.dumps(pids))
+
+
+def _airflow_command(component: str) -> list[str]:
+    """How to run ``airflow <component>``: the components that fork task processes (the scheduler, whose
+    LocalExecutor workers run tasks, and Celery workers) with the task libraries already imported."""
+    if component != "scheduler" and not component.startswith("celery worker"):
+        return ["-m", "airflow"]
+    return ["-c", f"import {TASK_LIBRARIES}; import runpy; runpy.run_module('airflow', run_name='__main__')"]
 
 
 def stop_recorded(root: Path) -> list[str]:
