@@ -1,5 +1,6 @@
 """Parquet sources: a file, a partition directory or a glob, read as a stream of record batches."""
 
+import contextlib
 import glob
 import os
 import queue
@@ -134,23 +135,37 @@ def _schema_diff(expected: pa.Schema, actual: pa.Schema) -> str:
 
 
 def prefetch(batches: Iterator[tuple[int, pa.RecordBatch]], depth: int = 2) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Read ahead on a background thread: Parquet decoding releases the GIL, so it overlaps the caller's work."""
+    """Read ahead on a background thread: Parquet decoding releases the GIL, so it overlaps the caller's work.
+
+    Closing the generator (the caller stopped, e.g. on an error) stops the reader and waits for it: a read still
+    running in Arrow's thread pools when the process exits aborts it ("terminate called without an active
+    exception") instead of exiting with the caller's error.
+    """
     ahead: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
+    done, stop = object(), threading.Event()
 
     def produce() -> None:
         try:
             for item in batches:
+                if stop.is_set():
+                    break
                 ahead.put(item)
         except BaseException as exc:  # handed to the consumer, which raises it
             ahead.put(exc)
         ahead.put(done)
 
-    threading.Thread(target=produce, name="batchkit-reader", daemon=True).start()
-    while (item := ahead.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    reader = threading.Thread(target=produce, name="batchkit-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # take what it is putting, so it sees the stop
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.05)
 
 
 def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa.RecordBatch]]:

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,11 +145,12 @@ def split(
         skipped = job.skipped
         rows_read = 0
         for file in files:
-            for start, batch in prefetch(iter_batches(file, read_columns)):
-                job.add(file, start, batch)
-                rows_read += batch.num_rows
-                if progress:
-                    progress(rows_read, len(writer.entries))
+            with closing(prefetch(iter_batches(file, read_columns))) as batches:  # an error stops the reader
+                for start, batch in batches:
+                    job.add(file, start, batch)
+                    rows_read += batch.num_rows
+                    if progress:
+                        progress(rows_read, len(writer.entries))
         writer.close()
         writer.shutdown()
         rows.close()

@@ -83,3 +83,23 @@ def test_an_http_source_is_read_as_given(tmp_path, write_parquet):
             server.shutdown()
     assert [s["path"] for s in manifest.sources] == [url]
     assert [line["body"]["messages"][0]["content"] for line in split_lines(tmp_path / "o")] == ["x", "y"]
+
+
+def test_a_caller_that_stops_early_stops_the_reader_before_going_on():
+    """The split's error path: no read may outlive it (one running in Arrow at exit aborts the process)."""
+    import threading
+    import time
+    from contextlib import closing
+
+    from batchkit.source import prefetch
+
+    def slow_batches():
+        for i in range(1_000):
+            time.sleep(0.01)
+            yield i, pa.record_batch({"x": [i]})
+
+    with pytest.raises(ValueError), closing(prefetch(slow_batches())) as batches:
+        for start, _ in batches:
+            if start == 3:
+                raise ValueError("a bad row")
+    assert not [t for t in threading.enumerate() if t.name == "batchkit-reader"]
