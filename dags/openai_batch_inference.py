@@ -76,6 +76,7 @@ RESULTS = AssetAlias(
     "openai_batch_results"
 )  # each load adds the Asset of the table it loaded (openai_batch.warehouses.table_uri)
 PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.pricing's batch prices (USD/1M)
+TASK_MEMORY_MB = int(os.environ.get("OPENAI_BATCH_TASK_MEMORY_MB", "800"))  # per task process; the load spills beyond
 POOL = os.environ.get("OPENAI_BATCH_POOL", "default_pool")  # e.g. a pool with include-deferred: batches across runs
 # E-mail and Slack on failure, degraded success, optionally success (README "Notifications"); off by default
 NOTIFY = NotifySettings.from_env()
@@ -200,6 +201,7 @@ with DAG(
         storage_conn_id=STORAGE_CONN_ID,
         allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
         allowed_tables=ALLOWED_TABLES,
+        task_memory_mb=TASK_MEMORY_MB,
         outlets=[RESULTS],
         doc_md="Merges the ledger's answers onto the staged rows and replaces the partition in the table, unless "
         "too many rows failed (the table then stays as it was). A retry or clear loads the same rows again.",

@@ -2,7 +2,11 @@
 
 Each row takes the best answer the ledger holds for its ``custom_id`` and request fingerprint, whichever run
 paid for it: ``ok`` first, then a final error, then an unanswered one; the latest within each. A row whose
-request changed is therefore never paired with the answer to its old prompt. Runs in DuckDB, out of core.
+request changed is therefore never paired with the answer to its old prompt.
+
+Memory stays bounded at any partition size: rows and answers are first spread over hash buckets of
+``custom_id`` on local disk (``batchkit.buckets``), sized from the task's memory budget; DuckDB then joins one
+bucket at a time and the merged rows stream into the output file in row groups of ``ROW_GROUP_ROWS``.
 """
 
 from __future__ import annotations
@@ -12,24 +16,34 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from . import storage, structured
-from .result_schema import RESULT_SCHEMA
+from . import buckets, memory, structured
+from .memory import DEFAULT_TASK_MEMORY_MB
+from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
+from .source import open_parquet
 from .structured import INVALID
 
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
+BUCKET_SHARE = 8  # a bucket's uncompressed data may take this fraction of the headroom (rows, answers, join, out)
+ROW_GROUP_ROWS = 8_192  # merged rows per row group: what the loaders hold at once
 
 
 def merge_partition(
     rows_url: str,
     result_urls: list[str],
     out: Path,
-    memory_limit: str = "512MB",
+    task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
     output_schema: dict[str, Any] | None = None,
+    bucket_count: int | None = None,
 ) -> dict[str, int]:
     """Write every row of ``rows_url`` with its result to ``out`` (atomically; row order is not kept).
 
+    :param task_memory_mb: the task process's memory budget; the merge sizes its buckets and DuckDB's memory
+        limit to what the process has left of it, and spills the rest to disk beside ``out``.
     :param output_schema: the split's output schema: each ok answer's properties become typed columns.
+    :param bucket_count: how many buckets to join one at a time (default: as many as the headroom needs).
     :returns: ``rows``, ``ok``, ``errors`` (skipped and invalid outputs included), ``invalid`` (answers that do
         not follow the output schema) and ``unanswered`` (rows whose request has no result at all; the caller
         refuses to load those).
@@ -38,55 +52,74 @@ def merge_partition(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
-    with (
-        tempfile.TemporaryDirectory(prefix=".merge-spill-", dir=out.parent) as spill,
-        duckdb.connect(config={"memory_limit": memory_limit, "threads": 2, "temp_directory": spill}) as con,
-    ):  # joins and sorts larger than memory_limit spill to disk instead of failing
-        remote = {url.split("://", 1)[0]: url for url in [rows_url, *result_urls[:1]] if storage.is_remote(url)}
-        for url in remote.values():  # one filesystem per protocol: DuckDB refuses a second registration
-            con.register_filesystem(storage.url_to_fs(url)[0])
-        inputs = [f[0] for f in con.execute("SELECT * FROM read_parquet(?) LIMIT 0", [rows_url]).description]
-        kept = [c for c in inputs if c not in ("__custom_id", "__fingerprint", *RESULT_SCHEMA.names)]
-        result_columns = [f.name for f in RESULT_SCHEMA if f.name not in ("custom_id", "batch_id", "status")]
-        select = ", ".join(
-            [f"s.{_q(c)}" for c in kept]
-            + [
-                "s.__custom_id AS custom_id",
-                "CASE WHEN s.__fingerprint IS NULL THEN '' ELSE r.batch_id END AS batch_id",
-                "CASE WHEN s.__fingerprint IS NULL THEN 'error' ELSE coalesce(r.status, 'error') END AS status",
-            ]
-            + [f"r.{_q(c)}" for c in result_columns if c not in ("error_code", "error_message", "attempts")]
-            + [
-                "CASE WHEN s.__fingerprint IS NULL THEN 'skipped' WHEN r.status IS NULL THEN 'no_result' "
-                "ELSE r.error_code END AS error_code",
-                f"CASE WHEN s.__fingerprint IS NULL THEN '{SKIPPED_MESSAGE}' ELSE r.error_message END AS error_message",
-                "CAST(CASE WHEN s.__fingerprint IS NULL THEN 0 ELSE r.attempts END AS INTEGER) AS attempts",
-            ]
-            + _answer_columns(output_schema)
-        )
-        answers = (
-            "(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY "
-            "CASE WHEN status = 'ok' THEN 0 WHEN final THEN 1 ELSE 2 END, recorded_at DESC, attempts DESC) AS best "
-            "FROM read_parquet(?, union_by_name = true)) WHERE best = 1)"
-            if result_urls
-            else "(SELECT NULL::VARCHAR AS custom_id, NULL::VARCHAR AS fingerprint, "
-            + ", ".join(f"NULL::{_duck(f.type)} AS {f.name}" for f in RESULT_SCHEMA if f.name != "custom_id")
-            + " WHERE false)"
-        )
-        query = (
-            f"SELECT {select} FROM read_parquet(?) s "
-            f"LEFT JOIN {answers} r ON r.custom_id = s.__custom_id AND r.fingerprint = s.__fingerprint"
-        )
-        parameters = [rows_url, result_urls] if result_urls else [rows_url]
-        con.execute(f"COPY ({query}) TO '{_literal(str(partial))}' (FORMAT parquet)", parameters)
-        counts = con.execute(
-            "SELECT count(*), count(*) FILTER (status = 'ok'), count(*) FILTER (error_code = 'no_result'), "
-            f"count(*) FILTER (status = '{INVALID}') FROM read_parquet(?)",
-            [str(partial)],
-        ).fetchone()
+    headroom = memory.headroom(task_memory_mb)
+    count = bucket_count or buckets.bucket_count([rows_url, *result_urls], headroom // BUCKET_SHARE)
+    counts = dict.fromkeys(("rows", "ok", "unanswered", "invalid"), 0)
+    with tempfile.TemporaryDirectory(prefix=".merge-spill-", dir=out.parent) as spill:
+        rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
+        row_files = buckets.spread([rows_url], "__custom_id", rows_schema, count, Path(spill) / "rows")
+        answer_schema = buckets.unified_schema(result_urls, LEDGER_SCHEMA)
+        answer_files = buckets.spread(result_urls, "custom_id", answer_schema, count, Path(spill) / "answers")
+        query = _query(rows_schema.names, output_schema)
+        config = {"memory_limit": memory.duckdb_limit(task_memory_mb, 3), "threads": 2, "temp_directory": spill}
+        writer = None
+        with duckdb.connect(config={**config, "preserve_insertion_order": False}) as con:
+            for row_file, answer_file in zip(row_files, answer_files, strict=True):
+                con.register("s", buckets.read_bucket(row_file))
+                con.register("a", buckets.read_bucket(answer_file))
+                reader = con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
+                writer = writer or pq.ParquetWriter(partial, reader.schema)
+                for batch in reader:
+                    writer.write_batch(batch)
+                    _count(batch, counts)
+        writer.close()
     partial.replace(out)
-    rows, ok, unanswered, invalid = counts
-    return {"rows": rows, "ok": ok, "errors": rows - ok, "invalid": invalid, "unanswered": unanswered}
+    rows, ok = counts["rows"], counts["ok"]
+    return {
+        "rows": rows,
+        "ok": ok,
+        "errors": rows - ok,
+        "invalid": counts["invalid"],
+        "unanswered": counts["unanswered"],
+    }
+
+
+def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> str:
+    """The join of one bucket: staged rows ``s`` with the best of the answers ``a``."""
+    kept = [c for c in input_columns if c not in ("__custom_id", "__fingerprint", *RESULT_SCHEMA.names)]
+    result_columns = [f.name for f in RESULT_SCHEMA if f.name not in ("custom_id", "batch_id", "status")]
+    select = ", ".join(
+        [f"s.{_q(c)}" for c in kept]
+        + [
+            "s.__custom_id AS custom_id",
+            "CASE WHEN s.__fingerprint IS NULL THEN '' ELSE r.batch_id END AS batch_id",
+            "CASE WHEN s.__fingerprint IS NULL THEN 'error' ELSE coalesce(r.status, 'error') END AS status",
+        ]
+        + [f"r.{_q(c)}" for c in result_columns if c not in ("error_code", "error_message", "attempts")]
+        + [
+            "CASE WHEN s.__fingerprint IS NULL THEN 'skipped' WHEN r.status IS NULL THEN 'no_result' "
+            "ELSE r.error_code END AS error_code",
+            f"CASE WHEN s.__fingerprint IS NULL THEN '{SKIPPED_MESSAGE}' ELSE r.error_message END AS error_message",
+            "CAST(CASE WHEN s.__fingerprint IS NULL THEN 0 ELSE r.attempts END AS INTEGER) AS attempts",
+        ]
+        + _answer_columns(output_schema)
+    )
+    best = (
+        "(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY "
+        "CASE WHEN status = 'ok' THEN 0 WHEN final THEN 1 ELSE 2 END, recorded_at DESC, attempts DESC) AS best "
+        "FROM a) WHERE best = 1)"
+    )
+    return (
+        f"SELECT {select} FROM s LEFT JOIN {best} r ON r.custom_id = s.__custom_id AND r.fingerprint = s.__fingerprint"
+    )
+
+
+def _count(batch: pa.RecordBatch, counts: dict[str, int]) -> None:
+    status, code = batch.column("status"), batch.column("error_code")
+    counts["rows"] += batch.num_rows
+    counts["ok"] += pc.sum(pc.equal(status, "ok")).as_py() or 0
+    counts["invalid"] += pc.sum(pc.equal(status, INVALID)).as_py() or 0
+    counts["unanswered"] += pc.sum(pc.equal(code, "no_result")).as_py() or 0
 
 
 def _answer_columns(output_schema: dict[str, Any] | None) -> list[str]:

@@ -84,7 +84,9 @@ def _resolve_remote(source: str) -> list[str]:
 
 
 def open_parquet(path: str, **options: object) -> pq.ParquetFile:
-    """A Parquet file on local disk or object storage, read in ranges (never downloaded whole)."""
+    """A Parquet file on local disk or object storage, read in ranges (never downloaded whole) and without
+    Arrow's pre-buffering, which reads ahead every row group an ``iter_batches`` will visit."""
+    options.setdefault("pre_buffer", False)
     if not is_remote(path):
         return pq.ParquetFile(path, **options)
     return pq.ParquetFile(open_file(path, "rb", block_size=8 << 20), **options)

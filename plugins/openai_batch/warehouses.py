@@ -8,9 +8,17 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from batchkit.memory import DEFAULT_TASK_MEMORY_MB
+
 
 def load_partition(
-    warehouse_conn_id: str | None, database: str, table: str, paths: list[str], partition: str, run_id: str
+    warehouse_conn_id: str | None,
+    database: str,
+    table: str,
+    paths: list[str],
+    partition: str,
+    run_id: str,
+    task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
 ) -> tuple[str, int]:
     """Replace ``partition``'s rows of ``table`` with the merged result files at ``paths``: in the DuckDB file
     ``database`` without a connection, else through the postgres or redshift connection ``warehouse_conn_id``.
@@ -27,7 +35,7 @@ def load_partition(
             "Variable or OPENAI_BATCH_DUCKDB), or use a postgres/redshift warehouse_conn_id",
         )
         database = os.path.abspath(database)
-        return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id)
+        return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id, task_memory_mb=task_memory_mb)
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(warehouse_conn_id)

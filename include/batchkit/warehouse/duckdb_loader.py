@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
+from ..memory import DEFAULT_TASK_MEMORY_MB, duckdb_limit
 from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches
 
 
@@ -19,11 +20,13 @@ def load_duckdb(
     partition_key: str,
     dag_run_id: str,
     lock_timeout: float = 300,
+    task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
 ) -> int:
     """Replace ``partition_key``'s rows of ``table`` with the rows of ``parquet_paths`` in one transaction.
 
     Creates the table (and its schema) from the Parquet columns when missing. DuckDB allows one writing
     process per database file, so a concurrent load waits (up to ``lock_timeout`` seconds) for the lock.
+    DuckDB's memory is held to a third of what the process has left of ``task_memory_mb``; it spills beyond.
 
     :returns: the number of rows now in the partition.
     """
@@ -34,7 +37,7 @@ def load_duckdb(
     if schema is not None:
         _refuse_case_collisions(schema.names, table)
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    con = _connect(duckdb, database, lock_timeout)
+    con = _connect(duckdb, database, lock_timeout, duckdb_limit(task_memory_mb, 3))
     try:
         con.execute("BEGIN")
         existing = _columns(con, table)
@@ -72,12 +75,16 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
     return str(duckdb.from_arrow(pa.table({"x": pa.array([], arrow_type)})).types[0])
 
 
-def _connect(duckdb: Any, database: str | Path, lock_timeout: float) -> Any:
-    """DuckDB allows one writing process per file: wait (bounded) for another load to finish."""
+def _connect(duckdb: Any, database: str | Path, lock_timeout: float, memory_limit: str) -> Any:
+    """DuckDB allows one writing process per file: wait (bounded) for another load to finish. Memory is SET, not
+    given to ``connect``: a second connection to the file in this process would have to repeat the config."""
     deadline = time.monotonic() + lock_timeout
     while True:
         try:
-            return duckdb.connect(str(database))
+            con = duckdb.connect(str(database))
+            con.execute(f"SET memory_limit = '{memory_limit}'")
+            con.execute("SET preserve_insertion_order = false")  # the loaded rows' order carries nothing
+            return con
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise

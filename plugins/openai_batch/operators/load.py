@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batchkit.errors import BatchkitError
+from batchkit.memory import DEFAULT_TASK_MEMORY_MB
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool
@@ -39,6 +40,8 @@ class LoadToWarehouseOperator(BaseOperator):
     :param max_invalid_output_rate: the largest share of rows whose answer does not follow the output schema.
     :param prices: batch price overrides for the actual cost (``batchkit.pricing``).
     :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
+    :param task_memory_mb: this task process's memory budget: the merge and a DuckDB load size themselves to it
+        and spill the rest to local disk (``batchkit.memory``).
     """
 
     template_fields = (
@@ -68,6 +71,7 @@ class LoadToWarehouseOperator(BaseOperator):
         storage_conn_id: str | None = None,
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
+        task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")
@@ -76,7 +80,7 @@ class LoadToWarehouseOperator(BaseOperator):
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
         self.max_invalid_output_rate, self.prices = max_invalid_output_rate, prices
-        self.split, self.staging_root = split, staging_root
+        self.split, self.staging_root, self.task_memory_mb = split, staging_root, int(task_memory_mb)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -101,7 +105,9 @@ class LoadToWarehouseOperator(BaseOperator):
             manifest = Manifest.load(split["manifest"])
             output_schema = manifest.parameters.get("output_schema")
             answers = staging.ledger().result_files()
-            counts = merge_partition(split["rows"], answers, scratch / "result.parquet", output_schema=output_schema)
+            counts = merge_partition(
+                split["rows"], answers, scratch / "result.parquet", self.task_memory_mb, output_schema
+            )
             merged = staging.publish(scratch / "result.parquet", "merged", "result.parquet")
         given = self.results or []
         # xcom_pull of a mapped task gives a list, except when it mapped to a single file: then the value itself
@@ -129,7 +135,7 @@ class LoadToWarehouseOperator(BaseOperator):
         self._guard(counts, merged, partition)
         try:
             target, rows = load_partition(
-                self.warehouse_conn_id, self.database, self.table, [merged], partition, run.run_id
+                self.warehouse_conn_id, self.database, self.table, [merged], partition, run.run_id, self.task_memory_mb
             )
         except BatchkitError as exc:
             raise AirflowFailException(str(exc)) from None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,19 +29,21 @@ def answers(out: Path, answer: Callable[[dict], Result], attempt: int = 1) -> li
     return written
 
 
-def merged_rows(out: Path, result_files: list[str]) -> tuple[dict[str, int], list[dict]]:
-    counts = merge_partition(str(out / "rows.parquet"), result_files, out.parent / f"{out.name}-merged.parquet")
-    return counts, pq.read_table(out.parent / f"{out.name}-merged.parquet").to_pylist()
+def merged_rows(out: Path, result_files: list[str], buckets: int | None = None) -> tuple[dict[str, int], list[dict]]:
+    merged = out.parent / f"{out.name}-merged.parquet"
+    counts = merge_partition(str(out / "rows.parquet"), result_files, merged, bucket_count=buckets)
+    return counts, pq.read_table(merged).to_pylist()
 
 
-def test_a_later_ok_answer_wins_over_an_earlier_error(tmp_path, write_parquet):
-    src = write_parquet("a.parquet", {"text": ["x", "y"]})
+@pytest.mark.parametrize("buckets", [1, 3])
+def test_a_later_ok_answer_wins_over_an_earlier_error(tmp_path, write_parquet, buckets):
+    src = write_parquet("a.parquet", {"text": ["x", "y", "z", "w"]})
     split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
     first = answers(tmp_path / "o", lambda line: parse_line(error_line(line["custom_id"], 500, "server_error"), "b1"))
     second = answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b2"), attempt=2)
-    counts, rows = merged_rows(tmp_path / "o", first + second)
-    assert counts["ok"] == 2 and {(r["batch_id"], r["attempts"]) for r in rows} == {("b2", 2)}
-    counts, rows = merged_rows(tmp_path / "o", first)
+    counts, rows = merged_rows(tmp_path / "o", second + first, buckets)
+    assert counts["ok"] == 4 and {(r["batch_id"], r["attempts"]) for r in rows} == {("b2", 2)}
+    counts, rows = merged_rows(tmp_path / "o", first, buckets)
     assert counts["ok"] == 0 and {r["error_code"] for r in rows} == {"server_error"}
 
 
@@ -88,9 +91,13 @@ def test_merge_by_row_position_counts_missing_results(tmp_path, write_parquet):
     ),
     max_requests=st.integers(1, 12),
     with_ids=st.booleans(),
+    buckets=st.sampled_from([None, 1, 2, 7]),
 )
-def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory, files, max_requests, with_ids):
-    """Every input row comes back exactly once, carrying the answer to its own request (or 'skipped')."""
+def test_property_split_then_merge_maps_every_row_exactly_once(
+    tmp_path_factory, files, max_requests, with_ids, buckets
+):
+    """Every input row comes back exactly once, carrying the answer to its own request (or 'skipped'), however
+    many buckets the merge joins one at a time."""
 
     base = tmp_path_factory.mktemp("roundtrip")
     next_id = 0
@@ -110,7 +117,7 @@ def test_property_split_then_merge_maps_every_row_exactly_once(tmp_path_factory,
     def echo(line: dict) -> Result:
         return parse_line(ok_line(line["custom_id"], "re: " + line["body"]["messages"][0]["content"]), "b")
 
-    counts, merged = merged_rows(base / "o", answers(base / "o", echo))
+    counts, merged = merged_rows(base / "o", answers(base / "o", echo), buckets)
     all_texts = [t for texts in files for t in texts]
     submitted = [t for t in all_texts if t is not None and t.strip()]
     assert counts["unanswered"] == 0 and counts["ok"] == len(submitted) == manifest.totals["requests"]

@@ -1,0 +1,78 @@
+"""Spread Parquet rows over hash buckets on local disk, so that a join over a partition of any size runs one
+bucket at a time in bounded memory.
+
+Rows go to bucket ``hash(key) % count`` (DuckDB's ``hash``), so every row of one key, from any file, lands in
+the same bucket. Buckets are Arrow IPC files (LZ4), read back whole one at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .source import open_parquet
+
+BATCH_ROWS = 16_384  # rows read per step while spreading
+
+
+def bucket_count(urls: list[str], bucket_bytes: int) -> int:
+    """How many buckets keep each under ``bucket_bytes`` of uncompressed data (from the Parquet footers)."""
+    total = 0
+    for url in urls:
+        metadata = open_parquet(url).metadata
+        total += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return max(1, math.ceil(total / max(1, bucket_bytes)))
+
+
+def spread(urls: list[str], key: str, schema: pa.Schema, count: int, directory: Path) -> list[Path]:
+    """Write the rows of ``urls`` (cast to ``schema``; missing columns null) into ``count`` bucket files by
+    ``key``. Memory: one read batch at a time.
+
+    :returns: the bucket files, in bucket order (each holds ``schema``, possibly no rows).
+    """
+    import duckdb
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / f"{index:05d}.arrow" for index in range(count)]
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with ExitStack() as stack, duckdb.connect(config={"threads": 1}) as con:
+        writers = [stack.enter_context(pa.ipc.new_file(os.fspath(p), schema, options=options)) for p in paths]
+        for batch in _batches(urls, schema):
+            con.register("keys", batch.select([key]))
+            buckets = con.sql(f'SELECT (hash("{key}") % {count})::INTEGER FROM keys').to_arrow_table().column(0)
+            order = pc.sort_indices(buckets)
+            ordered, sorted_buckets = batch.take(order), buckets.take(order)
+            starts = pc.value_counts(sorted_buckets)
+            offset = 0
+            for entry in starts:  # value_counts keeps first-seen order, which is sorted here
+                size = entry["counts"].as_py()
+                writers[entry["values"].as_py()].write_batch(ordered.slice(offset, size))
+                offset += size
+    return paths
+
+
+def read_bucket(path: Path) -> pa.Table:
+    """One bucket, whole."""
+    with pa.memory_map(os.fspath(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def unified_schema(urls: list[str], base: pa.Schema) -> pa.Schema:
+    """``base`` plus any column the files add (files written by older versions may lack some of ``base``)."""
+    schemas = [open_parquet(url).schema_arrow.remove_metadata() for url in urls]
+    return pa.unify_schemas([base, *schemas], promote_options="permissive")
+
+
+def _batches(urls: list[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for url in urls:
+        for batch in open_parquet(url).iter_batches(batch_size=BATCH_ROWS):
+            n = batch.num_rows
+            names = batch.schema.names
+            columns = [batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(n, f.type) for f in schema]
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -1,0 +1,21 @@
+"""The memory budget of one task process, and the DuckDB limits derived from it.
+
+A task process (split, collect, load) is given ``task_memory_mb`` (``OPENAI_BATCH_TASK_MEMORY_MB`` in the DAG,
+``--memory-mb`` on the CLI). Work that could grow with the partition sizes itself from what the process has
+left of that budget when it starts, and spills the rest to local disk.
+"""
+
+import psutil
+
+DEFAULT_TASK_MEMORY_MB = 800
+
+
+def headroom(task_memory_mb: int) -> int:
+    """Bytes this process may still use within ``task_memory_mb`` (at least 64 MB)."""
+    used = psutil.Process().memory_info().rss
+    return max(64 << 20, (task_memory_mb << 20) - used)
+
+
+def duckdb_limit(task_memory_mb: int, share: int) -> str:
+    """A DuckDB ``memory_limit`` of 1/``share`` of the headroom (DuckDB spills beyond it)."""
+    return f"{max(32, headroom(task_memory_mb) // share >> 20)}MB"
