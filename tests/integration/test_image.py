@@ -52,7 +52,46 @@ def scratch():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_the_images_commands_run_as_its_user_with_a_read_only_airflow_home(scratch):
+def link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+@pytest.fixture
+def runtime(scratch) -> Path:
+    """This venv's packages and the project, installed in ``scratch`` as the image has them, for the user to run
+    (a clone may sit in a folder only its owner can enter): the packages hard-linked, the commands' ``#!`` lines
+    pointed at the copy, the project built and installed (not editable) from a copy of what the Dockerfile copies.
+    The bin folder."""
+    venv, prefix = scratch / "venv", Path(sys.prefix)
+    shutil.copytree(prefix / "lib", venv / "lib", symlinks=True, copy_function=link_or_copy)
+    shutil.copy2(prefix / "pyvenv.cfg", venv)  # home: the base interpreter
+    (venv / "bin").mkdir()
+    for entry in (prefix / "bin").iterdir():
+        target = venv / "bin" / entry.name
+        if entry.is_symlink():
+            target.symlink_to(os.readlink(entry))
+        elif (script := entry.read_bytes()).startswith(b"#!"):
+            python = str(prefix / "bin" / "python").encode()
+            target.write_bytes(script.replace(python, str(venv / "bin" / "python").encode(), 1))
+            target.chmod(entry.stat().st_mode)
+        else:
+            link_or_copy(str(entry), str(target))
+    package = scratch / "pkg"
+    package.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, package)
+    for name in ("include", "plugins"):
+        shutil.copytree(REPO / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    uv = [str(prefix / "bin" / "uv"), "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
+    subprocess.run([*uv, "--no-deps", "--no-build-isolation", "--reinstall", str(package)], check=True)
+    shutil.rmtree(package)
+    return venv / "bin"
+
+
+def test_the_images_commands_run_as_its_user_with_a_read_only_airflow_home(scratch, runtime):
     settings = dockerfile_env()
     assert all(
         settings[k].startswith("/") for k in ("OPENAI_BATCH_DATA", "OPENAI_BATCH_STAGING", "OPENAI_BATCH_DUCKDB")
@@ -68,7 +107,7 @@ def test_the_images_commands_run_as_its_user_with_a_read_only_airflow_home(scrat
 
     data = {k: str(volumes) + v for k, v in settings.items() if k.startswith("OPENAI_BATCH_")}
     env = {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "PATH": f"{runtime}:/usr/bin:/bin",
         "HOME": str(root / "home" / "airflow"),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(volumes / "airflow.cfg"),

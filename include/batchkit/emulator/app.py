@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from . import openapi
 from .batches import batches_router
@@ -22,6 +23,15 @@ from .processor import Processor
 from .store import Store
 
 log = logging.getLogger("batchkit.emulator")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's (a 405's ``Allow`` header)."""
+    methods: set[str] = set()
+    for route in app.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def create_app(config: EmulatorConfig) -> FastAPI:
@@ -80,8 +90,12 @@ def create_app(config: EmulatorConfig) -> FastAPI:
         ).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return APIError(exc.status_code, str(exc.detail)).response()
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = APIError(exc.status_code, str(exc.detail)).response()
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Starlette's Allow names only the first route of the path (RFC 9110: all)
+            response.headers["allow"] = ", ".join(allowed_methods(app, request))
+        return response
 
     @app.get("/health")
     async def health() -> dict:

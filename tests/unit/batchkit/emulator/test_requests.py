@@ -41,10 +41,30 @@ def test_unchecked_fields_are_not_stored(api):
     assert api.post("/v1/batches", json={**create, "output_expires_after": good}).json()["output_expires_after"] == good
 
 
-@pytest.mark.parametrize("method", ["TRACE", "PUT", "PATCH"])
-def test_a_method_a_route_does_not_support_is_a_405(api, method):
-    response = api.request(method, "/v1/batches")
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/v1/batches", "GET, POST"),
+        ("PUT", "/v1/batches", "GET, POST"),
+        ("PATCH", "/v1/batches", "GET, POST"),
+        ("TRACE", "/v1/batches/batch_x", "GET"),
+        ("POST", "/v1/batches/batch_x", "GET"),
+        ("GET", "/v1/batches/batch_x/cancel", "POST"),
+        ("POST", "/v1/files/file-x/content", "GET"),
+        ("PUT", "/v1/files/file-x", "DELETE, GET"),
+        ("OPTIONS", "/v1/files", "GET, POST"),
+        ("DELETE", "/health", "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_support_is_a_405_naming_every_method_it_does(api, method, path, allow):
+    response = api.request(method, path)
     assert response.status_code == 405 and error_of(response)["message"]
+    assert response.headers["allow"] == allow
+
+
+def test_head_is_a_405_without_a_body(api):
+    response = api.head("/v1/batches")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, POST" and response.content == b""
 
 
 def test_embedding_dimensions_are_bounded_on_the_synchronous_endpoint(api):
