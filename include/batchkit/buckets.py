@@ -16,9 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .source import open_parquet
-
-BATCH_ROWS = 16_384  # rows read per step while spreading
+from .source import batch_rows, open_parquet
 
 
 def bucket_count(urls: list[str], bucket_bytes: int) -> int:
@@ -30,9 +28,11 @@ def bucket_count(urls: list[str], bucket_bytes: int) -> int:
     return max(1, math.ceil(total / max(1, bucket_bytes)))
 
 
-def spread(urls: list[str], key: str, schema: pa.Schema, count: int, directory: Path) -> list[Path]:
+def spread(
+    urls: list[str], key: str, schema: pa.Schema, count: int, directory: Path, batch_bytes: int = 64 << 20
+) -> list[Path]:
     """Write the rows of ``urls`` (cast to ``schema``; missing columns null) into ``count`` bucket files by
-    ``key``. Memory: one read batch at a time.
+    ``key``. Memory: one read batch of about ``batch_bytes`` (uncompressed) at a time.
 
     :returns: the bucket files, in bucket order (each holds ``schema``, possibly no rows).
     """
@@ -43,7 +43,7 @@ def spread(urls: list[str], key: str, schema: pa.Schema, count: int, directory: 
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     with ExitStack() as stack, duckdb.connect(config={"threads": 1}) as con:
         writers = [stack.enter_context(pa.ipc.new_file(os.fspath(p), schema, options=options)) for p in paths]
-        for batch in _batches(urls, schema):
+        for batch in _batches(urls, schema, batch_bytes):
             con.register("keys", batch.select([key]))
             buckets = con.sql(f'SELECT (hash("{key}") % {count})::INTEGER FROM keys').to_arrow_table().column(0)
             order = pc.sort_indices(buckets)
@@ -69,9 +69,10 @@ def unified_schema(urls: list[str], base: pa.Schema) -> pa.Schema:
     return pa.unify_schemas([base, *schemas], promote_options="permissive")
 
 
-def _batches(urls: list[str], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def _batches(urls: list[str], schema: pa.Schema, batch_bytes: int) -> Iterator[pa.RecordBatch]:
     for url in urls:
-        for batch in open_parquet(url).iter_batches(batch_size=BATCH_ROWS):
+        file = open_parquet(url)
+        for batch in file.iter_batches(batch_size=batch_rows(file, batch_bytes)):
             n = batch.num_rows
             names = batch.schema.names
             columns = [batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(n, f.type) for f in schema]

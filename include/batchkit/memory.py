@@ -16,6 +16,6 @@ def headroom(task_memory_mb: int) -> int:
     return max(64 << 20, (task_memory_mb << 20) - used)
 
 
-def duckdb_limit(task_memory_mb: int, share: int) -> str:
-    """A DuckDB ``memory_limit`` of 1/``share`` of the headroom (DuckDB spills beyond it)."""
-    return f"{max(32, headroom(task_memory_mb) // share >> 20)}MB"
+def duckdb_limit(available: int, share: int) -> str:
+    """A DuckDB ``memory_limit`` of 1/``share`` of ``available`` bytes (DuckDB spills beyond it)."""
+    return f"{max(32, available // share >> 20)}MB"

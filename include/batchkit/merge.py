@@ -26,7 +26,8 @@ from .source import open_parquet
 from .structured import INVALID
 
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
-BUCKET_SHARE = 8  # a bucket's uncompressed data may take this fraction of the headroom (rows, answers, join, out)
+BUCKET_SHARE = 16  # a bucket's uncompressed data may take this fraction of the headroom (rows, answers, join, out)
+READ_SHARE = 32  # bytes of one read batch while spreading
 ROW_GROUP_ROWS = 8_192  # merged rows per row group: what the loaders hold at once
 
 
@@ -52,16 +53,17 @@ def merge_partition(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".part")
-    headroom = memory.headroom(task_memory_mb)
+    headroom = memory.headroom(task_memory_mb)  # taken once: what this process holds later is partly ours
+    read = headroom // READ_SHARE
     count = bucket_count or buckets.bucket_count([rows_url, *result_urls], headroom // BUCKET_SHARE)
     counts = dict.fromkeys(("rows", "ok", "unanswered", "invalid"), 0)
     with tempfile.TemporaryDirectory(prefix=".merge-spill-", dir=out.parent) as spill:
         rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
-        row_files = buckets.spread([rows_url], "__custom_id", rows_schema, count, Path(spill) / "rows")
+        row_files = buckets.spread([rows_url], "__custom_id", rows_schema, count, Path(spill) / "rows", read)
         answer_schema = buckets.unified_schema(result_urls, LEDGER_SCHEMA)
-        answer_files = buckets.spread(result_urls, "custom_id", answer_schema, count, Path(spill) / "answers")
+        answer_files = buckets.spread(result_urls, "custom_id", answer_schema, count, Path(spill) / "answers", read)
         query = _query(rows_schema.names, output_schema)
-        config = {"memory_limit": memory.duckdb_limit(task_memory_mb, 3), "threads": 2, "temp_directory": spill}
+        config = {"memory_limit": memory.duckdb_limit(headroom, 3), "threads": 2, "temp_directory": spill}
         writer = None
         with duckdb.connect(config={**config, "preserve_insertion_order": False}) as con:
             for row_file, answer_file in zip(row_files, answer_files, strict=True):

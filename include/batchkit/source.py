@@ -84,12 +84,20 @@ def _resolve_remote(source: str) -> list[str]:
 
 
 def open_parquet(path: str, **options: object) -> pq.ParquetFile:
-    """A Parquet file on local disk or object storage, read in ranges (never downloaded whole) and without
-    Arrow's pre-buffering, which reads ahead every row group an ``iter_batches`` will visit."""
+    """A Parquet file on local disk or object storage, read in ranges (never downloaded whole), without Arrow's
+    pre-buffering (it reads ahead every row group an ``iter_batches`` visits) and streaming each column chunk."""
     options.setdefault("pre_buffer", False)
+    options.setdefault("buffer_size", 1 << 20)
     if not is_remote(path):
         return pq.ParquetFile(path, **options)
     return pq.ParquetFile(open_file(path, "rb", block_size=8 << 20), **options)
+
+
+def batch_rows(file: pq.ParquetFile, batch_bytes: int, most: int = 65_536) -> int:
+    """How many rows of ``file`` make a read batch of about ``batch_bytes`` uncompressed (from its footer)."""
+    metadata = file.metadata
+    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return min(most, max(64, batch_bytes * max(1, metadata.num_rows) // max(1, size)))
 
 
 def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile], pa.Schema | None]:

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
-from ..memory import DEFAULT_TASK_MEMORY_MB, duckdb_limit
+from ..memory import DEFAULT_TASK_MEMORY_MB, duckdb_limit, headroom
 from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches
 
 
@@ -37,7 +37,7 @@ def load_duckdb(
     if schema is not None:
         _refuse_case_collisions(schema.names, table)
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    con = _connect(duckdb, database, lock_timeout, duckdb_limit(task_memory_mb, 3))
+    con = _connect(duckdb, database, lock_timeout, duckdb_limit(headroom(task_memory_mb), 3))
     try:
         con.execute("BEGIN")
         existing = _columns(con, table)
