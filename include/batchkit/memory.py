@@ -11,9 +11,10 @@ DEFAULT_TASK_MEMORY_MB = 800
 
 
 def headroom(task_memory_mb: int) -> int:
-    """Bytes this process may still use within ``task_memory_mb`` (at least 64 MB)."""
+    """Bytes this process may still use within ``task_memory_mb`` (at least 16 MB: a budget the process has
+    already spent makes the work small and slow, never refused)."""
     used = psutil.Process().memory_info().rss
-    return max(64 << 20, (task_memory_mb << 20) - used)
+    return max(16 << 20, (task_memory_mb << 20) - used)
 
 
 def duckdb_limit(available: int, share: int) -> str:

@@ -11,6 +11,7 @@ bucket at a time and the merged rows stream into the output file in row groups o
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
 from .source import open_parquet
 from .structured import INVALID
 
+log = logging.getLogger(__name__)
 SKIPPED_MESSAGE = "not submitted: the prompt was null or empty"
 BUCKET_SHARE = 16  # a bucket's uncompressed data may take this fraction of the headroom (rows, answers, join, out)
 READ_SHARE = 32  # bytes of one read batch while spreading
@@ -56,6 +58,13 @@ def merge_partition(
     headroom = memory.headroom(task_memory_mb)  # taken once: what this process holds later is partly ours
     read = headroom // READ_SHARE
     count = bucket_count or buckets.bucket_count([rows_url, *result_urls], headroom // BUCKET_SHARE)
+    log.info(
+        "merging %d answer file(s) onto the rows in %d bucket(s): %d MB of the task's %d MB budget left",
+        len(result_urls),
+        count,
+        headroom >> 20,
+        task_memory_mb,
+    )
     counts = dict.fromkeys(("rows", "ok", "unanswered", "invalid"), 0)
     with tempfile.TemporaryDirectory(prefix=".merge-spill-", dir=out.parent) as spill:
         rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()

@@ -31,8 +31,9 @@ def stack(tmp_path_factory, receivers):
     args += ("--invalid-output-rate", "0.1")  # structured answers only
     partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300, UI: UI_ROWS}
     _, notify = receivers  # notifications of this stack's runs go to local SMTP and webhook receivers
+    env = {**notify, "OPENAI_BATCH_TASK_MEMORY_MB": "1"}  # the merge's smallest buckets: several at 3,000 rows
     with running_stack(
-        tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args, extra_env=notify
+        tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args, extra_env=env
     ) as stack:
         yield stack
 
@@ -71,6 +72,9 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
 
     total, distinct, statuses = loaded(stack, "2026-11-24")
     assert total == ROWS and distinct == ROWS
+    load_log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=it_1/task_id=load/*.log"))
+    buckets = re.search(r"onto the rows in (\d+) bucket", load_log)
+    assert buckets and int(buckets.group(1)) > 1, "the merge did not spread the partition over buckets"
     events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]  # the alias names the table loaded
     assert [e["uri"] for e in events] == [f"duckdb:{stack.duckdb_path.resolve()}/review_sentiment"]
     assert events[0]["extra"]["rows"] == ROWS
