@@ -31,8 +31,11 @@ demo: install
 stop:
 	@$(PY) -m batchkit.demo --stop 2>/dev/null || true
 
+## bench: the split, collect and scale benches (about 15 minutes; each prints its figures against its targets)
 bench: install
-	$(PY) bench/bench_split.py
+	$(PY) bench/bench_split.py --rows 1000000
+	$(PY) bench/bench_collect.py
+	$(PY) bench/bench_e2e.py
 
 ## lock: re-resolve requirements*.txt into requirements.lock (needs the network; the index is uv's default or
 ## UV_DEFAULT_INDEX / UV_INDEX_URL, e.g. a corporate mirror)
