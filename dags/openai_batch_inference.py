@@ -133,6 +133,10 @@ with DAG(
         conn_id=CONN_ID,
         storage_conn_id=STORAGE_CONN_ID,
         allowed_sources=ALLOWED_SOURCES,
+        warehouse_conn_id=dag.param("warehouse_conn_id"),
+        table=dag.param("target_table"),
+        allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
+        allowed_tables=ALLOWED_TABLES,
         doc_md="Splits the partition into batch files in the run's staging area, leaving out requests the "
         "ledger already answered; checks the model first. A retry or clear splits again (nothing was submitted).",
     )

@@ -35,17 +35,12 @@ def load_partition(
             "Variable or OPENAI_BATCH_DUCKDB), or use a postgres/redshift warehouse_conn_id",
         )
         database = os.path.abspath(database)
-        return f"duckdb:{database}", load_duckdb(database, table, paths, partition, run_id, task_memory_mb=task_memory_mb)
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(warehouse_conn_id)
+        return f"duckdb:{database}", load_duckdb(
+            database, table, paths, partition, run_id, task_memory_mb=task_memory_mb
+        )
+    conn = warehouse_connection(warehouse_conn_id)
     if conn.conn_type == "redshift":
         return _load_redshift(conn, warehouse_conn_id, table, paths, partition, run_id)
-    if conn.conn_type not in ("postgres", "postgresql"):
-        raise AirflowFailException(
-            f"connection {warehouse_conn_id!r} is of type {conn.conn_type!r}; "
-            "use a postgres or redshift connection, or leave it empty for DuckDB"
-        )
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     from batchkit.warehouse.postgres_loader import load_postgres
@@ -54,6 +49,27 @@ def load_partition(
     uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
     where = f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}"
     return where, load_postgres(uri, table, paths, partition, run_id)
+
+
+def warehouse_connection(warehouse_conn_id: str) -> Any:
+    """The Airflow connection ``warehouse_conn_id``, refused unless it exists and is postgres or redshift. The
+    split asks first, so a run that could not load is refused before any request is sent."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(warehouse_conn_id)
+    except AirflowNotFoundException:
+        raise AirflowFailException(
+            f"warehouse connection {warehouse_conn_id!r} does not exist: create it (a postgres or redshift "
+            "connection), or leave warehouse_conn_id empty for DuckDB"
+        ) from None
+    if conn.conn_type not in ("postgres", "postgresql", "redshift"):
+        raise AirflowFailException(
+            f"connection {warehouse_conn_id!r} is of type {conn.conn_type!r}; "
+            "use a postgres or redshift connection, or leave it empty for DuckDB"
+        )
+    return conn
 
 
 def _load_redshift(

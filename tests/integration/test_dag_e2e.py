@@ -97,15 +97,23 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)
 
 
-def test_unknown_model_fails_before_anything_is_submitted(stack):
+@pytest.mark.parametrize(
+    ("run_id", "conf", "refusal"),
+    [
+        ("it_bad_model", {"model": "gpt-imaginary"}, "model 'gpt-imaginary' does not exist"),
+        ("it_bad_table", {"target_table": "main.users"}, "target_table 'main.users' is not allowed"),
+        ("it_bad_conn", {"warehouse_conn_id": "dwh"}, "warehouse_conn_id 'dwh' is not allowed"),
+    ],
+)
+def test_what_would_refuse_the_run_fails_the_split_before_anything_is_submitted(stack, run_id, conf, refusal):
     before = len(emulator_objects(stack, "batches"))
-    stack.trigger(DAG_ID, "it_bad_model", {"partition": "2026-11-24", "model": "gpt-imaginary"})
-    run = stack.wait_for_run(DAG_ID, "it_bad_model", timeout=240, progress=lambda message: None)
+    stack.trigger(DAG_ID, run_id, {"partition": "2026-11-24", **conf})
+    run = stack.wait_for_run(DAG_ID, run_id, timeout=240, progress=lambda message: None)
     assert run["state"] == "failed"
     assert {t["task_id"]: t["state"] for t in run["tasks"]}["split"] == "failed"
     assert len(emulator_objects(stack, "batches")) == before
-    log = next(Path(stack.airflow_home / "logs").rglob("run_id=it_bad_model/task_id=split/*.log")).read_text()
-    assert "model 'gpt-imaginary' does not exist" in log
+    log = next(Path(stack.airflow_home / "logs").rglob(f"run_id={run_id}/task_id=split/*.log")).read_text()
+    assert refusal in log
 
 
 def test_an_output_schema_loads_typed_columns_marks_invalid_answers_and_resends_truncated_ones(stack):

@@ -27,6 +27,9 @@ class SplitPartitionOperator(BaseOperator):
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param allowed_sources: roots the rendered source must lie under (``None``: any; see ``policy``).
+    :param warehouse_conn_id: / ``table``: where the load will write, checked before anything is sent
+        (``allowed_warehouse_conns`` / ``allowed_tables``, the connection's existence and type); ``table=None``
+        skips the check.
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
         the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
@@ -62,6 +65,8 @@ class SplitPartitionOperator(BaseOperator):
         "expected_output_tokens",
         "max_cost_usd",
         "prices",
+        "warehouse_conn_id",
+        "table",
     )
 
     def __init__(
@@ -89,9 +94,15 @@ class SplitPartitionOperator(BaseOperator):
         storage_conn_id: str | None = None,
         check_model: bool = True,
         allowed_sources: list[str] | None = None,
+        warehouse_conn_id: str | None = None,
+        table: str | None = None,
+        allowed_warehouse_conns: list[str] | None = None,
+        allowed_tables: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.warehouse_conn_id, self.table = warehouse_conn_id, table
+        self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.allowed_sources, self.output_schema = allowed_sources, output_schema
         self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
@@ -109,6 +120,7 @@ class SplitPartitionOperator(BaseOperator):
         partition = run.partition
         source = run.source(self.source)
         check_source(source, self.allowed_sources)
+        self._check_target()
         connect_storage(source, self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         if self.check_model:
@@ -217,6 +229,18 @@ class SplitPartitionOperator(BaseOperator):
             )
         except BatchkitError as exc:
             raise AirflowFailException(f"invalid split parameters: {exc}") from None
+
+    def _check_target(self) -> None:
+        """The load's refusals that do not depend on the answers, before anything is sent (and paid for): the
+        allow-lists, and that the warehouse connection exists and is of a supported type. The load checks again."""
+        from openai_batch.policy import check_warehouse
+        from openai_batch.warehouses import warehouse_connection
+
+        if self.table is None:  # a split used without a load in view
+            return
+        check_warehouse(self.warehouse_conn_id or "", self.table, self.allowed_warehouse_conns, self.allowed_tables)
+        if self.warehouse_conn_id:
+            warehouse_connection(self.warehouse_conn_id)
 
     def _check_model(self) -> None:
         import openai

@@ -3,7 +3,7 @@
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from openai_batch.operators import LoadToWarehouseOperator
+from openai_batch.operators import LoadToWarehouseOperator, SplitPartitionOperator
 from openai_batch.policy import check_source, check_warehouse
 
 
@@ -58,3 +58,23 @@ def test_the_load_refuses_before_it_touches_anything(tmp_path):
     with pytest.raises(AirflowFailException, match=r"target_table 'main\.users' is not allowed"):
         load.execute({})
     assert list(tmp_path.iterdir()) == []
+
+
+def split_for(table: str, conn: str, **allowed: list[str]) -> SplitPartitionOperator:
+    return SplitPartitionOperator(
+        task_id="split", source="/s", staging_root="/st", model="m", table=table, warehouse_conn_id=conn, **allowed
+    )
+
+
+def test_the_split_refuses_what_the_load_would_refuse_before_anything_is_sent(monkeypatch):
+    with pytest.raises(AirflowFailException, match=r"target_table 'main\.users' is not allowed"):
+        split_for("main.users", "", allowed_tables=["review_sentiment"])._check_target()
+    with pytest.raises(AirflowFailException, match="warehouse_conn_id 'dwh' is not allowed"):
+        split_for("t", "dwh", allowed_warehouse_conns=[])._check_target()
+    with pytest.raises(AirflowFailException, match="warehouse connection 'missing' does not exist"):
+        split_for("t", "missing")._check_target()
+    monkeypatch.setenv("AIRFLOW_CONN_WEB", '{"conn_type": "http", "host": "example.org"}')
+    with pytest.raises(AirflowFailException, match="connection 'web' is of type 'http'"):
+        split_for("t", "web")._check_target()
+    monkeypatch.setenv("AIRFLOW_CONN_DWH", '{"conn_type": "postgres", "host": "db", "schema": "analytics"}')
+    split_for("llm.reviews", "dwh", allowed_warehouse_conns=["dwh"], allowed_tables=["llm.*"])._check_target()
