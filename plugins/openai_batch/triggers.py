@@ -27,6 +27,7 @@ POLL_CONCURRENCY = 4  # status polls in flight at once per connection and trigge
 # httpcore's pool work per request grows with the square of its connections (16: 0.5 core at 1,000 waits, 4: 0.3).
 # At ~200 ms per poll against api.openai.com that is 20 polls/s: 1,000 waits at the default 60 s interval.
 STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at most, then "unknown": keep the batch)
+SETTLE_SECONDS = 20.0  # no event sooner after the deferral: see OpenAIBatchStatusTrigger.run
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _DECISIONS: set[asyncio.Future] = set()  # on_kill decisions running on this triggerer (see on_kill)
 
@@ -89,6 +90,11 @@ async def shared_client(conn_id: str) -> Poller:
     return (await made)[1]
 
 
+async def _settle(until: float) -> None:
+    """Sleep until the monotonic time ``until`` (no sooner event: see ``OpenAIBatchStatusTrigger.run``)."""
+    await asyncio.sleep(max(0.0, until - time.monotonic()))
+
+
 def deferral_timeout(deadline: float) -> timedelta:
     """The deferral's own timeout for a trigger with ``deadline`` (epoch seconds): a backstop set after it, so
     the trigger's deadline fires first."""
@@ -137,6 +143,12 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the batch ends or the deadline passes. The first event waits until ``SETTLE_SECONDS``
+        after the trigger started: the scheduler must have drained the executor's "success" of the process that
+        deferred before the task resumes, or it fails the resumed try ("state mismatch", apache/airflow#72716,
+        #71580; #67287 covers only SCHEDULED). A batch that ends within seconds costs those seconds, never a try.
+        """
+        settled = time.monotonic() + SETTLE_SECONDS
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
         interval, last_seen = self.poll_interval, None
         poller = await shared_client(self.conn_id)
@@ -158,9 +170,11 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                     self.log.info("batch %s %s", self.batch_id, progress(status, counts, started, time.time()))
                     last_seen = seen
                 if status in TERMINAL:
+                    await _settle(settled)
                     yield TriggerEvent(_event(status, self.batch_id, f"batch {status}", counts))
                     return
             if ends is not None and time.monotonic() >= ends:
+                await _settle(settled)
                 yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
                 return
             remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())

@@ -27,7 +27,7 @@ def test_line_failures_and_429_storms(tmp_path_factory):
         DAG_ID,
         poll_seconds=2,
         emulator_args=args,
-        extra_env={"OPENAI_BATCH_QUEUE_WAIT_SECONDS": "5"},
+        extra_env={"OPENAI_BATCH_QUEUE_WAIT_SECONDS": "5", "OPENAI_BATCH_TASK_RETRIES": "4"},  # faults by design
     ) as stack:
         conf = {"partition": "2026-11-24", "max_requests_per_file": PER_FILE, "max_attempts": MAX_ATTEMPTS}
         stack.trigger(DAG_ID, "faults_1", conf)

@@ -33,6 +33,7 @@ SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "45",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
     "OPENAI_BATCH_RETRY_DELAY_SECONDS": "3",
+    "OPENAI_BATCH_TASK_RETRIES": "4",  # the killed worker's task fails its try on purpose
 }
 WORKER = "celery worker --concurrency 2 --skip-serve-logs --celery-hostname {name}@%h"
 

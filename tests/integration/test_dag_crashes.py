@@ -23,6 +23,7 @@ def test_triggerer_emulator_and_api_server_crash_mid_wait(tmp_path_factory):
         emulator_args=args,
         extra_env={
             "OPENAI_BATCH_RETRY_DELAY_SECONDS": "2",  # a submit that failed with the API server retries soon
+            "OPENAI_BATCH_TASK_RETRIES": "4",  # the killed components fail tries on purpose
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",  # the dead triggerer's waits move on soon
         },
     ) as stack:

@@ -23,13 +23,14 @@ ROWS, PER_FILE = 3000, 1000
 STRUCTURED, STRUCTURED_ROWS = "2026-11-25", 600
 CAPPED = "2026-11-26"
 UI, UI_ROWS = "2026-11-27", 300
+FAST, FAST_FILES = "2026-11-28", 8  # 8 batch files of 50 requests: over within seconds of each deferral
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, receivers):
     args = ("--seconds-per-request", "0.004", "--line-failure-rate", "0.05", "--validation-seconds", "1")
     args += ("--invalid-output-rate", "0.1")  # structured answers only
-    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300, UI: UI_ROWS}
+    partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300, UI: UI_ROWS, FAST: FAST_FILES * 50}
     _, notify = receivers  # notifications of this stack's runs go to local SMTP and webhook receivers
     env = {**notify, "OPENAI_BATCH_TASK_MEMORY_MB": "1"}  # the merge's smallest buckets: several at 3,000 rows
     with running_stack(
@@ -95,6 +96,18 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     first_tries = [b for b in new if "attempt" not in (b["metadata"] or {})]
     assert sum(b["request_counts"]["total"] for b in first_tries) == unanswered  # answered lines are never re-sent
     assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)
+
+
+def test_fast_batches_resume_on_the_first_try_with_retries_at_zero(stack):
+    """Batches over within seconds of their deferral: no task loses a try to the scheduler's stale executor event
+    (the stack runs with task retries 0, so any lost try fails the run)."""
+    stack.trigger(DAG_ID, "it_fast", {"partition": FAST, "max_requests_per_file": 50})
+    run = stack.wait_for_run(DAG_ID, "it_fast", timeout=420, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    submits = [t for t in run["tasks"] if t["task_id"] == "batch.submit"]
+    assert len(submits) == FAST_FILES and ("batch.submit", "deferred") in run["seen"]
+    assert {t["task_id"]: t["try_number"] for t in run["tasks"] if t["try_number"] != 1} == {}
+    assert loaded(stack, FAST)[:2] == (FAST_FILES * 50, FAST_FILES * 50)
 
 
 @pytest.mark.parametrize(

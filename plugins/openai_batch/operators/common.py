@@ -37,7 +37,7 @@ def wait_then_retry(task: Any, waits: int, method: str, kwargs: dict[str, Any], 
     """A batch creation was refused (rate or queue limits): defer ``task`` for its ``queue_wait`` (a
     DateTimeTrigger on the triggerer: no worker slot is held), then call ``method`` with ``kwargs`` and
     ``waits + 1``. After ``max_queue_waits`` waits, fail instead."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
@@ -49,8 +49,11 @@ def wait_then_retry(task: Any, waits: int, method: str, kwargs: dict[str, Any], 
     task.log.warning(
         "%s; trying again in %s (wait %d of at most %d)", reason, task.queue_wait, waits + 1, task.max_queue_waits
     )
+    from openai_batch.triggers import SETTLE_SECONDS
+
+    wait = max(task.queue_wait, timedelta(seconds=SETTLE_SECONDS))  # a sooner resume races the scheduler
     task.defer(
-        trigger=DateTimeTrigger(moment=datetime.now(UTC) + task.queue_wait),
+        trigger=DateTimeTrigger(moment=datetime.now(UTC) + wait),
         method_name=method,
         kwargs={**kwargs, "waits": waits + 1},
     )

@@ -6,10 +6,19 @@ import asyncio
 import contextlib
 import time
 
+import pytest
 from openai import AsyncOpenAI
 
+from openai_batch import triggers
 from openai_batch.triggers import POLL_CONCURRENCY, Poller
 from tests.emulator_client import chat_line, client_for, submit_batch, upload, wait
+
+
+@pytest.fixture(autouse=True)
+def no_settling(monkeypatch):
+    """The triggers here fire as soon as they know (test_the_first_event_waits_for_the_deferral_to_settle
+    sets its own)."""
+    monkeypatch.setattr(triggers, "SETTLE_SECONDS", 0.0)
 
 
 def first_event(trigger):
@@ -36,6 +45,20 @@ def test_trigger_serialises_and_fires_on_completion(conn, tmp_path):
     event = first_event(OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1, deadline=time.time() + 60))
     assert event["status"] == "completed" and event["batch_id"] == batch_id
     assert event["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+
+
+def test_the_first_event_waits_for_the_deferral_to_settle(conn, tmp_path, monkeypatch):
+    """A batch that is over before the scheduler can have drained the deferral's executor event: the event
+    comes SETTLE_SECONDS after the trigger started, not at the first poll (apache/airflow#72716)."""
+    from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+    emu = conn("--seconds-per-request", "0.01")
+    batch_id = submit_batch(emu, tmp_path)
+    wait(client_for(emu), batch_id)  # over before the trigger starts
+    monkeypatch.setattr(triggers, "SETTLE_SECONDS", 3.0)
+    started = time.monotonic()
+    event = first_event(OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1))
+    assert event["status"] == "completed" and time.monotonic() - started >= 3.0
 
 
 def test_a_trigger_stored_by_an_earlier_version_still_rebuilds_with_the_defaults():
