@@ -23,10 +23,11 @@ from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
+from .lines import RequestLines
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
 from .out_dir import check_out, publish
 from .pricing import check_prices, estimate
-from .requests import RequestShape, dumps
+from .requests import RequestShape
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .storage import is_remote, local_path, put_file
 from .structured import check_columns
@@ -227,19 +228,24 @@ class _SplitJob:
             _record_skipped(file, start, keep, self.skipped)
             prompts = prompts.take(rows)
         if config.id_column:
-            all_ids = as_text(batch.column(config.id_column), file, config.id_column).to_pylist()
+            all_ids = as_text(batch.column(config.id_column), file, config.id_column)
         else:
-            all_ids = [f"{file.index}-{start + r}" for r in range(batch.num_rows)]
-        ids = [all_ids[r] for r in rows.tolist()]
-        texts = [dumps(text) for text in prompts.to_pylist()]
-        prints = [shape.fingerprint(text) for text in texts]
-        row_prints: list[str | None] = [None] * batch.num_rows
-        for row, value in zip(rows.tolist(), prints):
-            row_prints[row] = value
+            positions = pa.array(np.arange(start, start + batch.num_rows)).cast(pa.string())
+            all_ids = pc.binary_join_element_wise(f"{file.index}-", positions, "")
+        ids = all_ids.take(rows) if len(rows) < batch.num_rows else all_ids
+        prompts.validate(full=True)  # the bytes are copied as they are: invalid UTF-8 raises ArrowInvalid here
+        all_ids.validate(full=True)
+        lines = RequestLines.build(shape, ids, prompts)
+        prints = lines.fingerprints()
+        row_prints: list[str | None] = prints
+        if len(rows) < batch.num_rows:
+            row_prints = [None] * batch.num_rows
+            for row, value in zip(rows.tolist(), prints):
+                row_prints[row] = value
         self.rows.write(batch, all_ids, row_prints)
         send = self._not_answered(ids, prints)
-        if len(send) < len(ids):
-            rows, ids, texts = rows[send], [ids[i] for i in send], [texts[i] for i in send]
+        if send is not None:
+            rows, lines = rows[send], lines.take(send)
             prompts = prompts.take(pa.array(send, pa.int64()))
         if not len(rows):
             return
@@ -247,19 +253,23 @@ class _SplitJob:
             estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
         else:
             estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(file, start, rows, ids, texts, estimates)
+        self.writer.write_rows(file, start, rows, lines, estimates)
 
-    def _not_answered(self, ids: list[str], prints: list[str]) -> list[int]:
-        """Positions of the requests to send; counts new, changed, retried and reused requests."""
-        send, answered = [], self.answered
-        for i, (custom_id, value) in enumerate(zip(ids, prints)):
+    def _not_answered(self, ids: pa.Array, prints: list[str]) -> np.ndarray | None:
+        """Positions of the requests to send (None: all); counts new, changed, retried and reused requests."""
+        answered = self.answered
+        if not (answered.final or answered.final_ids or answered.seen):
+            self.reuse["new"] += len(prints)
+            return None
+        send = []
+        for i, (custom_id, value) in enumerate(zip(ids.to_pylist(), prints)):
             if f"{custom_id}\x00{value}" in answered:
                 self.reuse["reused"] += 1
                 continue
             send.append(i)
             kind = "changed" if custom_id in answered.final_ids else "retried" if custom_id in answered.seen else "new"
             self.reuse[kind] += 1
-        return send
+        return None if len(send) == len(prints) else np.array(send, np.int64)
 
 
 def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: SkippedRows) -> None:
