@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 import pyarrow as pa
 
+from .arrow_numpy import strings
 from .errors import InputError
 from .lines import RequestLines
 from .manifest import BatchFileEntry
@@ -63,7 +64,7 @@ class RowsWriter:
 
     def write(self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None]) -> None:
         columns = [batch.column(name) for name in self.keep]
-        columns += [ids.cast(pa.string()), pa.array(prints, pa.string())]
+        columns += [ids.cast(pa.string()), strings(prints)]
         self._io.submit(self._writer.write_batch, pa.record_batch(columns, schema=self.schema))
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
-"""Request lines built column-wise: JSON string escaping in numpy, lines assembled by one Arrow ``take``.
+"""Request lines built column-wise: the bytes of ``RequestShape.line`` (orjson's encoding) for a whole record
+batch, assembled by one Arrow ``take`` instead of a Python call per row.
 
-The bytes are exactly those of ``RequestShape.line`` (orjson's encoding), without a Python call per row: a
-record batch's lines end up in one contiguous buffer that the batch files receive slice by slice.
+Each text column is cut into pieces around the bytes JSON escapes (``"``, ``\\`` and controls; UTF-8 stays as
+is); the take interleaves the shape's fixed pieces, the text pieces and the escapes. The batch's lines end up
+in one contiguous buffer that the batch files receive slice by slice.
 """
 
 from dataclasses import dataclass
@@ -10,40 +12,45 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from .arrow_numpy import binaries, int64s, text_buffers
 from .ledger import fingerprint
 from .requests import RequestShape
 
-# What orjson escapes in a string (UTF-8 stays as is); the backslash first, as the other escapes add backslashes.
-_ESCAPES = {code: orjson.dumps(chr(code))[1:-1] for code in [ord("\\"), ord('"'), *range(0x20)]}
+_ESCAPED = [ord('"'), ord("\\"), *range(0x20)]
+_ESCAPE_AT = np.zeros(256, np.int64)  # byte -> index of its escape in the pieces table
+_ESCAPE_AT[_ESCAPED] = np.arange(len(_ESCAPED)) + 3  # after the 3 fixed pieces
+_BLOCK = 1 << 16  # bytes scanned at once: temporaries stay small and cached
 
 
-def _buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The int64 offsets (from 0) and the bytes of a string or binary array without nulls."""
-    if array.null_count:
-        raise ValueError("JSON strings cannot be built from null values")
-    array = array.cast(pa.large_binary())
-    _, offsets_buffer, data_buffer = array.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64)[array.offset : array.offset + len(array) + 1]
-    data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    return offsets - offsets[0], data[offsets[0] : offsets[-1]]
+def _escaped_positions(data: np.ndarray) -> np.ndarray:
+    found = [np.zeros(0, np.int64)]
+    for start in range(0, len(data), _BLOCK):
+        block = data[start : start + _BLOCK]
+        hits = np.flatnonzero((block < 0x20) | (block == ord('"')) | (block == ord("\\")))
+        if len(hits):
+            found.append(hits + start)
+    return np.concatenate(found)
 
 
-def escape(array: pa.Array) -> pa.Array:
-    """The JSON string contents (no quotes) of every value, byte for byte ``orjson.dumps(value)[1:-1]``."""
-    offsets, data = _buffers(array)
-    controls = np.flatnonzero(data < 0x20)
-    found = {ord("\\"): np.flatnonzero(data == ord("\\")), ord('"'): np.flatnonzero(data == ord('"'))}
-    found |= {code: controls[data[controls] == code] for code in np.unique(data[controls]).tolist()}
-    found = {code: hits for code, hits in found.items() if len(hits)}
-    if found:
-        text, grown = data.tobytes(), np.zeros(len(offsets), np.int64)
-        for code, hits in found.items():  # bytes.replace runs at memory speed; the offsets grow per row
-            text = text.replace(bytes([code]), _ESCAPES[code])
-            grown += np.bincount(np.searchsorted(offsets, hits, side="right"), minlength=len(offsets)) * (
-                len(_ESCAPES[code]) - 1
-            )
-        offsets, data = offsets + np.cumsum(grown), text
-    return pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+def _cut(array: pa.Array, base: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """``array``'s bytes cut before and after each byte to escape: the pieces, each value's first piece (and the
+    count last), and the pieces' take order (``base`` + position, an escaped byte's escape in ``_table``)."""
+    offsets, data = text_buffers(array)
+    hits = _escaped_positions(data)
+    firsts = np.arange(len(offsets)) + 2 * np.searchsorted(hits, offsets)
+    at_hit = np.searchsorted(offsets, hits, side="right") + 2 * np.arange(len(hits))
+    cuts = np.empty(len(offsets) + 2 * len(hits), np.int64)  # every position once: no sort needed
+    cuts[firsts], cuts[at_hit], cuts[at_hit + 1] = offsets, hits, hits + 1
+    pieces = pa.Array.from_buffers(pa.large_binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), pa.py_buffer(data)])
+    order = np.arange(base, base + len(cuts) - 1)
+    order[at_hit] = _ESCAPE_AT[data[hits]]
+    return pieces, firsts, order
+
+
+def _table(shape: RequestShape) -> pa.Array:
+    """The fixed pieces of every line (before the id, between id and prompt, after the prompt), then the escapes."""
+    fixed = [shape.head + b'"', b'"' + shape.middle + b'"', b'"' + shape.tail]
+    return binaries(fixed + [orjson.dumps(chr(code))[1:-1] for code in _ESCAPED])
 
 
 @dataclass(frozen=True)
@@ -56,24 +63,29 @@ class RequestLines:
     @classmethod
     def build(cls, shape: RequestShape, ids: pa.Array, prompts: pa.Array) -> "RequestLines":
         """``shape``'s line for every (custom_id, prompt) pair, both given as text arrays without nulls."""
-        count = len(ids)
-        fixed = pa.array([shape.head + b'"', b'"' + shape.middle + b'"', b'"' + shape.tail], pa.large_binary())
-        pieces = pa.concat_arrays([fixed, escape(ids), escape(prompts)])
-        order = np.empty((count, 5), np.int64)  # head, id, middle, prompt, tail
-        order[:, 0], order[:, 2], order[:, 4] = 0, 1, 2
-        order[:, 1] = np.arange(3, 3 + count)
-        order[:, 3] = order[:, 1] + count
-        offsets, data = _buffers(pieces.take(pa.array(order.ravel())))
-        starts = offsets[::5]
-        lines = pa.Array.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(starts.copy()), pa.py_buffer(data)])
-        return cls(lines, offsets[2:-1:5] + 1 - starts[:-1])
+        table = _table(shape)
+        id_pieces, id_firsts, id_order = _cut(ids, len(table))
+        prompt_pieces, prompt_firsts, prompt_order = _cut(prompts, len(table) + len(id_pieces))
+        id_count, prompt_count = np.diff(id_firsts), np.diff(prompt_firsts)  # pieces per line
+        line_firsts = np.concatenate([[0], np.cumsum(3 + id_count + prompt_count)]).astype(np.int64)
+        first = line_firsts[:-1]
+        order = np.empty(line_firsts[-1], np.int64)  # per line: head, id pieces, middle, prompt pieces, tail
+        order[first], order[first + 1 + id_count], order[first + 2 + id_count + prompt_count] = 0, 1, 2
+        order[np.arange(len(id_order)) + np.repeat(first + 1 - id_firsts[:-1], id_count)] = id_order
+        order[np.arange(len(prompt_order)) + np.repeat(first + 2 + id_count - prompt_firsts[:-1], prompt_count)] = (
+            prompt_order
+        )
+        offsets, data = text_buffers(pa.concat_arrays([table, id_pieces, prompt_pieces]).take(int64s(order)))
+        starts = offsets[line_firsts]
+        lines = pa.Array.from_buffers(pa.large_binary(), len(first), [None, pa.py_buffer(starts), pa.py_buffer(data)])
+        return cls(lines, offsets[first + 1 + id_count] + 1 - starts[:-1])
 
     def take(self, positions: np.ndarray) -> "RequestLines":
-        return RequestLines(self.lines.take(pa.array(positions, pa.int64())), self.id_ends[positions])
+        return RequestLines(self.lines.take(int64s(positions)), self.id_ends[positions])
 
     def buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """The line offsets (``len + 1``, from 0) and the bytes of all lines."""
-        return _buffers(self.lines)
+        return text_buffers(self.lines)
 
     def fingerprints(self) -> list[str]:
         """``ledger.fingerprint`` of every line: its bytes after the custom_id."""

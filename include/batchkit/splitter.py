@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import tokens
+from .arrow_numpy import flags, int64s, numbers, text_scalar, valid
 from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
@@ -220,19 +221,17 @@ class _SplitJob:
             prompts = self.template.render({c: as_text(batch.column(c), file, c) for c in self.template.columns})
         else:
             prompts = as_text(batch.column(config.prompt_column), file, config.prompt_column)
-        keep = pc.fill_null(
-            pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False
-        )
-        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+        keep = valid(prompts) & (numbers(pc.utf8_length(prompts)) > 0) & ~flags(pc.utf8_is_space(prompts))
+        rows = np.flatnonzero(keep)
         if len(rows) < batch.num_rows:
             _record_skipped(file, start, keep, self.skipped)
-            prompts = prompts.take(rows)
+            prompts = prompts.take(int64s(rows))
         if config.id_column:
             all_ids = as_text(batch.column(config.id_column), file, config.id_column)
         else:
-            positions = pa.array(np.arange(start, start + batch.num_rows)).cast(pa.string())
-            all_ids = pc.binary_join_element_wise(f"{file.index}-", positions, "")
-        ids = all_ids.take(rows) if len(rows) < batch.num_rows else all_ids
+            positions = int64s(np.arange(start, start + batch.num_rows)).cast(pa.large_string())
+            all_ids = pc.binary_join_element_wise(text_scalar(f"{file.index}-"), positions, text_scalar(""))
+        ids = all_ids.take(int64s(rows)) if len(rows) < batch.num_rows else all_ids
         prompts.validate(full=True)  # the bytes are copied as they are: invalid UTF-8 raises ArrowInvalid here
         all_ids.validate(full=True)
         lines = RequestLines.build(shape, ids, prompts)
@@ -246,7 +245,7 @@ class _SplitJob:
         send = self._not_answered(ids, prints)
         if send is not None:
             rows, lines = rows[send], lines.take(send)
-            prompts = prompts.take(pa.array(send, pa.int64()))
+            prompts = prompts.take(int64s(send))
         if not len(rows):
             return
         if config.exact_tokens:
@@ -272,8 +271,8 @@ class _SplitJob:
         return None if len(send) == len(prints) else np.array(send, np.int64)
 
 
-def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: SkippedRows) -> None:
-    dropped = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
+def _record_skipped(file: SourceFile, start: int, keep: np.ndarray, skipped: SkippedRows) -> None:
+    dropped = np.flatnonzero(~keep)
     skipped.count += len(dropped)
     for row in dropped[: MAX_SKIPPED_EXAMPLES - len(skipped.examples)].tolist():
         skipped.examples.append({"source": file.path, "row": start + row})
