@@ -75,7 +75,8 @@ class RequestLines:
         order[np.arange(len(prompt_order)) + np.repeat(first + 2 + id_count - prompt_firsts[:-1], prompt_count)] = (
             prompt_order
         )
-        offsets, data = text_buffers(pa.concat_arrays([table, id_pieces, prompt_pieces]).take(int64s(order)))
+        joined = pa.chunked_array([table, id_pieces, prompt_pieces]).take(int64s(order))  # no concatenation first
+        offsets, data = text_buffers(joined.chunk(0) if joined.num_chunks == 1 else joined.combine_chunks())
         starts = offsets[line_firsts]
         lines = pa.Array.from_buffers(pa.large_binary(), len(first), [None, pa.py_buffer(starts), pa.py_buffer(data)])
         return cls(lines, offsets[first + 1 + id_count] + 1 - starts[:-1])

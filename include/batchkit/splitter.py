@@ -14,32 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from . import tokens
-from .arrow_numpy import flags, int64s, numbers, text_scalar, valid
 from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
-from .lines import RequestLines
-from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
+from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest
 from .out_dir import check_out, publish
 from .pricing import check_prices, estimate
 from .requests import RequestShape
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
+from .split_job import SplitJob
 from .storage import is_remote, local_path, put_file
 from .structured import check_columns
 from .template import PromptTemplate
-from .text_columns import as_text, check_utf8
 from .unique_ids import check_unique_ids
 
 log = logging.getLogger(__name__)
-
-MAX_SKIPPED_EXAMPLES = 20
-
 
 @dataclass
 class SplitConfig:
@@ -143,16 +133,20 @@ def split(
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows = RowsWriter(staging / ROWS_NAME, schema, keep)
-        job = _SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
+        job = SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
         skipped = job.skipped
         rows_read = 0
         for file in files:
-            with closing(prefetch(iter_batches(file, read_columns))) as batches:  # an error stops the reader
-                for start, batch in batches:
-                    job.add(file, start, batch)
-                    rows_read += batch.num_rows
+            with (
+                closing(prefetch(iter_batches(file, read_columns))) as batches,  # an error stops the reader
+                closing(job.prepared(file, batches)) as prepared,  # and the workers
+            ):
+                for ready in prepared:
+                    job.commit(ready)
+                    rows_read += ready.batch.num_rows
                     if progress:
                         progress(rows_read, len(writer.entries))
+        job.shutdown()
         writer.close()
         writer.shutdown()
         rows.close()
@@ -190,92 +184,6 @@ def split(
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@dataclass
-class _SplitJob:
-    """What turns record batches into request lines for one split."""
-
-    template: PromptTemplate | None
-    config: SplitConfig
-    shape: RequestShape
-    writer: "FileWriter"
-    rows: "RowsWriter"
-    answered: Answered
-    skipped: SkippedRows = field(default_factory=SkippedRows)
-    reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
-
-    def add(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
-        try:
-            self._build_requests(file, start, batch)
-        except (UnicodeDecodeError, pa.ArrowInvalid):
-            # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
-            names = [*(self.template.columns if self.template else [self.config.prompt_column]), self.config.id_column]
-            for name in dict.fromkeys(n for n in names if n):
-                check_utf8(batch.column(name), file, start, name)
-            raise
-
-    def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
-        config, shape = self.config, self.shape
-        if self.template:
-            prompts = self.template.render({c: as_text(batch.column(c), file, c) for c in self.template.columns})
-        else:
-            prompts = as_text(batch.column(config.prompt_column), file, config.prompt_column)
-        keep = valid(prompts) & (numbers(pc.utf8_length(prompts)) > 0) & ~flags(pc.utf8_is_space(prompts))
-        rows = np.flatnonzero(keep)
-        if len(rows) < batch.num_rows:
-            _record_skipped(file, start, keep, self.skipped)
-            prompts = prompts.take(int64s(rows))
-        if config.id_column:
-            all_ids = as_text(batch.column(config.id_column), file, config.id_column)
-        else:
-            positions = int64s(np.arange(start, start + batch.num_rows)).cast(pa.large_string())
-            all_ids = pc.binary_join_element_wise(text_scalar(f"{file.index}-"), positions, text_scalar(""))
-        ids = all_ids.take(int64s(rows)) if len(rows) < batch.num_rows else all_ids
-        prompts.validate(full=True)  # the bytes are copied as they are: invalid UTF-8 raises ArrowInvalid here
-        all_ids.validate(full=True)
-        lines = RequestLines.build(shape, ids, prompts)
-        prints = lines.fingerprints()
-        row_prints: list[str | None] = prints
-        if len(rows) < batch.num_rows:
-            row_prints = [None] * batch.num_rows
-            for row, value in zip(rows.tolist(), prints):
-                row_prints[row] = value
-        self.rows.write(batch, all_ids, row_prints)
-        send = self._not_answered(ids, prints)
-        if send is not None:
-            rows, lines = rows[send], lines.take(send)
-            prompts = prompts.take(int64s(send))
-        if not len(rows):
-            return
-        if config.exact_tokens:
-            estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
-        else:
-            estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(file, start, rows, lines, estimates)
-
-    def _not_answered(self, ids: pa.Array, prints: list[str]) -> np.ndarray | None:
-        """Positions of the requests to send (None: all); counts new, changed, retried and reused requests."""
-        answered = self.answered
-        if not (answered.final or answered.final_ids or answered.seen):
-            self.reuse["new"] += len(prints)
-            return None
-        send = []
-        for i, (custom_id, value) in enumerate(zip(ids.to_pylist(), prints)):
-            if f"{custom_id}\x00{value}" in answered:
-                self.reuse["reused"] += 1
-                continue
-            send.append(i)
-            kind = "changed" if custom_id in answered.final_ids else "retried" if custom_id in answered.seen else "new"
-            self.reuse[kind] += 1
-        return None if len(send) == len(prints) else np.array(send, np.int64)
-
-
-def _record_skipped(file: SourceFile, start: int, keep: np.ndarray, skipped: SkippedRows) -> None:
-    dropped = np.flatnonzero(~keep)
-    skipped.count += len(dropped)
-    for row in dropped[: MAX_SKIPPED_EXAMPLES - len(skipped.examples)].tolist():
-        skipped.examples.append({"source": file.path, "row": start + row})
 
 
 def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:
