@@ -23,6 +23,7 @@ _BLOCK = 1 << 16  # bytes scanned at once: temporaries stay small and cached
 
 
 def _escaped_positions(data: np.ndarray) -> np.ndarray:
+    """Where ``data`` holds a byte JSON escapes, in order."""
     found = [np.zeros(0, np.int64)]
     for start in range(0, len(data), _BLOCK):
         block = data[start : start + _BLOCK]
