@@ -6,16 +6,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 
+from .arrow_numpy import strings
 from .errors import InputError
+from .lines import RequestLines
 from .manifest import BatchFileEntry
-from .requests import RequestShape, dumps
+from .requests import RequestShape
 from .source import SourceFile
 
 if TYPE_CHECKING:
@@ -27,8 +28,30 @@ MORE_FILES = (
 )
 
 
+class Background:
+    """One task at a time on its own thread, in submission order, while the caller prepares the next one."""
+
+    def __init__(self, name: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._pending: Future | None = None
+
+    def submit(self, task: Callable[..., object], *args: object) -> None:
+        self.wait()
+        self._pending = self._pool.submit(task, *args)
+
+    def wait(self) -> None:
+        """Wait for the task in flight; its error is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
 class RowsWriter:
-    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet."""
+    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet, on a
+    background thread (Parquet encoding releases the GIL)."""
 
     def __init__(self, path: Path, schema: pa.Schema | None, keep: list[str]) -> None:
         import pyarrow.parquet as pq
@@ -37,13 +60,16 @@ class RowsWriter:
         self.keep = keep
         self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string())])
         self._writer = pq.ParquetWriter(path, self.schema)
+        self._io = Background("batchkit-rows")
 
-    def write(self, batch: pa.RecordBatch, ids: list[str], prints: list[str | None]) -> None:
+    def write(self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None]) -> None:
         columns = [batch.column(name) for name in self.keep]
-        columns += [pa.array(ids, pa.string()), pa.array(prints, pa.string())]
-        self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
+        columns += [ids.cast(pa.string()), strings(prints)]
+        self._io.submit(self._writer.write_batch, pa.record_batch(columns, schema=self.schema))
 
     def close(self) -> None:
+        self._io.wait()
+        self._io.shutdown()
         self._writer.close()
 
 
@@ -57,28 +83,15 @@ class FileWriter:
         self.entries: list[BatchFileEntry] = []
         self._handle: BinaryIO | None = None
         self._requests = self._bytes = self._tokens = 0
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchkit-writer")
-        self._pending: Future | None = None
+        self._io = Background("batchkit-writer")
 
     def write_rows(
-        self,
-        file: SourceFile,
-        start: int,
-        rows: np.ndarray,
-        ids: list[str],
-        prompts: list[bytes],
-        estimates: np.ndarray,
+        self, file: SourceFile, start: int, rows: np.ndarray, lines: RequestLines, estimates: np.ndarray
     ) -> None:
-        """Append one record batch's requests (``prompts`` JSON-encoded), cutting files where the next line would
-        cross a limit."""
-        head, middle, tail = self.shape.head, self.shape.middle, self.shape.tail
-        # Three pieces per line, joined once per chunk: cheaper than concatenating every line.
-        starts = [head + dumps(custom_id) + middle for custom_id in ids]
-        sizes = np.fromiter(map(len, starts), np.int64, len(starts)) + np.fromiter(
-            map(len, prompts), np.int64, len(prompts)
-        )
-        sizes += len(tail)
-        pieces = list(chain.from_iterable(zip(starts, prompts, repeat(tail, len(starts)))))
+        """Append one record batch's request ``lines`` (of source ``rows``), cutting files where the next line
+        would cross a limit."""
+        offsets, data = lines.buffers()
+        sizes = np.diff(offsets)
         max_tokens = self.config.max_tokens or 1 << 62
         i = 0
         while i < len(sizes):
@@ -93,7 +106,7 @@ class FileWriter:
                 self._check_fits(file, start + int(rows[i]), int(sizes[i]), int(estimates[i]))
                 self._rotate(file.index, start + int(rows[i]))
                 continue
-            chunk = b"".join(pieces[3 * i : 3 * (i + fit)])
+            chunk = data[offsets[i] : offsets[i + fit]]
             self._write(chunk)
             self._requests += fit
             self._bytes += len(chunk)
@@ -128,23 +141,19 @@ class FileWriter:
         self.entries.append(BatchFileEntry(name, 0, 0, 0, "", self.shape.model, self.shape.endpoint, [], []))
 
     def shutdown(self) -> None:
-        self._io.shutdown(wait=True)
+        self._io.shutdown()
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: np.ndarray) -> None:
         """Hash and write on a background thread (both release the GIL) while the next lines are built."""
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._io.submit(self._write_now, self._handle, self._hash, chunk)
+        self._io.submit(self._write_now, self._handle, self._hash, chunk)
 
     @staticmethod
-    def _write_now(handle: BinaryIO, digest: hashlib._Hash, chunk: bytes) -> None:
+    def _write_now(handle: BinaryIO, digest: hashlib._Hash, chunk: np.ndarray) -> None:
         digest.update(chunk)
         handle.write(chunk)
 
     def close(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        self._io.wait()
         if self._handle is None:
             return
         self._handle.close()

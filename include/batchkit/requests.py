@@ -82,12 +82,6 @@ class RequestShape:
         """One complete JSONL line, newline included."""
         return self.head + dumps(custom_id) + self.middle + dumps(prompt) + self.tail
 
-    def fingerprint(self, prompt_json: bytes) -> str:
-        """The ledger fingerprint of the request for one JSON-encoded prompt (method, url and body)."""
-        from .ledger import fingerprint
-
-        return fingerprint(self.middle + prompt_json + self.tail)
-
     @property
     def fixed_text(self) -> str:
         """The system prompt or instructions text, counted once per request by token estimates."""

@@ -14,30 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from . import tokens
 from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
 from .ledger import Answered
-from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest, SkippedRows
+from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest
 from .out_dir import check_out, publish
 from .pricing import check_prices, estimate
-from .requests import RequestShape, dumps
+from .requests import RequestShape
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
+from .split_job import SplitJob
 from .storage import is_remote, local_path, put_file
 from .structured import check_columns
 from .template import PromptTemplate
-from .text_columns import as_text, check_utf8
 from .unique_ids import check_unique_ids
 
 log = logging.getLogger(__name__)
-
-MAX_SKIPPED_EXAMPLES = 20
-
 
 @dataclass
 class SplitConfig:
@@ -141,16 +133,20 @@ def split(
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows = RowsWriter(staging / ROWS_NAME, schema, keep)
-        job = _SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
+        job = SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
         skipped = job.skipped
         rows_read = 0
         for file in files:
-            with closing(prefetch(iter_batches(file, read_columns))) as batches:  # an error stops the reader
-                for start, batch in batches:
-                    job.add(file, start, batch)
-                    rows_read += batch.num_rows
+            with (
+                closing(prefetch(iter_batches(file, read_columns))) as batches,  # an error stops the reader
+                closing(job.prepared(file, batches)) as prepared,  # and the workers
+            ):
+                for ready in prepared:
+                    job.commit(ready)
+                    rows_read += ready.batch.num_rows
                     if progress:
                         progress(rows_read, len(writer.entries))
+        job.shutdown()
         writer.close()
         writer.shutdown()
         rows.close()
@@ -188,85 +184,6 @@ def split(
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@dataclass
-class _SplitJob:
-    """What turns record batches into request lines for one split."""
-
-    template: PromptTemplate | None
-    config: SplitConfig
-    shape: RequestShape
-    writer: "FileWriter"
-    rows: "RowsWriter"
-    answered: Answered
-    skipped: SkippedRows = field(default_factory=SkippedRows)
-    reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
-
-    def add(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
-        try:
-            self._build_requests(file, start, batch)
-        except (UnicodeDecodeError, pa.ArrowInvalid):
-            # Text is validated lazily (decoding fails on bad bytes); only then pay for locating the bad row.
-            names = [*(self.template.columns if self.template else [self.config.prompt_column]), self.config.id_column]
-            for name in dict.fromkeys(n for n in names if n):
-                check_utf8(batch.column(name), file, start, name)
-            raise
-
-    def _build_requests(self, file: SourceFile, start: int, batch: pa.RecordBatch) -> None:
-        config, shape = self.config, self.shape
-        if self.template:
-            prompts = self.template.render({c: as_text(batch.column(c), file, c) for c in self.template.columns})
-        else:
-            prompts = as_text(batch.column(config.prompt_column), file, config.prompt_column)
-        keep = pc.fill_null(
-            pc.and_(pc.greater(pc.utf8_length(prompts), 0), pc.invert(pc.utf8_is_space(prompts))), False
-        )
-        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
-        if len(rows) < batch.num_rows:
-            _record_skipped(file, start, keep, self.skipped)
-            prompts = prompts.take(rows)
-        if config.id_column:
-            all_ids = as_text(batch.column(config.id_column), file, config.id_column).to_pylist()
-        else:
-            all_ids = [f"{file.index}-{start + r}" for r in range(batch.num_rows)]
-        ids = [all_ids[r] for r in rows.tolist()]
-        texts = [dumps(text) for text in prompts.to_pylist()]
-        prints = [shape.fingerprint(text) for text in texts]
-        row_prints: list[str | None] = [None] * batch.num_rows
-        for row, value in zip(rows.tolist(), prints):
-            row_prints[row] = value
-        self.rows.write(batch, all_ids, row_prints)
-        send = self._not_answered(ids, prints)
-        if len(send) < len(ids):
-            rows, ids, texts = rows[send], [ids[i] for i in send], [texts[i] for i in send]
-            prompts = prompts.take(pa.array(send, pa.int64()))
-        if not len(rows):
-            return
-        if config.exact_tokens:
-            estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
-        else:
-            estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(file, start, rows, ids, texts, estimates)
-
-    def _not_answered(self, ids: list[str], prints: list[str]) -> list[int]:
-        """Positions of the requests to send; counts new, changed, retried and reused requests."""
-        send, answered = [], self.answered
-        for i, (custom_id, value) in enumerate(zip(ids, prints)):
-            if f"{custom_id}\x00{value}" in answered:
-                self.reuse["reused"] += 1
-                continue
-            send.append(i)
-            kind = "changed" if custom_id in answered.final_ids else "retried" if custom_id in answered.seen else "new"
-            self.reuse[kind] += 1
-        return send
-
-
-def _record_skipped(file: SourceFile, start: int, keep: pa.Array, skipped: SkippedRows) -> None:
-    dropped = np.flatnonzero(~keep.to_numpy(zero_copy_only=False))
-    skipped.count += len(dropped)
-    for row in dropped[: MAX_SKIPPED_EXAMPLES - len(skipped.examples)].tolist():
-        skipped.examples.append({"source": file.path, "row": start + row})
 
 
 def _check_file_count(files: list[SourceFile], config: SplitConfig) -> None:

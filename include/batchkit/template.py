@@ -11,6 +11,7 @@ from string import Formatter
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_numpy import text_scalar
 from .errors import InputError
 
 
@@ -55,10 +56,10 @@ class PromptTemplate:
         pieces: list[pa.Array | pa.Scalar] = []
         for literal, column in zip(self.literals, self.columns):
             if literal:
-                pieces.append(pa.scalar(literal, pa.large_string()))
+                pieces.append(text_scalar(literal))
             pieces.append(pc.cast(texts[column], pa.large_string()))
         if self.literals[-1]:
-            pieces.append(pa.scalar(self.literals[-1], pa.large_string()))
+            pieces.append(text_scalar(self.literals[-1]))
         if len(pieces) == 1:
             return pieces[0]
-        return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()), null_handling="emit_null")
+        return pc.binary_join_element_wise(*pieces, text_scalar(""), null_handling="emit_null")

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow_numpy import numbers
+
 # Per-request overhead of the chat format (role markers, priming) added to every estimate.
 REQUEST_OVERHEAD_TOKENS = 8
 CHARS_PER_TOKEN = 4
@@ -34,7 +36,7 @@ _BPE_FILES = {
 
 def heuristic_tokens(prompts: pa.Array, fixed_chars: int = 0) -> np.ndarray:
     """Estimate tokens as ceil(characters / 4) plus a per-request overhead, vectorised."""
-    chars = pc.fill_null(pc.utf8_length(prompts), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    chars = numbers(pc.utf8_length(prompts))
     return (chars + fixed_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN + REQUEST_OVERHEAD_TOKENS
 
 
