@@ -1,8 +1,8 @@
 """The memory budget of one task process, and the DuckDB limits derived from it.
 
-A task process (split, collect, load) is given ``task_memory_mb`` (``OPENAI_BATCH_TASK_MEMORY_MB`` in the DAG,
-``--memory-mb`` on the CLI). Work that could grow with the partition sizes itself from what the process has
-left of that budget when it starts, and spills the rest to local disk.
+A task process is given ``task_memory_mb`` (``OPENAI_BATCH_TASK_MEMORY_MB`` in the DAG). Work that could grow with
+the partition (the load's merge and its DuckDB load) sizes itself from what the process has left of that budget
+when it starts, and spills the rest to local disk.
 """
 
 import psutil
