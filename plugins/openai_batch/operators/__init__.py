@@ -7,12 +7,13 @@ that use these operators must parse fast.
 """
 
 from openai_batch.operators.collect import CollectResultsOperator
-from openai_batch.operators.common import as_bool, as_dict, as_list, wait_then_retry
+from openai_batch.operators.common import as_bool, as_dict, as_list
 from openai_batch.operators.load import LoadToWarehouseOperator
 from openai_batch.operators.prune import PruneStagingOperator
 from openai_batch.operators.report import RunReportOperator
 from openai_batch.operators.split import SplitPartitionOperator
 from openai_batch.operators.submit import SubmitBatchOperator
+from openai_batch.queue_wait import wait_then_retry
 
 __all__ = [
     "CollectResultsOperator",

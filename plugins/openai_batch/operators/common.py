@@ -1,10 +1,10 @@
-"""What every operator of the pipeline shares: templated values as types, and waiting out refused creations."""
+"""What every operator of the pipeline shares: templated values as types."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 
 def as_bool(value: Any) -> bool:
@@ -31,29 +31,3 @@ def as_dict(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise AirflowFailException(f"expected a JSON object, got {value!r}")
     return value
-
-
-def wait_then_retry(task: Any, waits: int, method: str, kwargs: dict[str, Any], reason: str) -> None:
-    """A batch creation was refused (rate or queue limits): defer ``task`` for its ``queue_wait`` (a
-    DateTimeTrigger on the triggerer: no worker slot is held), then call ``method`` with ``kwargs`` and
-    ``waits + 1``. After ``max_queue_waits`` waits, fail instead."""
-    from datetime import UTC, datetime, timedelta
-
-    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-    if waits >= task.max_queue_waits:
-        raise AirflowException(
-            f"batch creation was still refused after waiting {waits} x {task.queue_wait} ({reason}); raise the "
-            "account's limits or the DAG's queue wait, then clear the task"
-        )
-    task.log.warning(
-        "%s; trying again in %s (wait %d of at most %d)", reason, task.queue_wait, waits + 1, task.max_queue_waits
-    )
-    from openai_batch.triggers import SETTLE_SECONDS
-
-    wait = max(task.queue_wait, timedelta(seconds=SETTLE_SECONDS))  # a sooner resume races the scheduler
-    task.defer(
-        trigger=DateTimeTrigger(moment=datetime.now(UTC) + wait),
-        method_name=method,
-        kwargs={**kwargs, "waits": waits + 1},
-    )

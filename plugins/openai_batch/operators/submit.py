@@ -11,7 +11,7 @@ from openai_batch.attempts import AttemptLoop
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.links import OpenAIBatchLink
-from openai_batch.operators.common import wait_then_retry
+from openai_batch.queue_wait import wait_then_retry
 from openai_batch.statuses import METADATA_KEY
 
 if TYPE_CHECKING:
