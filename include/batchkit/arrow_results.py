@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from .answers import ResultStatus
 from .errors import BatchkitError
 from .result_schema import RESULT_SCHEMA
 
@@ -132,7 +133,7 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
     columns = {
         "custom_id": lines.column("custom_id"),
         "batch_id": pa.array([batch_id] * n, pa.string()),
-        "status": pc.if_else(ok, "ok", "error"),
+        "status": pc.if_else(ok, ResultStatus.OK.value, ResultStatus.ERROR.value),
         "response_text": when_ok(pc.coalesce(_field(choice, "message", "content"), nothing)),
         "finish_reason": when_ok(_field(choice, "finish_reason")),
         "refusal": when_ok(_field(choice, "message", "refusal")),

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
+from .answers import ResultStatus
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
 from .storage import LEDGER_DIR  # beside the run directories; prune keeps it
@@ -40,7 +41,7 @@ def fingerprint(request_without_id: bytes) -> str:
 
 def is_retryable(status: str, http_status: int | None, error_code: str | None) -> bool:
     """A line the same run may resubmit (throttling, server errors, expiry; not a cancelled batch's lines)."""
-    return status in ("error", "invalid_output") and (
+    return status in (ResultStatus.ERROR, ResultStatus.INVALID_OUTPUT) and (
         http_status in RETRYABLE_HTTP_STATUS or error_code in RETRYABLE_CODES
     )
 

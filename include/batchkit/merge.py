@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import buckets, memory, structured
+from .answers import BEST_FIRST_SQL, ResultStatus
 from .memory import DEFAULT_TASK_MEMORY_MB
 from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
 from .source import open_parquet
@@ -115,11 +116,7 @@ def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> st
         ]
         + _answer_columns(output_schema)
     )
-    best = (
-        "(SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY "
-        "CASE WHEN status = 'ok' THEN 0 WHEN final THEN 1 ELSE 2 END, recorded_at DESC, attempts DESC) AS best "
-        "FROM a) WHERE best = 1)"
-    )
+    best = f"(SELECT * FROM a QUALIFY row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY {BEST_FIRST_SQL}) = 1)"
     return (
         f"SELECT {select} FROM s LEFT JOIN {best} r ON r.custom_id = s.__custom_id AND r.fingerprint = s.__fingerprint"
     )
@@ -128,8 +125,8 @@ def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> st
 def _count(batch: pa.RecordBatch, counts: dict[str, int]) -> None:
     status, code = batch.column("status"), batch.column("error_code")
     counts["rows"] += batch.num_rows
-    counts["ok"] += pc.sum(pc.equal(status, "ok")).as_py() or 0
-    counts["invalid"] += pc.sum(pc.equal(status, INVALID)).as_py() or 0
+    counts["ok"] += pc.sum(pc.equal(status, ResultStatus.OK.value)).as_py() or 0
+    counts["invalid"] += pc.sum(pc.equal(status, INVALID.value)).as_py() or 0
     counts["unanswered"] += pc.sum(pc.equal(code, "no_result")).as_py() or 0
 
 
@@ -147,7 +144,7 @@ def _answer_columns(output_schema: dict[str, Any] | None) -> list[str]:
             value = f"json_extract_string(r.response_text, '{_literal(pointer)}')"
         else:
             value = f"TRY_CAST({value} AS {_duck(column.type)})"
-        selects.append(f"CASE WHEN r.status = 'ok' THEN {value} END AS {_q(column.name)}")
+        selects.append(f"CASE WHEN r.status = '{ResultStatus.OK}' THEN {value} END AS {_q(column.name)}")
     return selects
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .answers import BEST_FIRST_SQL, ResultStatus
 from .pricing import usd
 
 
@@ -62,17 +63,20 @@ class RunReport:
 def errors_of(
     results: pa.Table, examples_per_code: int = 3
 ) -> tuple[list[tuple[str, int]], list[tuple[str, str, str]]]:
-    """Error-code counts over each request's latest result, most frequent first, and a few examples of each."""
+    """Error-code counts over each request's best answer, most frequent first, and a few examples of each.
+
+    :param results: ledger rows with ``custom_id``, ``fingerprint``, the ``BEST_ANSWER_COLUMNS`` and the errors.
+    """
     import duckdb
 
     if results.num_rows == 0:
         return [], []
     con = duckdb.connect()
     con.register("results", results)
-    # each request's best result, as the merge picks it (ok first, then the latest attempt); keep the failed ones
+    # each request's best answer, by the merge's rule (batchkit.answers); keep the failed ones
     latest = (
-        "SELECT * FROM (SELECT * FROM results QUALIFY row_number() OVER (PARTITION BY custom_id ORDER BY "
-        "CASE WHEN status = 'ok' THEN 0 ELSE 1 END, attempts DESC) = 1) WHERE status <> 'ok'"
+        "SELECT * FROM (SELECT * FROM results QUALIFY row_number() OVER (PARTITION BY custom_id, fingerprint "
+        f"ORDER BY {BEST_FIRST_SQL}) = 1) WHERE status <> '{ResultStatus.OK}'"
     )
     codes = con.execute(f"SELECT error_code, count(*) FROM ({latest}) GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     examples = con.execute(

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .answers import ResultStatus
 from .arrow_results import NeedsPerLine, arrow_batches
 from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
 from .errors import BatchkitError, TransientError
@@ -76,7 +77,7 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
         return Result(
             custom_id=line["custom_id"],
             batch_id=batch_id,
-            status="ok",
+            status=ResultStatus.OK.value,
             http_status=200,
             response_text=_response_text(body),
             finish_reason=_finish_reason(body),
@@ -91,7 +92,7 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
     return Result(
         custom_id=line["custom_id"],
         batch_id=batch_id,
-        status="error",
+        status=ResultStatus.ERROR.value,
         http_status=status_code,
         error_code=detail.get("code") or (f"http_{status_code}" if status_code else "unknown_error"),
         error_message=detail.get("message") or "no error message in the result line",
@@ -189,7 +190,7 @@ def _write(
             if check is not None:
                 columns.update(_checked(columns, check))
             # final: ok, or an error sending the same body again would repeat (see batchkit.ledger)
-            ok = pc.equal(columns["status"], "ok")
+            ok = pc.equal(columns["status"], ResultStatus.OK.value)
             retry_later = pc.or_(
                 pc.is_in(columns["http_status"], pa.array(sorted(RETRYABLE_HTTP_STATUS), pa.int32())),
                 pc.is_in(columns["error_code"], pa.array(sorted(UNANSWERED_CODES))),
@@ -211,7 +212,7 @@ def _checked(columns: dict[str, pa.Array], check: AnswerCheck) -> dict[str, pa.A
     status, code, message = (columns[n].to_pylist() for n in ("status", "error_code", "error_message"))
     texts, reasons, refusals = (columns[n].to_pylist() for n in ("response_text", "finish_reason", "refusal"))
     for i, state in enumerate(status):
-        if state == "ok" and (problem := check.problem(texts[i], reasons[i], refusals[i])):
+        if state == ResultStatus.OK and (problem := check.problem(texts[i], reasons[i], refusals[i])):
             status[i], (code[i], message[i]) = INVALID, problem
     return {
         "status": pa.array(status, pa.string()),

@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from .answers import ResultStatus
 from .batch_api import OUTPUT_TRUNCATED as TRUNCATED
 from .errors import InputError
 
 SCHEMA_NAME = "answer"  # the json_schema name sent with every request
-INVALID = "invalid_output"  # the result status of a 200 answer that does not follow the schema
+INVALID = ResultStatus.INVALID_OUTPUT  # the result status of a 200 answer that does not follow the schema
 REFUSED, NOT_JSON, MISMATCH = "output_refused", "output_not_json", "output_schema_mismatch"
 _SCALARS = {"string": pa.string(), "number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
 

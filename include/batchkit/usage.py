@@ -5,6 +5,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .answers import ResultStatus
 from .pricing import bill
 
 USAGE_COLUMNS = ["batch_id", "model", "status", "prompt_tokens", "completion_tokens"]
@@ -14,7 +15,7 @@ def usage_by_batch(results: pa.Table, prices: dict[str, Any] | None = None) -> d
     """``batch_id -> {results, ok, prompt_tokens, completion_tokens, model, usd}`` (``usd`` None: no price)."""
     if results.num_rows == 0:
         return {}
-    table = results.append_column("ok", pc.cast(pc.equal(results.column("status"), "ok"), pa.int64()))
+    table = results.append_column("ok", pc.cast(pc.equal(results.column("status"), ResultStatus.OK.value), pa.int64()))
     grouped = table.group_by("batch_id").aggregate(
         [("ok", "sum"), ("ok", "count"), ("prompt_tokens", "sum"), ("completion_tokens", "sum"), ("model", "max")]
     )

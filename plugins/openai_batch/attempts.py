@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from batchkit.answers import ResultStatus, best_first
 from openai_batch.context import TaskRun, batch_key
 from openai_batch.errors import airflow_errors
-from openai_batch.operators.common import wait_then_retry
+from openai_batch.queue_wait import wait_then_retry
 from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
 
 if TYPE_CHECKING:
@@ -185,17 +186,17 @@ class AttemptLoop:
 
     @staticmethod
     def _latest(ledger: Ledger, chain: list[Batch]) -> tuple[Latest, int]:
-        """Each request's best answer over the attempts (ok, then final errors, then the latest attempt), and
-        how many results came from resubmissions."""
-        names = ["custom_id", "status", "http_status", "error_code", "final", "attempts", "batch_id"]
+        """Each request's best answer over the attempts (``batchkit.answers``), and how many results came from
+        resubmissions."""
+        names = ["custom_id", "status", "http_status", "error_code", "final", "recorded_at", "attempts", "batch_id"]
         table = ledger.read_results([b.id for b in chain], names)
-        best: dict[str, tuple[tuple[int, int], tuple[str, int | None, str | None, str]]] = {}
+        best: dict[str, tuple[tuple[int, float, int], tuple[str, int | None, str | None, str]]] = {}
         columns = [table.column(name).to_pylist() for name in names]
-        for custom_id, status, http_status, code, final, attempts, batch_id in zip(*columns):
-            rank = (0 if status == "ok" else 1 if final else 2, -attempts)
+        for custom_id, status, http_status, code, final, recorded_at, attempts, batch_id in zip(*columns):
+            rank = best_first(status, final, recorded_at, attempts)
             if custom_id not in best or rank < best[custom_id][0]:
                 best[custom_id] = (rank, (status, http_status, code, batch_id))
-        resubmitted = sum(1 for attempts in columns[5] if attempts > 1)
+        resubmitted = sum(1 for attempts in columns[6] if attempts > 1)
         return {custom_id: result for custom_id, (_, result) in best.items()}, resubmitted
 
     def _refused_requests(self, hook: OpenAIBatchHook, batch: Batch, path: Path) -> list:
@@ -207,7 +208,13 @@ class AttemptLoop:
         message = batch.errors.data[0].message
         with path.open("rb") as lines:
             return [
-                Result(orjson.loads(raw)["custom_id"], batch.id, "error", error_code=QUEUE_FULL, error_message=message)
+                Result(
+                    orjson.loads(raw)["custom_id"],
+                    batch.id,
+                    ResultStatus.ERROR.value,
+                    error_code=QUEUE_FULL,
+                    error_message=message,
+                )
                 for raw in lines
                 if raw.strip()
             ]

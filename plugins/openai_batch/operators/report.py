@@ -6,21 +6,26 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from batchkit.answers import BEST_ANSWER_COLUMNS
 from openai_batch.context import TaskRun
 from openai_batch.links import RunReportLink
 from openai_batch.operators.common import as_bool
 
-REPORT_COLUMNS = [
-    "custom_id",
-    "batch_id",
-    "model",
-    "status",
-    "error_code",
-    "error_message",
-    "prompt_tokens",
-    "completion_tokens",
-    "attempts",
-]
+REPORT_COLUMNS = list(
+    dict.fromkeys(
+        [
+            "custom_id",
+            "fingerprint",
+            "batch_id",
+            "model",
+            "error_code",
+            "error_message",
+            "prompt_tokens",
+            "completion_tokens",
+            *BEST_ANSWER_COLUMNS,
+        ]
+    )
+)
 
 
 class RunReportOperator(BaseOperator):
