@@ -129,6 +129,8 @@ def _add_load(commands: argparse._SubParsersAction) -> None:
 def _run_load(args: argparse.Namespace) -> int:
     import duckdb
 
+    from .warehouse import without_passwords
+
     if args.duckdb:
         from .warehouse.duckdb_loader import load_duckdb as loader
 
@@ -138,23 +140,15 @@ def _run_load(args: argparse.Namespace) -> int:
 
         from .warehouse.postgres_loader import load_postgres as loader
 
-        target, shown, cannot_open = args.postgres, _no_password(args.postgres), (adbc_driver_manager.Error,)
+        target, shown, cannot_open = args.postgres, without_passwords(args.postgres), (adbc_driver_manager.Error,)
     try:
         rows = loader(target, args.table, [args.results], args.partition, args.run_id)
     except cannot_open as exc:  # the warehouse cannot be opened or reached
         text = str(exc).strip()
-        first_line = _no_password(text.splitlines()[0]) if text else type(exc).__name__
+        first_line = without_passwords(text.splitlines()[0]) if text else type(exc).__name__
         raise InputError(f"cannot load into {shown}: {first_line}; nothing was changed") from None
     print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
-
-
-def _no_password(text: str) -> str:
-    """``text`` fit for a message: passwords in URIs (``user:pw@``, ``:pw@``, ``password=pw``) replaced by ***."""
-    import re
-
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 def _json_object(text: str) -> dict:

@@ -27,4 +27,12 @@ class LedgerError(TerminalError):
 
 
 class ResultsRejected(TerminalError):
-    """The run's results failed a guard (reconciliation, error rate); the table was left as it was."""
+    """The run's results failed a guard (error or invalid-output rate); the table was left as it was."""
+
+
+class ResultsIncomplete(TransientError):
+    """Some requests have no answer in the ledger yet; the table was left as it was."""
+
+
+class WarehouseUnavailable(TransientError):
+    """The warehouse could not be reached, opened or locked in time; nothing was changed."""

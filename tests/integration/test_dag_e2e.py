@@ -101,7 +101,8 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
 def test_fast_batches_resume_on_the_first_try_with_retries_at_zero(stack):
     """Batches over within seconds of their deferral: no task loses a try to the scheduler's stale executor event
     (the stack runs with task retries 0, so any lost try fails the run)."""
-    stack.trigger(DAG_ID, "it_fast", {"partition": FAST, "max_requests_per_file": 50})
+    conf = {"partition": FAST, "max_requests_per_file": 50, "max_attempts": 1, "max_error_rate": 1.0}  # no resends
+    stack.trigger(DAG_ID, "it_fast", conf)
     run = stack.wait_for_run(DAG_ID, "it_fast", timeout=420, progress=lambda message: None)
     assert run["state"] == "success", run["tasks"]
     submits = [t for t in run["tasks"] if t["task_id"] == "batch.submit"]

@@ -18,6 +18,12 @@ READ_BYTES = 16 << 20  # uncompressed merged rows per batch handed to a warehous
 LOAD_COLUMNS = [("partition_key", pa.string()), ("dag_run_id", pa.string()), ("loaded_at", pa.timestamp("us"))]
 
 
+def without_passwords(text: str) -> str:
+    """``text`` fit for a message: passwords in URIs (``user:pw@``, ``:pw@``, ``password=pw``) replaced by ***."""
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", text, flags=re.IGNORECASE)
+
+
 def quote_identifier(name: str) -> str:
     """Validate a (possibly schema-qualified) table name from user input and quote each part."""
     parts = name.split(".")

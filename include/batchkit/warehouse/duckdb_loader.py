@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import InputError, WarehouseUnavailable
 from ..memory import DEFAULT_TASK_MEMORY_MB, duckdb_limit, headroom
 from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches
 
@@ -86,8 +86,13 @@ def _connect(duckdb: Any, database: str | Path, lock_timeout: float, memory_limi
             con.execute("SET preserve_insertion_order = false")  # the loaded rows' order carries nothing
             return con
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            if "lock" not in str(exc).lower():
                 raise
+            if time.monotonic() > deadline:
+                raise WarehouseUnavailable(
+                    f"DuckDB file {database} stayed locked by another process for {lock_timeout:.0f}s; nothing was "
+                    "changed"
+                ) from None
             time.sleep(1)
 
 

@@ -1,9 +1,11 @@
 """PostgreSQL: binary COPY through ADBC (libpq), streaming Arrow batches; never row-by-row inserts."""
 
+from typing import Any
+
 import pyarrow as pa
 
-from ..errors import InputError
-from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches
+from ..errors import InputError, WarehouseUnavailable
+from . import load_schema, plan_columns, quote_column, quote_identifier, result_batches, without_passwords
 
 _TYPES = [  # (Arrow predicate, PostgreSQL type, information_schema name)
     (pa.types.is_boolean, "boolean", "boolean"),
@@ -23,6 +25,21 @@ _TYPES = [  # (Arrow predicate, PostgreSQL type, information_schema name)
     (lambda t: pa.types.is_list(t) and pa.types.is_boolean(t.value_type), "boolean[]", "_bool"),
     (lambda t: pa.types.is_list(t) and pa.types.is_string(t.value_type), "text[]", "_text"),
 ]
+
+
+def _connect(pg: Any, uri: str) -> Any:
+    """A connection, or ``WarehouseUnavailable`` (transient: the server, the database or the network may be back
+    on a retry) naming the server without its password."""
+    import adbc_driver_manager
+
+    try:
+        return pg.connect(uri)
+    except adbc_driver_manager.Error as exc:
+        text = str(exc).strip()
+        reason = without_passwords(text.splitlines()[0]) if text else type(exc).__name__
+        raise WarehouseUnavailable(
+            f"cannot load into {without_passwords(uri)}: {reason}; nothing was changed"
+        ) from None
 
 
 def postgres_type(arrow_type: pa.DataType, info_name: bool = False) -> str:
@@ -48,7 +65,7 @@ def load_postgres(uri: str, table: str, parquet_paths: list[str], partition_key:
     target = quote_identifier(table)
     schema_name, _, table_name = table.rpartition(".")
     schema = load_schema(parquet_paths) if parquet_paths else None
-    with pg.connect(uri) as conn, conn.cursor() as cur:
+    with _connect(pg, uri) as conn, conn.cursor() as cur:
         if schema is not None:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", parameters=(table,))
             existing = _columns(cur, schema_name, table_name)

@@ -7,7 +7,6 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from batchkit.errors import BatchkitError
 from batchkit.memory import DEFAULT_TASK_MEMORY_MB
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
@@ -85,6 +84,7 @@ class LoadToWarehouseOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from batchkit.guard import check_results
         from batchkit.manifest import Manifest
         from batchkit.merge import merge_partition
         from batchkit.pricing import usd
@@ -132,13 +132,11 @@ class LoadToWarehouseOperator(BaseOperator):
             "report": staging.report_url(),  # written by the report step that follows
         }
         context["ti"].xcom_push(key=NUMBERS_KEY, value=numbers)  # kept when the checks below refuse the load
-        self._guard(counts, merged, partition)
-        try:
+        with airflow_errors(f"loading partition {partition} into {self.table}"):
+            check_results(counts, merged, partition, self.table, self.max_error_rate, self.max_invalid_output_rate)
             target, rows = load_partition(
                 self.warehouse_conn_id, self.database, self.table, [merged], partition, run.run_id, self.task_memory_mb
             )
-        except BatchkitError as exc:
-            raise AirflowFailException(str(exc)) from None
         self.log.info("loaded %d rows into %s table %s for partition %s", rows, target, self.table, partition)
         cost = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "usd")}
         self._emit(context, target, {"partition": partition, "rows": rows, "table": self.table, **cost})
@@ -168,32 +166,6 @@ class LoadToWarehouseOperator(BaseOperator):
                 context["outlet_events"][outlet].add(Asset(table_uri(target, self.table)), extra=extra)
             else:
                 context["outlet_events"][outlet].extra = extra
-
-    def _guard(self, counts: dict[str, int], merged: str, partition: str) -> None:
-        """Refuse to replace the partition with incomplete or too faulty results; the table stays as it was."""
-        kept = f"the table was left unchanged; the merged results are kept at {merged}"
-        if counts["unanswered"]:
-            raise AirflowException(
-                f"{counts['unanswered']} request(s) of partition {partition} have no answer in the ledger; {kept}"
-            )
-        limits = (
-            ("ended in error", counts["errors"] - counts["invalid"], "max_error_rate", self.max_error_rate),
-            (
-                "got an answer that does not follow the output schema",
-                counts["invalid"],
-                "max_invalid_output_rate",
-                self.max_invalid_output_rate,
-            ),
-        )
-        for what, count, name, limit in limits:
-            rate = count / max(1, counts["rows"])
-            if rate > float(limit):
-                raise AirflowFailException(
-                    f"{count} of {counts['rows']} rows ({rate:.1%}) {what}, over {name} {float(limit):.1%}: {kept}. "
-                    f"To load them anyway: `batchkit load {merged} --table {self.table} --partition {partition}` "
-                    f"(see the README), or run the partition again (only the unanswered requests are sent) with a "
-                    f"higher {name}"
-                )
 
     @staticmethod
     def _reconcile(totals: dict[str, int], results: list[dict[str, Any]], counts: dict[str, int]) -> dict[str, int]:
