@@ -135,6 +135,7 @@ with DAG(
         allowed_sources=ALLOWED_SOURCES,
         warehouse_conn_id=dag.param("warehouse_conn_id"),
         table=dag.param("target_table"),
+        database=WAREHOUSE,
         allowed_warehouse_conns=ALLOWED_WAREHOUSE_CONNS,
         allowed_tables=ALLOWED_TABLES,
         doc_md="Splits the partition into batch files in the run's staging area, leaving out requests the "

@@ -59,7 +59,9 @@ class RequestLines:
     """The request lines of some rows: one ``large_binary`` value per request, newline included."""
 
     lines: pa.Array
-    id_ends: np.ndarray  # per line, where its custom_id's JSON ends (from the line's start): what follows is fingerprinted
+    id_ends: (
+        np.ndarray
+    )  # per line, where its custom_id's JSON ends (from the line's start): what follows is fingerprinted
 
     @classmethod
     def build(cls, shape: RequestShape, ids: pa.Array, prompts: pa.Array) -> "RequestLines":

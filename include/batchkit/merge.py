@@ -96,6 +96,16 @@ def merge_partition(
     }
 
 
+def merged_schema(rows_schema: pa.Schema, output_schema: dict[str, Any] | None = None) -> pa.Schema:
+    """The columns ``merge_partition`` writes for staged rows of ``rows_schema``: its query run on no rows."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("s", rows_schema.empty_table())
+        con.register("a", LEDGER_SCHEMA.empty_table())
+        return con.sql(_query(rows_schema.names, output_schema)).to_arrow_reader(1).schema
+
+
 def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> str:
     """The join of one bucket: staged rows ``s`` with the best of the answers ``a``."""
     kept = [c for c in input_columns if c not in ("__custom_id", "__fingerprint", *RESULT_SCHEMA.names)]

@@ -31,6 +31,7 @@ from .unique_ids import check_unique_ids
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SplitConfig:
     """Parameters of one split; defaults follow the OpenAI Batch API limits."""

@@ -27,28 +27,52 @@ def load_partition(
     """
     if not warehouse_conn_id:
         from batchkit.warehouse.duckdb_loader import load_duckdb
-        from openai_batch.staging import refuse_relative
 
-        refuse_relative(
-            database,
-            "give the DuckDB file an absolute path on storage every worker shares (the openai_batch_duckdb "
-            "Variable or OPENAI_BATCH_DUCKDB), or use a postgres/redshift warehouse_conn_id",
-        )
-        database = os.path.abspath(database)
+        database = _duckdb_file(database)
         return f"duckdb:{database}", load_duckdb(
             database, table, paths, partition, run_id, task_memory_mb=task_memory_mb
         )
     conn = warehouse_connection(warehouse_conn_id)
     if conn.conn_type == "redshift":
         return _load_redshift(conn, warehouse_conn_id, table, paths, partition, run_id)
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
     from batchkit.warehouse.postgres_loader import load_postgres
 
-    uri = PostgresHook(postgres_conn_id=warehouse_conn_id).get_uri()
-    uri = "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
     where = f"postgres://{conn.host}:{conn.port or 5432}/{conn.schema}"
-    return where, load_postgres(uri, table, paths, partition, run_id)
+    return where, load_postgres(_postgres_uri(warehouse_conn_id), table, paths, partition, run_id)
+
+
+def check_table(warehouse_conn_id: str | None, database: str, table: str, schema: Any) -> None:
+    """Raise now what the load would raise for merged rows of ``schema`` (Arrow, before the bookkeeping columns)
+    against ``table`` as it is; changes nothing. Redshift tables are checked by the load only."""
+    from batchkit.warehouse import with_load_columns
+
+    schema = with_load_columns(schema)
+    if not warehouse_conn_id:
+        from batchkit.warehouse.duckdb_loader import check_duckdb
+
+        check_duckdb(_duckdb_file(database), table, schema)
+    elif warehouse_connection(warehouse_conn_id).conn_type != "redshift":
+        from batchkit.warehouse.postgres_loader import check_postgres
+
+        check_postgres(_postgres_uri(warehouse_conn_id), table, schema)
+
+
+def _duckdb_file(database: str) -> str:
+    from openai_batch.staging import refuse_relative
+
+    refuse_relative(
+        database,
+        "give the DuckDB file an absolute path on storage every worker shares (the openai_batch_duckdb "
+        "Variable or OPENAI_BATCH_DUCKDB), or use a postgres/redshift warehouse_conn_id",
+    )
+    return os.path.abspath(database)
+
+
+def _postgres_uri(warehouse_conn_id: str) -> str:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    uri = PostgresHook(postgres_conn_id=warehouse_conn_id).get_uri()
+    return "postgresql://" + uri.split("://", 1)[1]  # ADBC takes libpq URIs (no SQLAlchemy driver suffix)
 
 
 def warehouse_connection(warehouse_conn_id: str) -> Any:

@@ -95,7 +95,7 @@ def test_a_warehouse_database_that_appears_after_the_first_try_is_loaded_on_the_
     assert run["state"] == "success", run["tasks"]
     assert {t["task_id"]: t["try_number"] for t in run["tasks"]}["load"] > 1
     log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=late_1/task_id=load/*.log"))
-    assert "cannot load into postgresql://" in log and f"{LATE_DATABASE}\\\" does not exist" in log  # JSON lines
+    assert "cannot load into postgresql://" in log and f'{LATE_DATABASE}\\" does not exist' in log  # JSON lines
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{LATE_DATABASE}") as con:
         total, distinct = con.execute(
             "SELECT count(*), count(DISTINCT review_id) FROM review_sentiment WHERE partition_key = %s", [LATE]

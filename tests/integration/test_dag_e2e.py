@@ -177,6 +177,20 @@ def test_an_output_schema_loads_typed_columns_marks_invalid_answers_and_resends_
     assert f"<td>output_refused</td><td>{sum(r[1] == 'output_refused' for r in invalid):,}</td>" in html
 
 
+def test_answers_the_table_could_not_hold_are_refused_before_anything_is_submitted(stack):
+    """After the structured run made ``confidence`` a DOUBLE column, a schema typing it as a string is refused by
+    the split (the load would refuse it after the batches were paid for)."""
+    schema = {**SENTIMENT_SCHEMA, "properties": {**SENTIMENT_SCHEMA["properties"], "confidence": {"type": "string"}}}
+    before = len(emulator_objects(stack, "batches"))
+    stack.trigger(DAG_ID, "it_bad_schema", {"partition": CAPPED, "output_schema": schema})
+    run = stack.wait_for_run(DAG_ID, "it_bad_schema", timeout=240, progress=lambda message: None)
+    assert run["state"] == "failed"
+    assert {t["task_id"]: t["state"] for t in run["tasks"]}["split"] == "failed"
+    assert len(emulator_objects(stack, "batches")) == before
+    log = "".join(p.read_text() for p in (stack.airflow_home / "logs").rglob("run_id=it_bad_schema/task_id=split/*"))
+    assert "incompatible schema change for table review_sentiment" in log and "'confidence' is DOUBLE" in log
+
+
 def test_a_run_over_its_budget_stops_before_anything_is_submitted(stack):
     conf = {"partition": CAPPED, "max_cost_usd": 0.001, "body_options": {"max_tokens": 20}}
     stack.trigger(DAG_ID, "capped_1", conf)

@@ -45,6 +45,11 @@ def load_schema(parquet_paths: list[str]) -> pa.Schema:
         schema = pa.unify_schemas([_read_schema(p) for p in parquet_paths])
     except pa.ArrowInvalid as exc:
         raise InputError(f"result files disagree on column types: {exc}") from None
+    return with_load_columns(schema)
+
+
+def with_load_columns(schema: pa.Schema) -> pa.Schema:
+    """``schema`` plus the load bookkeeping columns (replacing any of the same name)."""
     for name, type_ in LOAD_COLUMNS:
         if name in schema.names:
             schema = schema.remove(schema.get_field_index(name))

@@ -67,6 +67,26 @@ def load_duckdb(
         con.close()
 
 
+def check_duckdb(database: str | Path, table: str, schema: pa.Schema) -> None:
+    """Raise now what ``load_duckdb`` would raise for rows of ``schema`` against ``table`` as it is (a table this
+    pipeline did not create, a column whose type would change, names differing only in case). Changes nothing;
+    a file held by a writing load is not checked (that load checks)."""
+    import duckdb
+
+    _refuse_case_collisions(schema.names, table)
+    if not Path(database).exists():
+        return
+    try:
+        con = duckdb.connect(str(database), read_only=True)
+    except duckdb.Error:
+        return
+    with con:
+        existing = _columns(con, table)
+    if existing:
+        _refuse_case_collisions({*existing, *schema.names}, table)
+        plan_columns(existing, schema, duckdb_type, table)
+
+
 @cache
 def duckdb_type(arrow_type: pa.DataType) -> str:
     """DuckDB's type for an Arrow type, as DuckDB itself maps it (and reports it in information_schema)."""

@@ -97,6 +97,21 @@ def load_postgres(uri: str, table: str, parquet_paths: list[str], partition_key:
         return count
 
 
+def check_postgres(uri: str, table: str, schema: pa.Schema) -> None:
+    """Raise now what ``load_postgres`` would raise for rows of ``schema`` against ``table`` as it is (a table this
+    pipeline did not create, a column whose type would change or has no PostgreSQL type). Changes nothing."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    quote_identifier(table)
+    schema_name, _, table_name = table.rpartition(".")
+    with _connect(pg, uri) as conn, conn.cursor() as cur:
+        existing = _columns(cur, schema_name, table_name)
+    if existing:
+        plan_columns(existing, schema, lambda t: postgres_type(t, True), table)
+    for field in schema:
+        postgres_type(field.type)
+
+
 def _columns(cur: object, schema_name: str, table_name: str) -> dict[str, str]:
     cur.execute(
         "SELECT column_name, CASE WHEN data_type = 'ARRAY' THEN udt_name ELSE data_type END "

@@ -27,9 +27,9 @@ class SplitPartitionOperator(BaseOperator):
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param allowed_sources: roots the rendered source must lie under (``None``: any; see ``policy``).
-    :param warehouse_conn_id: / ``table``: where the load will write, checked before anything is sent
-        (``allowed_warehouse_conns`` / ``allowed_tables``, the connection's existence and type); ``table=None``
-        skips the check.
+    :param warehouse_conn_id: / ``table`` / ``database``: where the load will write, checked before anything is
+        sent (``allowed_warehouse_conns`` / ``allowed_tables``, the connection's existence and type, and that the
+        merged rows fit the table as it is); ``table=None`` skips the checks.
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
         the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
@@ -67,6 +67,7 @@ class SplitPartitionOperator(BaseOperator):
         "prices",
         "warehouse_conn_id",
         "table",
+        "database",
     )
 
     def __init__(
@@ -96,12 +97,13 @@ class SplitPartitionOperator(BaseOperator):
         allowed_sources: list[str] | None = None,
         warehouse_conn_id: str | None = None,
         table: str | None = None,
+        database: str = "",
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.warehouse_conn_id, self.table = warehouse_conn_id, table
+        self.warehouse_conn_id, self.table, self.database = warehouse_conn_id, table, database
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.allowed_sources, self.output_schema = allowed_sources, output_schema
         self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
@@ -112,6 +114,8 @@ class SplitPartitionOperator(BaseOperator):
         self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from batchkit.merge import merged_schema
+        from batchkit.source import open_parquet
         from batchkit.splitter import split
         from openai_batch.policy import check_source
         from openai_batch.staging import RunStaging, connect_storage
@@ -133,6 +137,8 @@ class SplitPartitionOperator(BaseOperator):
             )
             paths = [staging.url("inputs", f.path) for f in manifest.files]
             rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)
+            rows_schema = open_parquet(str(scratch / "split" / ROWS_NAME)).schema_arrow.remove_metadata()
+            merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
@@ -173,6 +179,7 @@ class SplitPartitionOperator(BaseOperator):
             self.log.info("DRY RUN: nothing is submitted; the estimate above is what this run would cost")
             return []
         self._check_budget(cost)
+        self._check_table(merged)
         # a full re-ask (no reuse) adopts no other run's batches
         return batch_files(manifest, paths, manifest_url, partition, "" if reuse else run.run_id)
 
@@ -241,6 +248,19 @@ class SplitPartitionOperator(BaseOperator):
         check_warehouse(self.warehouse_conn_id or "", self.table, self.allowed_warehouse_conns, self.allowed_tables)
         if self.warehouse_conn_id:
             warehouse_connection(self.warehouse_conn_id)
+
+    def _check_table(self, merged: Any) -> None:
+        """Refuse a table the merged rows could not be loaded into, as the load would (an unreachable one: later)."""
+        from batchkit.errors import WarehouseUnavailable
+        from openai_batch.warehouses import check_table
+
+        if self.table is None:
+            return
+        with airflow_errors(f"cannot load partition results into {self.table}"):
+            try:
+                check_table(self.warehouse_conn_id, self.database, self.table, merged)
+            except WarehouseUnavailable as exc:
+                self.log.warning("the table could not be checked before submitting (the load checks it): %s", exc)
 
     def _check_model(self) -> None:
         import openai

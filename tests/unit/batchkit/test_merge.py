@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchkit.batch_inputs import fingerprints
-from batchkit.merge import merge_partition
+from batchkit.merge import merge_partition, merged_schema
 from batchkit.results import Result, from_results, parse_line, write_results
 from batchkit.splitter import SplitConfig, split
 from tests.helpers import error_line, ok_line
@@ -137,3 +137,12 @@ def test_merge_keeps_only_selected_input_columns(tmp_path, write_parquet):
     )
     names = list(rows[0])
     assert names[:2] == ["text", "id"] and "secret" not in names and "extra" not in names
+
+
+def test_the_merged_columns_are_known_before_any_answer(tmp_path, write_parquet):
+    """``merged_schema`` (what the split checks the table against) is what the merge writes."""
+    src = write_parquet("a.parquet", {"id": [1, 2], "text": ["a", "b"], "stars": [4.5, None]})
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text", id_column="id"))
+    merged_rows(tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b")))
+    rows_schema = pq.read_schema(tmp_path / "o" / "rows.parquet").remove_metadata()
+    assert pq.read_schema(tmp_path / "o-merged.parquet").remove_metadata() == merged_schema(rows_schema)

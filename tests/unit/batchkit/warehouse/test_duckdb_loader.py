@@ -113,3 +113,30 @@ def test_a_column_differing_only_in_case_from_the_tables_is_refused(tmp_path):
         load_duckdb(db, "results", [str(second)], "p", "r2")
     with duckdb.connect(str(db)) as con:
         assert con.execute("SELECT id, text, dag_run_id FROM results").fetchall() == [(1, "a", "r1")]
+
+
+def test_a_table_the_rows_could_not_be_loaded_into_is_refused_before_the_load(tmp_path):
+    from batchkit.warehouse import load_schema
+    from batchkit.warehouse.duckdb_loader import check_duckdb
+
+    def results_file(path, columns):
+        pq.write_table(pa.table(columns), path)
+        return str(path)
+
+    db = tmp_path / "w.duckdb"
+    first = results_file(tmp_path / "a.parquet", {"id": [1], "score": [0.5]})
+    schema = load_schema([first])
+    check_duckdb(db, "t", schema)  # no file yet: nothing to refuse, nothing created
+    assert not db.exists()
+    load_duckdb(db, "t", [first], "p1", "r")
+    check_duckdb(db, "t", schema)
+    check_duckdb(db, "t", load_schema([results_file(tmp_path / "b.parquet", {"id": [2], "new": ["x"]})]))
+    with pytest.raises(InputError, match="'score' is DOUBLE in the table but VARCHAR"):
+        check_duckdb(db, "t", load_schema([results_file(tmp_path / "c.parquet", {"id": [3], "score": ["high"]})]))
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE users (id INTEGER)")
+    with pytest.raises(InputError, match="not created by this pipeline"):
+        check_duckdb(db, "users", schema)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (1,)
+        assert [r[0] for r in con.execute("DESCRIBE t").fetchall()][:2] == ["id", "score"]
