@@ -136,9 +136,9 @@ class SplitPartitionOperator(BaseOperator):
                 source, scratch / "split", self._config(), self._progress, answered, self._publisher(staging)
             )
             paths = [staging.url("inputs", f.path) for f in manifest.files]
-            rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)
             rows_schema = open_parquet(str(scratch / "split" / ROWS_NAME)).schema_arrow.remove_metadata()
             merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
+            rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)  # moves it
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
