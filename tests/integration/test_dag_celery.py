@@ -140,6 +140,11 @@ def test_a_worker_and_a_triggerer_die_mid_run_and_every_row_is_loaded_once(stack
         return sum(t["state"] == "deferred" for t in states if t["task_id"] in ("batch.submit", "batch.wait"))
 
     wait_until(deferred, 180, "waits to defer on the triggerer")
+
+    def held() -> int:  # the first triggerer runs a wait (it writes the wait's trigger log): the premise below
+        return len(list((stack.airflow_home / "logs").rglob("run_id=celery_1/*/*/*.trigger.*.log")))
+
+    wait_until(held, 180, "the first triggerer to run a wait")
     stack.add("triggerer --skip-serve-logs", "triggerer2")
     time.sleep(6)  # triggerer2 is heartbeating
     stack.kill("triggerer")  # it held every deferred wait so far: triggerer2 must take them over
