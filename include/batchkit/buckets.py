@@ -16,15 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .source import batch_rows, open_parquet
+from .source import batch_rows, open_parquet, uncompressed_bytes
 
 
 def bucket_count(urls: list[str], bucket_bytes: int) -> int:
     """How many buckets keep each under ``bucket_bytes`` of uncompressed data (from the Parquet footers)."""
-    total = 0
-    for url in urls:
-        metadata = open_parquet(url).metadata
-        total += sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    total = sum(uncompressed_bytes(open_parquet(url)) for url in urls)
     return max(1, math.ceil(total / max(1, bucket_bytes)))
 
 

@@ -93,11 +93,15 @@ def open_parquet(path: str, **options: object) -> pq.ParquetFile:
     return pq.ParquetFile(open_file(path, "rb", block_size=8 << 20), **options)
 
 
+def uncompressed_bytes(file: pq.ParquetFile) -> int:
+    """The size of ``file``'s data once decoded, from its footer."""
+    metadata = file.metadata
+    return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+
+
 def batch_rows(file: pq.ParquetFile, batch_bytes: int, most: int = 65_536) -> int:
     """How many rows of ``file`` make a read batch of about ``batch_bytes`` uncompressed (from its footer)."""
-    metadata = file.metadata
-    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    return min(most, max(64, batch_bytes * max(1, metadata.num_rows) // max(1, size)))
+    return min(most, max(64, batch_bytes * max(1, file.metadata.num_rows) // max(1, uncompressed_bytes(file))))
 
 
 def open_files(paths: list[str], required: list[str]) -> tuple[list[SourceFile], pa.Schema | None]:
