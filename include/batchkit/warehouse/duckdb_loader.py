@@ -47,8 +47,7 @@ def load_duckdb(
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {target.split('.')[0]}")
                 columns = ", ".join(f"{quote_column(f.name)} {duckdb_type(f.type)}" for f in schema)
                 con.execute(f"CREATE TABLE {target} ({columns})")
-            _refuse_case_collisions({*existing, *schema.names}, table)
-            for name, type_ in plan_columns(existing, schema, duckdb_type, table) if existing else []:
+            for name, type_ in _added_columns(existing, schema, table):
                 con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_column(name)} {type_}")
         if existing or schema is not None:
             con.execute(f"DELETE FROM {target} WHERE partition_key = ?", [partition_key])
@@ -81,10 +80,14 @@ def check_duckdb(database: str | Path, table: str, schema: pa.Schema) -> None:
     except duckdb.Error:
         return
     with con:
-        existing = _columns(con, table)
-    if existing:
-        _refuse_case_collisions({*existing, *schema.names}, table)
-        plan_columns(existing, schema, duckdb_type, table)
+        _added_columns(_columns(con, table), schema, table)
+
+
+def _added_columns(existing: dict[str, str], schema: pa.Schema, table: str) -> list[tuple[str, str]]:
+    """The columns to add to ``table`` (``existing``: its columns; none: it is missing) for rows of ``schema``;
+    raises what the load refuses."""
+    _refuse_case_collisions({*existing, *schema.names}, table)
+    return plan_columns(existing, schema, duckdb_type, table) if existing else []
 
 
 @cache
