@@ -11,21 +11,17 @@ from openai_batch.context import TaskRun
 from openai_batch.links import RunReportLink
 from openai_batch.operators.common import as_bool
 
-REPORT_COLUMNS = list(
-    dict.fromkeys(
-        [
-            "custom_id",
-            "fingerprint",
-            "batch_id",
-            "model",
-            "error_code",
-            "error_message",
-            "prompt_tokens",
-            "completion_tokens",
-            *BEST_ANSWER_COLUMNS,
-        ]
-    )
-)
+REPORT_COLUMNS = [
+    "custom_id",
+    "fingerprint",
+    "batch_id",
+    "model",
+    "error_code",
+    "error_message",
+    "prompt_tokens",
+    "completion_tokens",
+    *BEST_ANSWER_COLUMNS,
+]
 
 
 class RunReportOperator(BaseOperator):
