@@ -21,12 +21,10 @@ def wait_then_retry(task: Any, waits: int, method: str, kwargs: dict[str, Any], 
             f"batch creation was still refused after waiting {waits} x {task.queue_wait} ({reason}); raise the "
             "account's limits or the DAG's queue wait, then clear the task"
         )
-    task.log.warning(
-        "%s; trying again in %s (wait %d of at most %d)", reason, task.queue_wait, waits + 1, task.max_queue_waits
-    )
     from openai_batch.triggers import SETTLE_SECONDS
 
     wait = max(task.queue_wait, timedelta(seconds=SETTLE_SECONDS))  # a sooner resume races the scheduler
+    task.log.warning("%s; trying again in %s (wait %d of at most %d)", reason, wait, waits + 1, task.max_queue_waits)
     task.defer(
         trigger=DateTimeTrigger(moment=datetime.now(UTC) + wait),
         method_name=method,
