@@ -89,7 +89,8 @@ def staged_run(
 
     from batchkit.batch_inputs import fingerprints
     from batchkit.ledger import Ledger
-    from batchkit.results import Result, from_results, write_results
+    from batchkit.result_lines import Result
+    from batchkit.results import from_results, write_results
     from batchkit.splitter import SplitConfig, split
 
     root, errors, unanswered = tmp_path / "staging", set(errors), set(unanswered)

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .answers import ResultStatus
-from .errors import BatchkitError
+from .errors import ResultsUnreadable
 from .result_schema import RESULT_SCHEMA
 
 
@@ -148,5 +148,5 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
         "attempts": pa.array([1] * n, pa.int32()),  # the caller numbers the attempt
     }
     if pc.any(pc.is_null(columns["custom_id"])).as_py():
-        raise BatchkitError("a result line has no custom_id")
+        raise ResultsUnreadable("a result line has no custom_id")
     return pa.record_batch([columns[f.name] for f in RESULT_SCHEMA], RESULT_SCHEMA)

@@ -26,6 +26,10 @@ class LedgerError(TerminalError):
     """The request ledger is unreadable or inconsistent; nothing is re-sent until it is repaired."""
 
 
+class ResultsUnreadable(TerminalError):
+    """A batch's output or error file holds a line that is not a valid result for the batch's requests."""
+
+
 class ResultsRejected(TerminalError):
     """The run's results failed a guard (error or invalid-output rate); the table was left as it was."""
 

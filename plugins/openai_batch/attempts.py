@@ -202,7 +202,7 @@ class AttemptLoop:
     def _refused_requests(self, hook: OpenAIBatchHook, batch: Batch, path: Path) -> list:
         import orjson
 
-        from batchkit.results import Result
+        from batchkit.result_lines import Result
 
         hook.download(batch.input_file_id, path)
         message = batch.errors.data[0].message

@@ -15,7 +15,8 @@ from batchkit.errors import InputError
 from batchkit.ledger import Ledger
 from batchkit.manifest import Manifest
 from batchkit.merge import merge_partition
-from batchkit.results import from_results, parse_line, write_results
+from batchkit.result_lines import parse_line
+from batchkit.results import from_results, write_results
 from batchkit.splitter import SplitConfig, split
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from batchkit.batch_inputs import fingerprints
 from batchkit.merge import merge_partition, merged_schema
-from batchkit.results import Result, from_results, parse_line, write_results
+from batchkit.result_lines import Result, parse_line
+from batchkit.results import from_results, write_results
 from batchkit.splitter import SplitConfig, split
 from tests.helpers import error_line, ok_line
 
