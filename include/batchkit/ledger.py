@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
+from .answered import Answered
 from .answers import ResultStatus
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
@@ -59,18 +60,6 @@ class Claim:
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
-
-
-@dataclass
-class Answered:
-    """What the ledger knows of a partition's requests, for the split to leave out what is answered."""
-
-    final: set[str]  # "<custom_id>\\x00<fingerprint>" of answered requests
-    final_ids: set[str]  # custom_ids answered for some fingerprint (a changed prompt if not this one)
-    seen: set[str]  # custom_ids with any result (answered or not)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.final
 
 
 class Ledger:
@@ -143,11 +132,8 @@ class Ledger:
 
     def answered(self) -> Answered:
         """Requests answered for good (by any run), for the split to leave out."""
-        table = _read(self.result_files(), ["custom_id", "fingerprint", "final"])
-        final_rows = table.filter(table.column("final"))
-        ids = final_rows.column("custom_id").to_pylist()
-        keys = {f"{c}\x00{f}" for c, f in zip(ids, final_rows.column("fingerprint").to_pylist())}
-        return Answered(keys, set(ids), set(table.column("custom_id").to_pylist()))
+        columns = ["custom_id", "fingerprint", "final"]
+        return Answered.of(_read([url], columns) for url in self.result_files())  # a file at a time
 
     def _claim_url(self, key: str) -> str:
         return f"{self.root}/batches/{key}.json"

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import tokens
+from .answered import Answered
 from .arrow_numpy import flags, int64s, numbers, text_scalar, valid
-from .ledger import Answered
 from .lines import RequestLines
 from .manifest import SkippedRows
 from .requests import RequestShape
@@ -140,19 +140,14 @@ class SplitJob:
 
     def _not_answered(self, ids: pa.Array, prints: list[str]) -> np.ndarray | None:
         """Positions of the requests to send (None: all); counts new, changed, retried and reused requests."""
-        answered = self.answered
-        if not (answered.final or answered.final_ids or answered.seen):
+        if not self.answered:
             self.reuse["new"] += len(prints)
             return None
-        send = []
-        for i, (custom_id, value) in enumerate(zip(ids.to_pylist(), prints)):
-            if f"{custom_id}\x00{value}" in answered:
-                self.reuse["reused"] += 1
-                continue
-            send.append(i)
-            kind = "changed" if custom_id in answered.final_ids else "retried" if custom_id in answered.seen else "new"
-            self.reuse[kind] += 1
-        return None if len(send) == len(prints) else np.array(send, np.int64)
+        kinds = self.answered.kinds(ids.to_pylist(), prints)
+        for kind, count in zip(*np.unique(kinds, return_counts=True)):
+            self.reuse[str(kind)] += int(count)
+        send = np.flatnonzero(kinds != "reused")
+        return None if len(send) == len(prints) else send.astype(np.int64)
 
     def _record_skipped(self, ready: Prepared) -> None:
         dropped = np.flatnonzero(~ready.keep)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .answered import Answered
 from .batch_api import MAX_BYTES, MAX_REQUESTS
 from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .errors import InputError
-from .ledger import Answered
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest
 from .out_dir import check_out, publish
 from .pricing import check_prices, estimate
@@ -134,7 +134,7 @@ def split(
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows = RowsWriter(staging / ROWS_NAME, schema, keep)
-        job = SplitJob(template, config, shape, writer, rows, answered or Answered(set(), set(), set()))
+        job = SplitJob(template, config, shape, writer, rows, answered or Answered.nothing())
         skipped = job.skipped
         rows_read = 0
         for file in files:

@@ -59,7 +59,7 @@ def test_split_and_merge_from_s3(partition, tmp_path, s3fs_client):
         ]
         write_results(from_results(results), fingerprints(batch_file), 1, tmp_path / f"r{index}.parquet")
         ledger.record_results(f"batch_{index}", tmp_path / f"r{index}.parquet")
-    assert len(ledger.answered().final) == 100
+    assert len(ledger.answered()) == 100
     s3fs_client.put(str(tmp_path / "out" / "rows.parquet"), f"{bucket}/staging/d/2026-11-24/r/rows.parquet")
     rows = f"s3://{bucket}/staging/d/2026-11-24/r/rows.parquet"  # staged rows and ledger both on S3
     counts = merge_partition(rows, ledger.result_files(), tmp_path / "m.parquet")
