@@ -8,7 +8,11 @@ span) and the peak RSS of every task process (sampled every 50 ms from the proce
 (``OPENAI_BATCH_TASK_MEMORY_MB``), the run succeeds and loads every row once; at 200,000 rows the overhead is
 under 60 s.
 
-    python bench/bench_e2e.py [--rows 200000 1000000] [--seconds-per-request 0.0002]
+With ``--celery`` the stack runs the CeleryExecutor (PostgreSQL metadata database, Redis broker) with two
+``airflow celery worker`` processes, each with its own working directory, as on two hosts; e.g. the design point:
+
+    python bench/bench_e2e.py [--rows 200000 1000000] [--seconds-per-request 0.0002] [--celery]
+    python bench/bench_e2e.py --rows 5000000 --celery
 """
 
 import argparse
@@ -63,24 +67,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--seconds-per-request", default="0.0002")
+    parser.add_argument("--celery", action="store_true", help="CeleryExecutor with two workers")
     args = parser.parse_args()
 
     from batchkit.devstack import Stack
     from batchkit.sample import write_sample_partition
 
     shutil.rmtree(WORK, ignore_errors=True)
-    stack = Stack(WORK.resolve(), poll_seconds=2, emulator_args=("--seconds-per-request", args.seconds_per_request))
+    emulator = ("--seconds-per-request", args.seconds_per_request)
+    celery = _celery_settings() if args.celery else {}
+    stack = Stack(WORK.resolve(), poll_seconds=2, emulator_args=emulator, **celery)
     partitions = {f"2026-11-{10 + i}": rows for i, rows in enumerate(args.rows)}
     for partition, rows in partitions.items():
         write_sample_partition(stack.data_dir / "reviews" / f"dt={partition}", rows, files=max(1, rows // 100_000))
-    stack.start(progress=lambda message: None)
     ok = True
     try:
+        stack.start(progress=lambda message: None)
+        if args.celery:
+            for name in ("worker1", "worker2"):  # as on two hosts: own working directory and log folder
+                host = WORK.resolve() / name
+                (host / "logs").mkdir(parents=True)
+                worker = f"celery worker --concurrency 2 --skip-serve-logs --celery-hostname {name}@%h"
+                stack.add(worker, name, {"AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(host / "logs")}, host)
         stack.wait_for_dag(DAG_ID)
         for partition, rows in partitions.items():
             ok &= run_partition(stack, partition, rows)
     finally:
         stack.stop()
+        if celery:
+            _drop_celery(celery)
     print("all targets met" if ok else "some targets MISSED")
     return 0 if ok else 1
 
@@ -134,7 +149,36 @@ def _loaded(stack: Any, partition: str) -> tuple[int, int]:
 def _batches(stack: Any) -> list[dict]:
     import httpx
 
-    return httpx.get(f"{stack.emulator.base_url}/batches", params={"limit": 100}, timeout=30).json()["data"]
+    batches, params = [], {"limit": 100}
+    while True:
+        page = httpx.get(f"{stack.emulator.base_url}/batches", params=params, timeout=30).json()
+        batches += page["data"]
+        if not page.get("has_more"):
+            return batches
+        params["after"] = page["data"][-1]["id"]
+
+
+CELERY_DB, CELERY_BROKER = "openai_batch_bench_e2e", "redis://127.0.0.1:6379/14"
+
+
+def _celery_settings() -> dict[str, Any]:
+    """A fresh PostgreSQL metadata database and Redis broker database for the CeleryExecutor."""
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {CELERY_DB} WITH (FORCE)")
+        con.execute(f"CREATE DATABASE {CELERY_DB}")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{CELERY_DB}"
+    return {"executor": "CeleryExecutor", "metadata_db": url, "broker_url": CELERY_BROKER}
+
+
+def _drop_celery(celery: dict[str, Any]) -> None:
+    import psycopg
+    import redis
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as con:
+        con.execute(f"DROP DATABASE IF EXISTS {CELERY_DB} WITH (FORCE)")
+    redis.Redis.from_url(celery["broker_url"]).flushdb()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ class ResultsUnreadable(TerminalError):
     """A batch's output or error file holds a line that is not a valid result for the batch's requests."""
 
 
+class ScratchTooSmall(TerminalError):
+    """The local disk cannot hold what the work must spill; nothing was changed."""
+
+
 class ResultsRejected(TerminalError):
     """The run's results failed a guard (error or invalid-output rate); the table was left as it was."""
 

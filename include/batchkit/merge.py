@@ -58,7 +58,9 @@ def merge_partition(
     partial = out.with_name(out.name + ".part")
     headroom = memory.headroom(task_memory_mb)  # taken once: what this process holds later is partly ours
     read = headroom // READ_SHARE
-    count = bucket_count or buckets.bucket_count([rows_url, *result_urls], headroom // BUCKET_SHARE)
+    total = buckets.data_bytes([rows_url, *result_urls])
+    buckets.check_disk(out.parent, total)
+    count = bucket_count or buckets.bucket_count(total, headroom // BUCKET_SHARE)
     log.info(
         "merging %d answer file(s) onto the rows in %d bucket(s): %d MB of the task's %d MB budget left",
         len(result_urls),
@@ -79,6 +81,8 @@ def merge_partition(
             for row_file, answer_file in zip(row_files, answer_files, strict=True):
                 con.register("s", buckets.read_bucket(row_file))
                 con.register("a", buckets.read_bucket(answer_file))
+                row_file.unlink()  # read: the disk they held makes room for the merged rows
+                answer_file.unlink()
                 reader = con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
                 writer = writer or pq.ParquetWriter(partial, reader.schema)
                 for batch in reader:

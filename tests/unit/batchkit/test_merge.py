@@ -147,3 +147,16 @@ def test_the_merged_columns_are_known_before_any_answer(tmp_path, write_parquet)
     merged_rows(tmp_path / "o", answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b")))
     rows_schema = pq.read_schema(tmp_path / "o" / "rows.parquet").remove_metadata()
     assert pq.read_schema(tmp_path / "o-merged.parquet").remove_metadata() == merged_schema(rows_schema)
+
+
+def test_a_merge_the_local_disk_cannot_hold_is_refused_before_any_work(tmp_path, write_parquet, monkeypatch):
+    from batchkit import buckets
+    from batchkit.errors import ScratchTooSmall
+
+    src = write_parquet("a.parquet", {"text": ["x", "y"]})
+    split(str(src), tmp_path / "o", SplitConfig(model="m", prompt_column="text"))
+    results = answers(tmp_path / "o", lambda line: parse_line(ok_line(line["custom_id"]), "b1"))
+    monkeypatch.setattr(buckets, "DISK_FACTOR", 1e12)  # as if the rows were petabytes
+    with pytest.raises(ScratchTooSmall, match=r"needs about .* GB of local disk at .* only .* GB are free"):
+        merged_rows(tmp_path / "o", results)
+    assert not list(tmp_path.glob("o-merged*")) and not list(tmp_path.glob(".merge-spill-*"))
