@@ -53,7 +53,7 @@ class RowsWriter:
     """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet, on a
     background thread (Parquet encoding releases the GIL)."""
 
-    def __init__(self, path: Path, schema: pa.Schema | None, keep: list[str]) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: pa.Schema | None, keep: list[str]) -> None:
         import pyarrow.parquet as pq
 
         fields = [schema.field(name) for name in keep] if schema is not None else []
@@ -71,6 +71,10 @@ class RowsWriter:
         self._io.wait()
         self._io.shutdown()
         self._writer.close()
+
+    def abandon(self) -> None:
+        """Stop after the write in flight, if any (the split failed; the file is thrown away)."""
+        self._io.shutdown()
 
 
 class FileWriter:

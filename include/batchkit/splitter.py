@@ -24,7 +24,7 @@ from .pricing import check_prices, estimate
 from .requests import RequestShape
 from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
 from .split_job import SplitJob
-from .storage import is_remote, local_path, put_file
+from .storage import Upload, is_remote, local_path, put_file
 from .structured import check_columns
 from .template import PromptTemplate
 from .unique_ids import check_unique_ids
@@ -82,6 +82,7 @@ def split(
     progress: Progress | None = None,
     answered: Answered | None = None,
     on_file: Callable[[Path], None] | None = None,
+    rows_url: str | None = None,
 ) -> Manifest:
     """Split ``source`` into ``out_dir/batch-NNNNN.jsonl`` files, ``out_dir/rows.parquet`` and
     ``out_dir/manifest.json``.
@@ -94,7 +95,9 @@ def split(
     ``out_dir`` may be remote (``s3://bucket/prefix``): the files are then written locally first and uploaded,
     the manifest last, so a manifest there always describes complete files. ``on_file(path)`` is called as soon
     as each batch file is complete (it may move the file away: publish it, so a partition of many files never
-    sits on local disk whole). A local ``out_dir`` that is a symlink to a directory is written at its target.
+    sits on local disk whole). ``rows_url``: stream ``rows.parquet`` there as it is written (e.g. the run's
+    staging on S3), so it never sits on local disk either; ``out_dir`` then holds no copy of it. A local
+    ``out_dir`` that is a symlink to a directory is written at its target.
 
     :raises InputError: with the file, column and row at fault; ``out_dir`` is then left untouched.
     """
@@ -131,9 +134,11 @@ def split(
         staging.mkdir(parents=True)
     except OSError as exc:
         raise InputError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
+    rows_out, rows = None, None
     try:
         writer = FileWriter(staging, shape, config, on_file)
-        rows = RowsWriter(staging / ROWS_NAME, schema, keep)
+        rows_out = Upload(rows_url) if rows_url else None
+        rows = RowsWriter(rows_out.handle if rows_out else staging / ROWS_NAME, schema, keep)
         job = SplitJob(template, config, shape, writer, rows, answered or Answered.nothing())
         skipped = job.skipped
         rows_read = 0
@@ -151,6 +156,9 @@ def split(
         writer.close()
         writer.shutdown()
         rows.close()
+        if rows_out is not None:
+            rows_out.commit()
+            rows_out = None
         requests = sum(e.requests for e in writer.entries)
         input_tokens = sum(e.estimated_tokens for e in writer.entries)
         cost = estimate(
@@ -184,6 +192,10 @@ def split(
         publish(staging, out)
         return manifest
     finally:
+        if rows_out is not None:  # the split failed: no rows.parquet at rows_url
+            if rows is not None:
+                rows.abandon()
+            rows_out.discard()
         shutil.rmtree(staging, ignore_errors=True)
 
 

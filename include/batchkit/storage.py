@@ -62,6 +62,36 @@ def open_file(path: str | Path, mode: str = "rb", **options: Any) -> IO:
     return fs.open(inner, mode, **options)
 
 
+class Upload:
+    """A file written straight to ``target`` that appears whole or not at all: streamed to object storage as a
+    multipart upload (``discard`` aborts it), or written locally to ``<target>.part`` and renamed by ``commit``.
+    Nothing of it needs local disk on object storage."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if is_remote(target):
+            fs, inner = url_to_fs(target)
+            self.partial = None
+            self.handle: IO[bytes] = fs.open(inner, "wb")
+        else:
+            self.partial = local_path(target).with_name(local_path(target).name + ".part")
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = open(self.partial, "wb")  # noqa: SIM115 (closed by commit or discard)
+
+    def commit(self) -> None:
+        self.handle.close()
+        if self.partial is not None:
+            os.replace(self.partial, local_path(self.target))
+
+    def discard(self) -> None:
+        if self.partial is not None:
+            self.handle.close()
+            self.partial.unlink(missing_ok=True)
+        elif not self.handle.closed:
+            self.handle.discard()  # aborts the multipart upload (a small file was never sent)
+            self.handle.closed = True  # nothing left to finalize
+
+
 def put_file(local: Path, target: str) -> None:
     """Copy a finished local file to ``target`` so it appears whole or not at all (rename; S3 upload)."""
     if is_remote(target):

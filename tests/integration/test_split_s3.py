@@ -156,3 +156,21 @@ def test_large_s3_partition_streams_in_bounded_memory(s3fs_client, s3_endpoint, 
     assert all(f.bytes <= 200 * 2**20 for f in manifest.files)
     assert sum(f.requests for f in manifest.files) == rows
     assert peak_mb < 640, f"peak RSS {peak_mb} MB: the split must stream, not hold the partition"
+
+
+def test_rows_stream_to_s3_and_a_failed_split_leaves_none(partition, tmp_path, s3fs_client):
+    bucket = partition.split("/")[2]
+    rows_url = f"s3://{bucket}/staging/run/inputs/rows.parquet"
+    config = SplitConfig(model="m", prompt_column="text", id_column="id", max_requests=60)
+    split(partition, tmp_path / "out", config, rows_url=rows_url)
+    assert not (tmp_path / "out" / "rows.parquet").exists()
+    with s3fs_client.open(rows_url.removeprefix("s3://"), "rb") as handle:
+        assert pq.read_table(handle).column("id").to_pylist() == list(range(100))
+
+    def upload_fails(path):
+        raise OSError("the upload of a batch file failed")
+
+    s3fs_client.rm(rows_url.removeprefix("s3://"))
+    with pytest.raises(OSError, match="upload of a batch file failed"):
+        split(partition, tmp_path / "again", config, on_file=upload_fails, rows_url=rows_url)
+    assert not s3fs_client.exists(rows_url.removeprefix("s3://")) and not (tmp_path / "again").exists()

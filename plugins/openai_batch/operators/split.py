@@ -132,13 +132,12 @@ class SplitPartitionOperator(BaseOperator):
         reuse = as_bool(self.reuse_results)
         with staging.scratch() as scratch, airflow_errors(f"cannot split partition {partition} ({source})"):
             answered = staging.ledger().answered() if reuse else None
-            manifest = split(
-                source, scratch / "split", self._config(), self._progress, answered, self._publisher(staging)
-            )
+            rows_url = staging.url("inputs", ROWS_NAME)  # streamed there: never whole on local disk
+            publish = self._publisher(staging)
+            manifest = split(source, scratch / "split", self._config(), self._progress, answered, publish, rows_url)
             paths = [staging.url("inputs", f.path) for f in manifest.files]
-            rows_schema = open_parquet(str(scratch / "split" / ROWS_NAME)).schema_arrow.remove_metadata()
+            rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
             merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
-            rows_url = staging.publish(scratch / "split" / ROWS_NAME, "inputs", ROWS_NAME)  # moves it
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
