@@ -4,7 +4,7 @@ Compares, in one run and each in its own process (peak RSS per approach; pyarrow
 import is done before timing):
   per_row   the approach before the ledger: one Python ``Result`` per line for the whole file, then columns
   chunks    the collect of 2026-12-06 (embeddings only): orjson per line in chunks of 1,024 Python results, each
-            chunk's vectors then converted through numpy
+            chunk's vectors then converted through numpy, the ledger written with dictionaries on every column
   collect   what collect does now: Arrow's JSON reader in 16 MB blocks (chat), or orjson per line with each vector
             copied into a float32 buffer as it is parsed, the second half of the file in a child process
             (embeddings, whose floats orjson parses faster than Arrow)
@@ -98,6 +98,10 @@ def worker(approach: str, path: str, lines: int) -> dict:
             rows = con.execute(f"SELECT count(*) FROM '{out}'").fetchone()[0]
     elif approach == "chunks":
         import numpy as np
+
+        from batchkit import results
+
+        results._DICTIONARY = True  # as the ledger was written then: pyarrow's default, every column
 
         def chunked(per_line: bool):
             results = parse_lines(Path(path), "b")
