@@ -69,6 +69,11 @@ def fill_source(source: str, partition: str, partition_format: str = DAILY) -> s
     return PLACEHOLDER.sub(fill, source)
 
 
+def in_group(group_id: str | None, task_id: str) -> str:
+    """``task_id`` as Airflow names it inside the task group ``group_id`` (none: the top level, unchanged)."""
+    return f"{group_id}.{task_id}" if group_id else task_id
+
+
 def batch_key(
     dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "", pipeline: str = ""
 ) -> str:
