@@ -139,6 +139,7 @@ def _options(dag: DAG, settings: PipelineSettings, given: dict[str, Any]) -> dic
 
 
 def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, group: TaskGroup | None) -> Pipeline:
+    """The tasks, wired in the current task group; ``s``: the settings, ``o``: every option resolved."""
     task = {"retries": s.retries, "retry_delay": s.retry_delay, "retry_exponential_backoff": True}
     task |= task_callbacks(s.notify)
     common = {**task, "pipeline_id": pipeline_id}  # the sensor has no staging: no pipeline_id
