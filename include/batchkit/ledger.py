@@ -1,8 +1,10 @@
 """The request ledger of one (DAG, partition): which requests were answered, by which batch, and who creates
 which batch. Every run, retry and worker of the partition consults it, so nothing is paid for twice.
 
-Layout under ``<staging>/<dag_id>/<partition>/_ledger/`` (local disk or S3; every file is written whole, by
-an atomic rename or one PUT, so readers never see half a file and concurrent writers need no locks):
+Layout under ``<staging>/<dag_id>/<partition>/_ledger/`` (a pipeline in a task group: ``<staging>/<dag_id>/
+_pipelines/<pipeline_id>/<partition>/_ledger/``, see ``storage.pipeline_parts``; local disk or S3; every file is
+written whole, by an atomic rename or one PUT, so readers never see half a file and concurrent writers need no
+locks):
 
 - ``batches/<key>.json`` — one claim per batch key: created exclusively before the batch is created (two runs
   race, one wins), then rewritten by its owner with the batch id (and a deadline cancel). It is the persisted attempt chain and bounds the
@@ -32,7 +34,7 @@ from .answered import Answered
 from .answers import ResultStatus
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
-from .storage import LEDGER_DIR  # beside the run directories; prune keeps it
+from .storage import LEDGER_DIR, pipeline_parts  # beside the run directories; prune keeps it
 
 
 def fingerprint(request_without_id: bytes) -> str:
@@ -69,8 +71,8 @@ class Ledger:
         self.root = root.rstrip("/")
 
     @classmethod
-    def for_partition(cls, staging_root: str, dag_id: str, partition: str) -> Ledger:
-        return cls(f"{staging_root.rstrip('/')}/{dag_id}/{partition}/{LEDGER_DIR}")
+    def for_partition(cls, staging_root: str, dag_id: str, partition: str, pipeline_id: str = "") -> Ledger:
+        return cls("/".join([staging_root.rstrip("/"), *pipeline_parts(dag_id, pipeline_id), partition, LEDGER_DIR]))
 
     # Claims: one creator per batch key
     def claim(self, key: str, owner: str, file_sha256: str) -> Claim | None:

@@ -6,6 +6,7 @@ its connections) registers a filesystem per protocol with ``use_filesystem``; ot
 """
 
 import os
+import re
 import shutil
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,22 @@ from typing import IO, Any
 
 _filesystems: dict[str, Any] = {}
 LEDGER_DIR = "_ledger"  # <staging>/<dag_id>/<partition>/_ledger: see batchkit.ledger
+PIPELINES_DIR = "_pipelines"  # <staging>/<dag_id>/_pipelines/<pipeline_id>/<partition>/...: a pipeline in a group
+PIPELINE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")  # one path segment; never "_..." (reserved) or ".."
+
+
+def pipeline_parts(dag_id: str, pipeline_id: str = "") -> tuple[str, ...]:
+    """Where a pipeline's partitions live under the staging root: ``<dag_id>`` for the DAG's top-level pipeline
+    (the layout of every deployment so far), ``<dag_id>/_pipelines/<pipeline_id>`` for one in a task group.
+
+    A partition key never starts with ``_``, so the reserved ``_pipelines`` directory is never taken for a
+    partition, and the top-level pipeline's ``prune`` never enters it.
+    """
+    if not pipeline_id:
+        return (dag_id,)
+    if not PIPELINE_ID.fullmatch(pipeline_id):
+        raise ValueError(f"pipeline id {pipeline_id!r} cannot name a staging directory: use letters, digits, . _ -")
+    return (dag_id, PIPELINES_DIR, pipeline_id)
 
 
 def is_remote(path: str) -> bool:
@@ -169,8 +186,9 @@ def list_files(url: str, suffix: str = "") -> list[str]:
 def prune(root: str, older_than: timedelta, protect: list[str] = ()) -> list[str]:
     """Delete the run directories ``root/<partition>/<run>`` whose newest file is older than ``older_than``.
 
-    Anything under ``root`` that is not two levels deep is left alone, and so is every directory that holds or
-    lies inside a ``protect`` path (the source data must never be deleted by a misconfigured staging root).
+    Anything under ``root`` that is not two levels deep is left alone, and so are the ledgers and the reserved
+    directories (``_...``: other pipelines' areas, ``pipeline_parts``), and every directory that holds or lies
+    inside a ``protect`` path (the source data must never be deleted by a misconfigured staging root).
 
     :returns: the deleted directories.
     """
@@ -181,7 +199,8 @@ def prune(root: str, older_than: timedelta, protect: list[str] = ()) -> list[str
     newest: dict[str, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=UTC))
     for path, info in fs.find(base, detail=True).items():
         parts = path[len(base) :].strip("/").split("/")
-        if len(parts) > 2 and parts[1] != LEDGER_DIR:  # the ledger outlives runs: it prevents paying twice
+        # the ledger outlives runs (it prevents paying twice); "_..." is never a partition (PIPELINES_DIR)
+        if len(parts) > 2 and parts[1] != LEDGER_DIR and not parts[0].startswith("_"):
             run = f"{base}/{parts[0]}/{parts[1]}"
             newest[run] = max(newest[run], _modified(info))
     cutoff = datetime.now(UTC) - older_than

@@ -35,7 +35,8 @@ Latest = dict[str, tuple[str, "int | None", "str | None", str]]  # custom_id -> 
 
 class AttemptLoop:
     """Mixin for operators with ``batch_file``, ``staging_root``, ``conn_id``, ``storage_conn_id``,
-    ``max_attempts``, ``poll_interval``, ``completion_window``, ``queue_wait`` and ``max_queue_waits``."""
+    ``max_attempts``, ``poll_interval``, ``completion_window``, ``queue_wait``, ``max_queue_waits`` and
+    ``pipeline_id``."""
 
     def follow_attempts(
         self,
@@ -55,7 +56,7 @@ class AttemptLoop:
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
 
-        run = TaskRun.of(context)
+        run = TaskRun.of(context, self.pipeline_id)
         hook = OpenAIBatchHook(conn_id=self.conn_id)
         connect_storage(self.batch_file["path"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
@@ -95,7 +96,8 @@ class AttemptLoop:
 
     def attempt_key(self, run: TaskRun, attempt: int) -> str:
         scope = self.batch_file.get("key_scope", "")
-        return batch_key(run.dag_id, self.batch_file["partition"], self.batch_file["sha256"], attempt, scope)
+        partition, sha = self.batch_file["partition"], self.batch_file["sha256"]
+        return batch_key(run.dag_id, partition, sha, attempt, scope, run.pipeline)
 
     def _chain(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, first: Batch) -> list[Batch]:
         """The file's batches so far: the first, then each resubmission the ledger's claims name."""

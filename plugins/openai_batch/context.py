@@ -69,19 +69,30 @@ def fill_source(source: str, partition: str, partition_format: str = DAILY) -> s
     return PLACEHOLDER.sub(fill, source)
 
 
-def batch_key(dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "") -> str:
+def in_group(group_id: str | None, task_id: str) -> str:
+    """``task_id`` as Airflow names it inside the task group ``group_id`` (none: the top level, unchanged)."""
+    return f"{group_id}.{task_id}" if group_id else task_id
+
+
+def batch_key(
+    dag_id: str, partition: str, file_sha256: str, attempt: int = 1, scope: str = "", pipeline: str = ""
+) -> str:
     """The key of one batch: the same DAG, partition, file content and attempt always give the same key, whichever
     run, task or try asks, so overlapping runs of a partition share one batch per file instead of paying twice.
-    ``scope`` (the run id of a deliberate full re-ask, ``reuse_results=false``) keeps that run's batches its own.
+    ``scope`` (the run id of a deliberate full re-ask, ``reuse_results=false``) keeps that run's batches its own;
+    ``pipeline`` (one in a task group) joins the DAG id as ``<dag_id>/<pipeline>``, which no DAG id can be, so two
+    pipelines of a DAG never share a key (the top-level pipeline's keys are unchanged).
     """
-    raw = "|".join(["v2", dag_id, partition, file_sha256, str(attempt), *([scope] if scope else [])])
+    owner = f"{dag_id}/{pipeline}" if pipeline else dag_id
+    raw = "|".join(["v2", owner, partition, file_sha256, str(attempt), *([scope] if scope else [])])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
 class TaskRun:
     """What a task needs from Airflow's context, read once at the top of ``execute``; everything below takes this
-    value instead of the context."""
+    value instead of the context. ``pipeline`` is the operator's ``pipeline_id`` (empty: the DAG's top-level
+    pipeline), which gives a pipeline in a task group its own staging area, ledger and batch keys."""
 
     dag_id: str
     run_id: str
@@ -89,11 +100,13 @@ class TaskRun:
     map_index: int
     partition: str
     partition_format: str = DAILY
+    pipeline: str = ""
 
     @classmethod
-    def of(cls, context: Any) -> TaskRun:
+    def of(cls, context: Any, pipeline: str = "") -> TaskRun:
         ti, fmt = context["ti"], context["params"].get("partition_format") or DAILY
-        return cls(context["dag"].dag_id, context["run_id"], ti.task_id, ti.map_index, partition_key(context), fmt)
+        dag_id, partition = context["dag"].dag_id, partition_key(context)
+        return cls(dag_id, context["run_id"], ti.task_id, ti.map_index, partition, fmt, pipeline)
 
     def source(self, template: str) -> str:
         """The source of this run's partition (see ``fill_source``)."""

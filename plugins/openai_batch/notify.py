@@ -4,7 +4,8 @@ A failed run is always reported, a successful one when it is degraded (too many 
 outputs) or when every success is asked for. The DAG's callbacks run on the dag-processor: they read the ``load``
 task's XCom (reconciliation numbers, cost, report; pushed even when it refused the results), else the split's
 estimate and report address, and, for a failed run, the error its failed task kept with
-``record_error`` (the tasks' failure callback, on the worker). Nothing here looks up a connection or touches the
+``record_error`` (the tasks' failure callback, on the worker). A pipeline in a task group is reported from its own
+``<group>.load`` and ``<group>.split``, one message per pipeline. Nothing here looks up a connection or touches the
 network before a callback runs.
 """
 
@@ -19,6 +20,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
+from openai_batch.context import in_group
 from openai_batch.policy import from_env
 
 ERROR_KEY = "notify_error"  # XCom of a failed task: its error, secrets masked
@@ -81,6 +83,7 @@ class RunInfo:
     partition: str = ""
     failed_task: str = ""
     error: str = ""
+    pipeline: str = ""  # the task group of the pipeline reported (empty: the top level)
 
 
 def degraded(numbers: Mapping[str, Any], threshold: float) -> list[str]:
@@ -100,7 +103,7 @@ def degraded(numbers: Mapping[str, Any], threshold: float) -> list[str]:
 def format_message(run: RunInfo, numbers: Mapping[str, Any], reasons: Sequence[str] = ()) -> tuple[str, str]:
     """The subject and plain-text body: the run, why it is reported, then whichever load numbers are present."""
     where = f" (partition {run.partition})" if run.partition else ""
-    subject = f"[{run.state}] {run.dag_id} run {run.run_id}{where}"
+    subject = f"[{run.state}] {run.dag_id}{f' pipeline {run.pipeline}' if run.pipeline else ''} run {run.run_id}{where}"
     lines = [subject]
     if run.url:
         lines.append(f"Run: {run.url}")
@@ -142,11 +145,12 @@ def record_error(context: Any) -> None:
 
 class RunNotifier(BaseNotifier):
     """The DAG's ``on_failure_callback`` (``failed=True``) or ``on_success_callback``: builds the message once
-    and sends it through each configured notifier (``SmtpNotifier``, ``SlackWebhookNotifier``)."""
+    and sends it through each configured notifier (``SmtpNotifier``, ``SlackWebhookNotifier``). ``group_id``: the
+    task group of the pipeline whose numbers it reports (empty: the top-level pipeline)."""
 
-    def __init__(self, settings: NotifySettings, *, failed: bool) -> None:
+    def __init__(self, settings: NotifySettings, *, failed: bool, group_id: str = "") -> None:
         super().__init__()
-        self.settings, self.failed = settings, failed
+        self.settings, self.failed, self.group_id = settings, failed, group_id
 
     def notify(self, context: Any) -> None:
         message = self.message(context)
@@ -168,7 +172,7 @@ class RunNotifier(BaseNotifier):
         from airflow.sdk.log import redact
 
         ti = context.get("ti")
-        numbers = _numbers(ti)
+        numbers = _numbers(ti, self.group_id)
         reasons = [] if self.failed else degraded(numbers, self.settings.degraded_error_rate)
         if not (self.failed or reasons or self.settings.on_success):
             return None
@@ -182,6 +186,7 @@ class RunNotifier(BaseNotifier):
             partition=str(numbers.get("partition") or _partition(context)),
             failed_task=failed_task,
             error=error,
+            pipeline=self.group_id,
         )
         subject, text = format_message(run, numbers, reasons)
         return str(redact(subject)), str(redact(text))
@@ -202,14 +207,18 @@ class RunNotifier(BaseNotifier):
         return notifiers
 
 
-def dag_callbacks(settings: NotifySettings) -> dict[str, Any]:
-    """The DAG's ``on_failure_callback`` and ``on_success_callback`` (none when no channel is configured)."""
+def dag_callbacks(settings: NotifySettings, group_ids: Sequence[str] = ("",)) -> dict[str, Any]:
+    """The DAG's ``on_failure_callback`` and ``on_success_callback`` (none when no channel is configured): one
+    notifier per pipeline, named by its task group (``""``: the top-level pipeline), a list when there are several.
+    """
     if not settings.enabled:
         return {}
-    return {
-        "on_failure_callback": RunNotifier(settings, failed=True),
-        "on_success_callback": RunNotifier(settings, failed=False),
-    }
+
+    def notifiers(failed: bool) -> RunNotifier | list[RunNotifier]:
+        each = [RunNotifier(settings, failed=failed, group_id=group_id) for group_id in group_ids]
+        return each[0] if len(each) == 1 else each
+
+    return {"on_failure_callback": notifiers(True), "on_success_callback": notifiers(False)}
 
 
 def task_callbacks(settings: NotifySettings) -> dict[str, Any]:
@@ -235,15 +244,15 @@ def _pull(ti: Any, task_id: str, key: str, map_index: int = -1) -> Any:
         return None
 
 
-def _numbers(ti: Any) -> dict[str, Any]:
-    """What the run can tell: the load's result; else its numbers (pushed before it refused to load); else the
-    split's estimate and the report's address (the load did not get that far)."""
+def _numbers(ti: Any, group_id: str = "") -> dict[str, Any]:
+    """What the run can tell of the pipeline in ``group_id``: the load's result; else its numbers (pushed before it
+    refused to load); else the split's estimate and the report's address (the load did not get that far)."""
     from openai_batch.operators.load import NUMBERS_KEY
 
     for key in ("return_value", NUMBERS_KEY):
-        if isinstance(numbers := _pull(ti, "load", key), dict):
+        if isinstance(numbers := _pull(ti, in_group(group_id, "load"), key), dict):
             return numbers
-    split = _pull(ti, "split", "split")
+    split = _pull(ti, in_group(group_id, "split"), "split")
     if not isinstance(split, dict):
         return {}
     estimate = split.get("estimate") if isinstance(split.get("estimate"), dict) else {}

@@ -16,9 +16,14 @@ from collections.abc import Sequence
 from airflow.sdk.exceptions import AirflowFailException
 
 
+def names(text: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def from_env(name: str, default: str) -> list[str]:
     """A comma-separated allow-list from the environment, else ``default``."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+    return names(os.environ.get(name, default))
 
 
 def run_time(variable: str, default: str) -> str:

@@ -1,6 +1,7 @@
 """Where a run keeps its files: local disk or object storage, through Airflow's ``ObjectStoragePath``.
 
-A run's files live in ``<staging_root>/<dag_id>/<partition>/<run_id>/{inputs,outputs,errors,merged}``. Work
+A run's files live in ``<staging_root>/<dag_id>/<partition>/<run_id>/{inputs,outputs,errors,merged}`` (a pipeline
+in a task group: ``<staging_root>/<dag_id>/_pipelines/<pipeline_id>/<partition>/...``, ``pipeline_root``). Work
 happens in a local scratch directory; finished files are published into the staging area whole (a rename on
 disk, a completed upload on S3), so a retry on another worker finds either the whole file or none.
 """
@@ -19,6 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit import storage
 from batchkit.ledger import LEDGER_DIR, Ledger
+from batchkit.storage import pipeline_parts
 from openai_batch.context import TaskRun
 
 REPORT_HTML = ("report", "report.html")  # the run report, under the run's staging area
@@ -69,12 +71,17 @@ def plain_url(path: ObjectStoragePath) -> str:
     return path.path if path.protocol in ("file", "local") else f"{path.protocol}://{path.path}"
 
 
+def pipeline_root(staging_root: str, run: TaskRun, conn_id: str | None = None) -> ObjectStoragePath:
+    """Where the run's pipeline keeps its partitions (``storage.pipeline_parts``); ``prune`` works below it."""
+    return connect_storage(staging_root, conn_id).joinpath(*pipeline_parts(run.dag_id, run.pipeline))
+
+
 class RunStaging:
     """One DAG run's staging area (see the module docstring)."""
 
     def __init__(self, staging_root: str, run: TaskRun, conn_id: str | None = None) -> None:
         run_id = re.sub(r"[^A-Za-z0-9._-]", "_", run.run_id)
-        self.root = connect_storage(staging_root, conn_id) / run.dag_id / run.partition / run_id
+        self.root = pipeline_root(staging_root, run, conn_id) / run.partition / run_id
         self.remote = storage.is_remote(plain_url(self.root))
 
     def ledger(self) -> Ledger:

@@ -27,6 +27,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
 
     :returns: ``{"index", "rows", "ok", "errors", "batch_ids", "batches", "manifest", "requests", "resubmitted"}``
         for this file; ``batches`` gives each batch's status, request counts and timestamps (for the run report).
+    :param pipeline_id: as for ``SplitPartitionOperator``.
     """
 
     template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
@@ -44,9 +45,11 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
         completion_window: timedelta = timedelta(hours=24),
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pipeline_id = pipeline_id
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
         self.queue_wait, self.storage_conn_id, self.max_queue_waits = queue_wait, storage_conn_id, max_queue_waits

@@ -41,6 +41,7 @@ class LoadToWarehouseOperator(BaseOperator):
     :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
     :param task_memory_mb: this task process's memory budget: the merge and a DuckDB load size themselves to it
         and spill the rest to local disk (``batchkit.memory``).
+    :param pipeline_id: as for ``SplitPartitionOperator``.
     """
 
     template_fields = (
@@ -71,10 +72,12 @@ class LoadToWarehouseOperator(BaseOperator):
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
         task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
+        self.pipeline_id = pipeline_id
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.results, self.database, self.table, self.warehouse_conn_id = results, database, table, warehouse_conn_id
         self.max_error_rate, self.storage_conn_id = max_error_rate, storage_conn_id
@@ -97,7 +100,7 @@ class LoadToWarehouseOperator(BaseOperator):
             raise AirflowFailException("the split step recorded no staged rows (XCom 'split'); clear the run")
         if as_bool(split.get("dry_run")):
             raise AirflowSkipException("dry run: nothing was submitted, so nothing is loaded")
-        run = TaskRun.of(context)
+        run = TaskRun.of(context, self.pipeline_id)
         partition = run.partition
         connect_storage(split["rows"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)

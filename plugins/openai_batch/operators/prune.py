@@ -11,11 +11,14 @@ from openai_batch.context import PLACEHOLDER, TaskRun
 
 
 class PruneStagingOperator(BaseOperator):
-    """Delete the staging areas of this DAG's runs whose newest file is older than ``retention``.
+    """Delete the staging areas of this pipeline's runs whose newest file is older than ``retention``.
 
-    Only ``<staging_root>/<dag_id>/<partition>/<run_id>`` directories are candidates; the current run's area and
-    any directory holding or inside the source (everything before its first ``{partition...}``) are kept.
+    Only ``<staging_root>/<dag_id>/<partition>/<run_id>`` directories are candidates (a pipeline in a task group:
+    those under ``<dag_id>/_pipelines/<pipeline_id>``; the top-level pipeline never enters ``_pipelines``); the
+    ledgers, the current run's area and any directory holding or inside the source (everything before its first
+    ``{partition...}``) are kept.
 
+    :param pipeline_id: as for ``SplitPartitionOperator``.
     :returns: the number of run areas deleted.
     """
 
@@ -28,18 +31,19 @@ class PruneStagingOperator(BaseOperator):
         retention: timedelta,
         source: str = "",
         storage_conn_id: str | None = None,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.staging_root, self.retention, self.source = staging_root, retention, source
-        self.storage_conn_id = storage_conn_id
+        self.storage_conn_id, self.pipeline_id = storage_conn_id, pipeline_id
 
     def execute(self, context: Any) -> int:
         from batchkit.storage import prune
-        from openai_batch.staging import RunStaging, connect_storage, plain_url
+        from openai_batch.staging import RunStaging, pipeline_root, plain_url
 
-        run = TaskRun.of(context)
-        root = plain_url(connect_storage(self.staging_root, self.storage_conn_id) / run.dag_id)
+        run = TaskRun.of(context, self.pipeline_id)
+        root = plain_url(pipeline_root(self.staging_root, run, self.storage_conn_id))
         keep = [PLACEHOLDER.split(self.source)[0], RunStaging(self.staging_root, run, self.storage_conn_id).url()]
         deleted = prune(root, self.retention, protect=keep)
         for path in deleted:

@@ -33,6 +33,7 @@ class RunReportOperator(BaseOperator):
 
     :param split: the split step's XCom ``split``; :param results: the collect steps' outputs;
     :param load: the load step's XCom ``numbers`` (reconciliation and usage), pushed even when it refused.
+    :param pipeline_id: as for ``SplitPartitionOperator``.
     :returns: ``{"html", "png", "outcome", "cost_usd", "estimated_cost_usd"}``.
     """
 
@@ -48,10 +49,12 @@ class RunReportOperator(BaseOperator):
         staging_root: str,
         storage_conn_id: str | None = None,
         prices: dict[str, Any] | None = None,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
+        self.pipeline_id = pipeline_id
         self.split, self.results, self.load, self.staging_root = split, results, load, staging_root
         self.storage_conn_id, self.prices = storage_conn_id, prices
         self.report_url: str | None = None  # set once written: the "Run report" link
@@ -69,7 +72,7 @@ class RunReportOperator(BaseOperator):
         collected = [r for r in ([given] if isinstance(given, dict) else given) if isinstance(r, dict)]
         if split.get("manifest"):
             connect_storage(split["manifest"], self.storage_conn_id)
-        run = TaskRun.of(context)
+        run = TaskRun.of(context, self.pipeline_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         manifest = Manifest.load(split["manifest"]) if split.get("manifest") else None
         batch_ids = [b for r in collected for b in r.get("batch_ids", [])]

@@ -41,6 +41,7 @@ class SplitPartitionOperator(BaseOperator):
     :param prices: batch prices overriding ``batchkit.pricing``'s table (``{"model": {"input", "output"}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
+    :param pipeline_id: a pipeline in a task group: its own staging area, ledger and batch keys (empty: top level).
     :returns: one small descriptor per batch file (index, path, requests, bytes, sha256, manifest, partition).
         Also pushes XCom ``split``: the staged rows and manifest, the dry_run flag, the cost estimate and the
         report's address, for the load, report and notifications.
@@ -100,12 +101,13 @@ class SplitPartitionOperator(BaseOperator):
         database: str = "",
         allowed_warehouse_conns: list[str] | None = None,
         allowed_tables: list[str] | None = None,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.warehouse_conn_id, self.table, self.database = warehouse_conn_id, table, database
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
-        self.allowed_sources, self.output_schema = allowed_sources, output_schema
+        self.allowed_sources, self.output_schema, self.pipeline_id = allowed_sources, output_schema, pipeline_id
         self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
@@ -120,7 +122,7 @@ class SplitPartitionOperator(BaseOperator):
         from openai_batch.policy import check_source
         from openai_batch.staging import RunStaging, connect_storage
 
-        run = TaskRun.of(context)
+        run = TaskRun.of(context, self.pipeline_id)
         partition = run.partition
         source = run.source(self.source)
         check_source(source, self.allowed_sources)

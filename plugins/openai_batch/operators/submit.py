@@ -40,6 +40,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
         are passed to ``batches.create``.
     :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
+    :param pipeline_id: as for ``SplitPartitionOperator``.
     :returns: the first batch's id (also ``self.batch_id`` once known, for the ``OpenAIBatchLink``).
     """
 
@@ -63,10 +64,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         wait_for_completion: bool = True,
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.endpoint, self.conn_id, self.staging_root = batch_file, endpoint, conn_id, staging_root
+        self.pipeline_id = pipeline_id
         self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
         self.completion_window, self.metadata, self.output_expires_after = (
             completion_window,
@@ -116,7 +119,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
 
-        hook, run = OpenAIBatchHook(conn_id=self.conn_id), TaskRun.of(context)
+        hook, run = OpenAIBatchHook(conn_id=self.conn_id), TaskRun.of(context, self.pipeline_id)
         sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
         saved = context["task_state_store"].get("batch_id")
         if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's

@@ -6,7 +6,9 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from batchkit.storage import open_file, prune, put_file
+import pytest
+
+from batchkit.storage import open_file, pipeline_parts, prune, put_file
 
 
 def make_run(root: Path, partition: str, run: str, age_days: float) -> Path:
@@ -58,3 +60,24 @@ def test_put_file_replaces_whole_files(tmp_path):
     with open_file(target) as handle:
         assert handle.read() == b"new\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["batch.jsonl"]
+
+
+def test_a_pipeline_in_a_group_has_its_own_area_which_the_top_level_prune_never_enters(tmp_path):
+    dag = tmp_path / "staging" / "dag"
+    top = make_run(dag, "2026-11-01", "r1", age_days=30)
+    grouped_root = dag.joinpath(*pipeline_parts("dag", "reviews")[1:])
+    grouped = make_run(grouped_root, "2026-11-01", "r1", age_days=30)
+    (grouped_root / "2026-11-01" / "_ledger").mkdir()
+
+    assert prune(str(dag), timedelta(days=7)) == [str(top)]
+    assert grouped.exists() and (grouped_root / "2026-11-01" / "_ledger").exists()
+    assert prune(str(grouped_root), timedelta(days=7)) == [str(grouped)]
+    assert (grouped_root / "2026-11-01" / "_ledger").exists()
+
+
+def test_pipeline_parts_keep_the_top_level_layout_and_refuse_unsafe_ids():
+    assert pipeline_parts("d") == ("d",)
+    assert pipeline_parts("d", "outer.reviews") == ("d", "_pipelines", "outer.reviews")
+    for bad in ("..", "_x", "a/b", ".x"):
+        with pytest.raises(ValueError, match="cannot name a staging directory"):
+            pipeline_parts("d", bad)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from openai_batch.context import TaskRun, fill_source, partition_key
+from openai_batch.context import TaskRun, batch_key, fill_source, partition_key
 
 HOSTILE = ["../../etc", "/etc/passwd", "..", "2026-11-*", "2026-11-2[0-4]", "a/b", "a\\b", "dt=2026?", " x y "]
 
@@ -69,3 +69,25 @@ def test_hourly_folders_are_filled_from_the_partitions_time():
     assert fill_source("/d/dt={partition}/", "2026-11-24") == "/d/dt=2026-11-24/"
     with pytest.raises(AirflowFailException, match="does not follow partition_format '%Y-%m-%d'"):
         fill_source("/d/dt={partition:%Y}/hr={partition:%H}", "batch-7")  # a manual key that is not a time
+
+
+def test_a_pipeline_in_a_group_has_its_own_batch_keys_and_the_top_level_keeps_its_recipe():
+    import hashlib
+
+    sha = "ef" * 32
+    recipe = hashlib.sha256(f"v2|d|p|{sha}|1".encode()).hexdigest()[:32]  # live batches carry keys made so
+    assert batch_key("d", "p", sha) == batch_key("d", "p", sha, pipeline="") == recipe
+    keys = {batch_key("d", "p", sha, pipeline=p) for p in ("", "a", "b")} | {batch_key("d/a", "p", sha)}
+    assert len(keys) == 3, "a DAG id never holds a slash, so 'd/a' is the same owner as pipeline a of d"
+
+
+def test_staging_and_ledger_of_a_pipeline_in_a_group_sit_apart_from_the_top_level(tmp_path):
+    from openai_batch.staging import RunStaging
+
+    top = TaskRun("d", "manual__1", "split", -1, "2026-11-24")
+    grouped = TaskRun("d", "manual__1", "reviews.split", -1, "2026-11-24", pipeline="reviews")
+    root = str(tmp_path)
+    assert RunStaging(root, top).url() == f"{tmp_path}/d/2026-11-24/manual__1"  # the layout deployments rely on
+    assert RunStaging(root, top).ledger().root == f"{tmp_path}/d/2026-11-24/_ledger"
+    assert RunStaging(root, grouped).url() == f"{tmp_path}/d/_pipelines/reviews/2026-11-24/manual__1"
+    assert RunStaging(root, grouped).ledger().root == f"{tmp_path}/d/_pipelines/reviews/2026-11-24/_ledger"

@@ -168,3 +168,16 @@ def test_a_refused_load_or_an_earlier_failure_still_reports_cost_and_the_report(
     _, text = RunNotifier(settings, failed=True).message(context(early))
     assert "No load numbers: the load did not finish." in text
     assert "estimated cost (USD): $2.2500" in text and "report: /staging/run/report/report.html" in text
+
+
+def test_a_pipeline_in_a_group_is_reported_from_its_own_tasks():
+    settings = NotifySettings(slack_conn_id="s")
+    xcoms = {("reviews.load", "return_value", -1): LOAD, ("load", "return_value", -1): {**LOAD, "merged": 1}}
+    ti = FakeTI("reviews.batch.submit", map_index=0, xcoms=xcoms)
+    subject, text = RunNotifier(settings, failed=True, group_id="reviews").message(context(ti))
+    assert subject == "[failed] openai_batch_inference pipeline reviews run manual__1 (partition 2026-11-24)"
+    assert "rows merged: 3,000" in text and "Failed task: reviews.batch.submit[0]" in text
+    callbacks = dag_callbacks(settings, ("reviews", "tickets"))
+    assert [n.group_id for n in callbacks["on_failure_callback"]] == ["reviews", "tickets"]
+    assert [n.failed for n in callbacks["on_success_callback"]] == [False, False]
+    assert isinstance(dag_callbacks(settings)["on_failure_callback"], RunNotifier)  # the shipped DAG's, as before

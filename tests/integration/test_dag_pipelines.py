@@ -1,0 +1,104 @@
+"""Two pipelines of ``openai_batch.pipeline.batch_pipeline`` in one DAG of a user's own, on the real Airflow
+components against the emulator: different sources, prompts and tables; each loads its rows once into its own
+table, from its own staging area and ledger, between an upstream and a downstream task of the DAG. A clear of the
+whole run sends nothing again.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from batchkit.devstack import Stack
+from batchkit.sample import write_sample_partition
+from tests.helpers import emulator_objects, running_stack
+
+DAG_ID = "two_pipelines"
+PARTITION = "2026-11-24"
+ROWS = {"reviews": 40, "tickets": 30}
+TABLES = {"reviews": "review_echo", "tickets": "ticket_summary"}
+DAG_FILE = """
+from datetime import datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+from openai_batch.pipeline import batch_pipeline
+from openai_batch.settings import PipelineSettings
+
+SETTINGS = PipelineSettings.from_env(allowed_tables=("review_echo", "ticket_summary"))  # given wins over the env
+DATA = SETTINGS.data_root
+
+with DAG(
+    "two_pipelines", schedule=None, start_date=datetime(2026, 11, 1), render_template_as_native_obj=True,
+    params={"partition": None},
+) as dag:
+    reviews = batch_pipeline(
+        "reviews", settings=SETTINGS, source=f"{DATA}/reviews/dt={{partition}}", target_table="review_echo",
+        prompt_template="", prompt_column="text", system_prompt="", max_attempts=1,
+    )
+    tickets = batch_pipeline(
+        "tickets", settings=SETTINGS, source=f"{DATA}/tickets/dt={{partition}}", target_table="ticket_summary",
+        prompt_template="Summarise this ticket: {text}", system_prompt="", max_attempts=1,
+    )
+    EmptyOperator(task_id="start") >> [reviews, tickets] >> EmptyOperator(task_id="done")
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("pipelines")
+    dags = root / "dags"
+    dags.mkdir()
+    (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
+    write_sample_partition(root / "data" / "tickets" / f"dt={PARTITION}", ROWS["tickets"], files=1, seed=99)
+    args = ("--seconds-per-request", "0.002", "--validation-seconds", "1")
+    env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}  # this DAG only: the shipped one is not parsed here
+    partitions = {PARTITION: ROWS["reviews"]}
+    with running_stack(root, partitions, DAG_ID, poll_seconds=2, emulator_args=args, extra_env=env) as stack:
+        yield stack
+
+
+def table(stack: Stack, name: str) -> list[tuple]:
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        return con.execute(f"SELECT review_id, status, response_text, partition_key FROM {name}").fetchall()
+
+
+def test_two_pipelines_load_their_own_rows_once_from_their_own_staging_and_ledgers(stack):
+    stack.trigger(DAG_ID, "two_1", {"partition": PARTITION})
+    run = stack.wait_for_run(DAG_ID, "two_1", timeout=300, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    states = {t["task_id"]: t["state"] for t in run["tasks"]}
+    assert states["start"] == states["done"] == "success"
+    assert {t["task_id"]: t["try_number"] for t in run["tasks"] if t["try_number"] != 1} == {}  # retries 0
+
+    for group, rows in ROWS.items():
+        loaded = table(stack, TABLES[group])
+        assert len(loaded) == len({r[0] for r in loaded}) == rows, group
+        assert {r[1] for r in loaded} == {"ok"} and {r[3] for r in loaded} == {PARTITION}
+    assert not any(r[2].startswith("echo: Summarise") for r in table(stack, "review_echo"))  # its own prompt
+    assert all(r[2].startswith("echo: Summarise this ticket:") for r in table(stack, "ticket_summary"))
+
+    staging = stack.data_dir / "staging" / DAG_ID
+    assert sorted(p.name for p in staging.iterdir()) == ["_pipelines"], "nothing at the top-level layout"
+    for group in ROWS:
+        partition = staging / "_pipelines" / group / PARTITION
+        assert (partition / "two_1" / "merged" / "result.parquet").exists()
+        assert len(list((partition / "_ledger" / "results").glob("*.parquet"))) == 1
+        assert (partition / "two_1" / "report" / "report.html").exists()
+
+    batches = [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_dag_id"] == DAG_ID]
+    tasks = sorted(b["metadata"]["airflow_task"] for b in batches)
+    assert tasks == ["reviews.batch.submit[0]", "tickets.batch.submit[0]"]
+    assert len({b["metadata"]["batchkit_key"] for b in batches}) == 2
+    events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]
+    assert sorted(e["uri"].rsplit("/", 1)[1] for e in events) == sorted(TABLES.values())
+
+    stack.clear(DAG_ID, "two_1")
+    rerun = stack.wait_for_run(DAG_ID, "two_1", timeout=300, progress=lambda message: None)
+    assert rerun["state"] == "success", rerun["tasks"]
+    assert len([b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_dag_id"] == DAG_ID]) == 2
+    for group, rows in ROWS.items():
+        assert len(table(stack, TABLES[group])) == rows, "a rerun replaces the partition, every row once"
+    assert not Path(staging / PARTITION).exists()
