@@ -51,11 +51,15 @@ def worker(mode: str, batch_ids: list[str], seconds: float) -> dict:
 
     triggers._status = counted
     if mode == "per_trigger":
+        own: dict[asyncio.Task, triggers.Poller] = {}
 
-        async def own_client(conn_id: str):  # polls through the SDK, no shared gate
-            client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
-            client = client.with_options(timeout=triggers.POLL_TIMEOUT_SECONDS, max_retries=triggers.POLL_RETRIES)
-            return triggers.Poller(sdk=client, http=None, gate=asyncio.Semaphore(len(batch_ids)))
+        async def own_client(conn_id: str):  # one SDK client per trigger (its task), polls through it, no shared gate
+            task = asyncio.current_task()
+            if task not in own:
+                client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
+                client = client.with_options(timeout=triggers.POLL_TIMEOUT_SECONDS, max_retries=triggers.POLL_RETRIES)
+                own[task] = triggers.Poller(sdk=client, http=None, gate=asyncio.Semaphore(len(batch_ids)))
+            return own[task]
 
         triggers.shared_client = own_client
 

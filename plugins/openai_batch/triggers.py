@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import weakref
@@ -23,6 +24,8 @@ POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would
 POLL_RETRIES = 1  # inside one poll; the loop itself backs off and tries again
 JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
 CLIENT_REFRESH_SECONDS = 900.0  # a shared client is rebuilt this often, so a rotated key is picked up
+RETIRE_SECONDS = 60.0  # a replaced client is closed this much later (polls still on it finish), and a rebuild that
+# failed is tried again this much later (the triggers poll on with the client they have)
 POLL_CONCURRENCY = 4  # status polls in flight at once per connection and triggerer loop, i.e. HTTP connections:
 # httpcore's pool work per request grows with the square of its connections (16: 0.5 core at 1,000 waits, 4: 0.3).
 # At ~200 ms per poll against api.openai.com that is 20 polls/s: 1,000 waits at the default 60 s interval.
@@ -30,6 +33,7 @@ STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at mo
 SETTLE_SECONDS = 20.0  # no event sooner after the deferral: see OpenAIBatchStatusTrigger.run
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _DECISIONS: set[asyncio.Future] = set()  # on_kill decisions running on this triggerer (see on_kill)
+log = logging.getLogger(__name__)
 
 
 class PollRefused(Exception):
@@ -70,7 +74,11 @@ _pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio
 
 async def shared_client(conn_id: str) -> Poller:
     """One ``Poller`` per connection and event loop: the triggerer runs all its triggers in one loop, so 1,000
-    waits share one connection pool instead of each building a client (and its TLS context)."""
+    waits share one connection pool instead of each building a client (and its TLS context).
+
+    Asked again at each poll: it is rebuilt every ``CLIENT_REFRESH_SECONDS`` and the one it replaces is closed
+    ``RETIRE_SECONDS`` later. If the rebuild fails (e.g. the connection cannot be read for a moment), the triggers
+    keep the one they have and the rebuild is tried again ``RETIRE_SECONDS`` later."""
     loop = asyncio.get_running_loop()
     pollers = _pollers.setdefault(loop, {})
     made = pollers.get(conn_id)
@@ -79,14 +87,24 @@ async def shared_client(conn_id: str) -> Poller:
         made = pollers[conn_id] = loop.create_future()  # triggers starting together wait for this one
         try:
             client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
+        except Exception as exc:
+            if old is None:
+                del pollers[conn_id]
+                made.set_exception(exc)
+                raise
+            log.warning(
+                "could not rebuild the client of %s (%s); polling on with the current one", conn_id, type(exc).__name__
+            )
+            made.set_result((time.monotonic() - CLIENT_REFRESH_SECONDS + RETIRE_SECONDS, old))
         except BaseException as exc:
             del pollers[conn_id]
             made.set_exception(exc)
             raise
-        client = client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES)
-        made.set_result((time.monotonic(), Poller.of(client)))
-        if old is not None and old.http is not None:  # polls still running on it get a minute to finish
-            loop.call_later(60, lambda: loop.create_task(old.http.aclose()))
+        else:
+            client = client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES)
+            made.set_result((time.monotonic(), Poller.of(client)))
+            if old is not None and old.http is not None:  # polls still running on it get RETIRE_SECONDS to finish
+                loop.call_later(RETIRE_SECONDS, lambda: loop.create_task(old.http.aclose()))
     return (await made)[1]
 
 
@@ -151,11 +169,11 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         settled = time.monotonic() + SETTLE_SECONDS
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
         interval, last_seen = self.poll_interval, None
-        poller = await shared_client(self.conn_id)
+        await shared_client(self.conn_id)  # a connection that cannot be read fails the trigger before any sleep
         await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
         while True:
-            try:
-                batch = await _status(poller, self.batch_id)
+            try:  # the current client at each poll: it is rebuilt every CLIENT_REFRESH_SECONDS
+                batch = await _status(await shared_client(self.conn_id), self.batch_id)
                 interval = self.poll_interval
             except (*TRANSIENT, httpx.TransportError, PollRefused) as exc:
                 interval = min(interval * 2, self.max_poll_interval)

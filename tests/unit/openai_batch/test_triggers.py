@@ -87,6 +87,46 @@ def test_trigger_rides_out_api_errors(conn, tmp_path):
     assert event["status"] == "completed"
 
 
+def test_triggers_poll_on_across_client_rebuilds(conn, tmp_path, monkeypatch, caplog):
+    """The shared client is rebuilt every CLIENT_REFRESH_SECONDS and the one replaced is closed RETIRE_SECONDS
+    later: a trigger that started before the rebuild polls on the new one, not on a closed one. A rebuild that
+    fails (the connection cannot be read for a moment) leaves the triggers polling on the client they have."""
+    from openai_batch.triggers import OpenAIBatchStatusTrigger
+
+    monkeypatch.setattr(triggers, "CLIENT_REFRESH_SECONDS", 0.3)
+    monkeypatch.setattr(triggers, "RETIRE_SECONDS", 0.2)
+    emu = conn("--seconds-per-request", "1")
+    first, second = submit_batch(emu, tmp_path), submit_batch(emu, tmp_path)
+    pollers, status = [], triggers._status
+
+    async def seen(poller, batch_id):  # the real poll, noting which client made it
+        pollers.append(poller)
+        return await status(poller, batch_id)
+
+    monkeypatch.setattr(triggers, "_status", seen)
+
+    async def follow(batch_id: str, after: float):
+        await asyncio.sleep(after)
+        async for event in OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1).run():
+            return event.payload
+
+    async def connection_unreadable_for_a_while():
+        await asyncio.sleep(1.5)
+        monkeypatch.delenv("AIRFLOW_CONN_OPENAI_TEST")
+
+    async def run():
+        return await asyncio.wait_for(
+            asyncio.gather(follow(first, 0), follow(second, 0.5), connection_unreadable_for_a_while()), 60
+        )
+
+    events = asyncio.run(run())[:2]
+    assert [e["status"] for e in events] == ["completed", "completed"]
+    clients = {id(p): p for p in pollers}
+    assert len(clients) > 2  # rebuilt while the triggers ran
+    assert sum(p.http.is_closed for p in clients.values()) >= len(clients) - 2  # replaced ones were closed
+    assert "could not rebuild the client of openai_test (AirflowNotFoundException)" in caplog.text
+
+
 def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
