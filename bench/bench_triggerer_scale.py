@@ -2,8 +2,8 @@
 
 Runs N ``OpenAIBatchStatusTrigger.run()`` loops in one asyncio loop in one process, as the triggerer does, for
 ``--seconds`` at a 5 s poll interval, and reports CPU (cores on average), peak RSS and API requests/s:
-  shared       what the trigger does now: one client per connection and event loop (``triggers.shared_client``)
-  per_trigger  the earlier design, one AsyncOpenAI client per trigger (baseline, same run)
+  shared       what the trigger does now: one aiohttp session per connection and event loop (``polling.polling``)
+  per_trigger  the first design, one AsyncOpenAI client per trigger, polling through the SDK (baseline, same run)
 Target at 1,000 waits and 5 s polls: under 0.3 core on average and under 400 MB RSS.
 
     python bench/bench_triggerer_scale.py [--waits 100 500 1000] [--seconds 40]
@@ -11,6 +11,7 @@ Target at 1,000 waits and 5 s polls: under 0.3 core on average and under 400 MB 
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -38,30 +39,28 @@ def make_batches(base_url: str, count: int) -> list[str]:
 
 
 def worker(mode: str, batch_ids: list[str], seconds: float) -> dict:
-    from openai_batch import triggers
+    from openai_batch import polling, triggers
     from openai_batch.hooks import OpenAIBatchHook
 
     polls = 0
-    status = triggers._status
+    status = polling.Poller.status
 
-    async def counted(*args):
+    async def counted(poller: polling.Poller, batch_id: str) -> dict:
         nonlocal polls
         polls += 1
-        return await status(*args)
+        return await status(poller, batch_id)
 
-    triggers._status = counted
+    polling.Poller.status = counted
     if mode == "per_trigger":
-        own: dict[asyncio.Task, triggers.Poller] = {}
 
-        async def own_client(conn_id: str):  # one SDK client per trigger (its task), polls through it, no shared gate
-            task = asyncio.current_task()
-            if task not in own:
-                client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
-                client = client.with_options(timeout=triggers.POLL_TIMEOUT_SECONDS, max_retries=triggers.POLL_RETRIES)
-                own[task] = triggers.Poller(sdk=client, http=None, gate=asyncio.Semaphore(len(batch_ids)))
-            return own[task]
+        @contextlib.asynccontextmanager
+        async def own_client(conn_id: str):  # one SDK client per trigger, polls through it, no shared gate
+            client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
+            client = client.with_options(timeout=polling.POLL_TIMEOUT_SECONDS, max_retries=polling.POLL_RETRIES)
+            poller = polling.Poller(sdk=client, http=None, gate=asyncio.Semaphore(len(batch_ids)))
+            yield polling.Pollers(conn_id, current=poller, fresh_until=float("inf"))
 
-        triggers.shared_client = own_client
+        triggers.polling = own_client
 
     async def follow(batch_id: str) -> None:
         trigger = triggers.OpenAIBatchStatusTrigger(batch_id, "openai_bench", poll_interval=POLL_SECONDS)

@@ -1,16 +1,13 @@
 """The status trigger as the triggerer runs it (serialised, rebuilt, polled, killed), against real emulator
-processes; and how it polls: one plain HTTP client per connection with the SDK's base URL and auth, at most
-POLL_CONCURRENCY polls in flight."""
+processes (how it polls: test_polling.py)."""
 
 import asyncio
 import contextlib
 import time
 
 import pytest
-from openai import AsyncOpenAI
 
 from openai_batch import triggers
-from openai_batch.triggers import POLL_CONCURRENCY, Poller
 from tests.emulator_client import chat_line, client_for, submit_batch, upload, wait
 
 
@@ -87,46 +84,6 @@ def test_trigger_rides_out_api_errors(conn, tmp_path):
     assert event["status"] == "completed"
 
 
-def test_triggers_poll_on_across_client_rebuilds(conn, tmp_path, monkeypatch, caplog):
-    """The shared client is rebuilt every CLIENT_REFRESH_SECONDS and the one replaced is closed RETIRE_SECONDS
-    later: a trigger that started before the rebuild polls on the new one, not on a closed one. A rebuild that
-    fails (the connection cannot be read for a moment) leaves the triggers polling on the client they have."""
-    from openai_batch.triggers import OpenAIBatchStatusTrigger
-
-    monkeypatch.setattr(triggers, "CLIENT_REFRESH_SECONDS", 0.3)
-    monkeypatch.setattr(triggers, "RETIRE_SECONDS", 0.2)
-    emu = conn("--seconds-per-request", "1")
-    first, second = submit_batch(emu, tmp_path), submit_batch(emu, tmp_path)
-    pollers, status = [], triggers._status
-
-    async def seen(poller, batch_id):  # the real poll, noting which client made it
-        pollers.append(poller)
-        return await status(poller, batch_id)
-
-    monkeypatch.setattr(triggers, "_status", seen)
-
-    async def follow(batch_id: str, after: float):
-        await asyncio.sleep(after)
-        async for event in OpenAIBatchStatusTrigger(batch_id, "openai_test", poll_interval=0.1).run():
-            return event.payload
-
-    async def connection_unreadable_for_a_while():
-        await asyncio.sleep(1.5)
-        monkeypatch.delenv("AIRFLOW_CONN_OPENAI_TEST")
-
-    async def run():
-        return await asyncio.wait_for(
-            asyncio.gather(follow(first, 0), follow(second, 0.5), connection_unreadable_for_a_while()), 60
-        )
-
-    events = asyncio.run(run())[:2]
-    assert [e["status"] for e in events] == ["completed", "completed"]
-    clients = {id(p): p for p in pollers}
-    assert len(clients) > 2  # rebuilt while the triggers ran
-    assert sum(p.http.is_closed for p in clients.values()) >= len(clients) - 2  # replaced ones were closed
-    assert "could not rebuild the client of openai_test (AirflowNotFoundException)" in caplog.text
-
-
 def test_trigger_deadline_and_on_kill_cancels_only_when_a_person_acted(conn, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
@@ -196,28 +153,6 @@ def test_on_kill_finishes_even_when_airflow_cancels_it_again(conn, tmp_path, mon
 
     asyncio.run(kill_and_cancel_again())
     assert wait(client_for(emu), batch_id).status == "cancelled"
-
-
-def test_a_static_key_polls_over_plain_http_with_the_sdks_url_and_headers():
-    async def build() -> Poller:
-        return Poller.of(AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"))
-
-    poller = asyncio.run(build())
-    assert poller.http is not None
-    assert str(poller.http.base_url) == "http://127.0.0.1:9/v1/"
-    assert poller.http.headers["authorization"] == "Bearer sk-test"
-    assert poller.http.headers["user-agent"].startswith("AsyncOpenAI/Python")
-    assert poller.gate._value == POLL_CONCURRENCY == 4
-
-
-def test_without_a_static_key_polls_go_through_the_sdk():
-    class SignedPerRequest(AsyncOpenAI):  # as with a credential provider: no static auth header
-        @property
-        def auth_headers(self) -> dict[str, str]:
-            return {}
-
-    poller = Poller.of(SignedPerRequest(api_key="unused", base_url="http://127.0.0.1:9/v1"))
-    assert poller.http is None and poller.sdk.base_url.host == "127.0.0.1"
 
 
 def test_a_state_request_the_channel_dropped_is_asked_again(conn, tmp_path, monkeypatch):
