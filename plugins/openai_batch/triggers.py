@@ -5,89 +5,21 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import openai
-import orjson
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from openai_batch.hooks import TRANSIENT, OpenAIBatchHook
+from openai_batch.polling import POLL_ERRORS, Pollers, polling
 from openai_batch.statuses import TERMINAL, progress
 
-POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would stall a deadline by minutes
-POLL_RETRIES = 1  # inside one poll; the loop itself backs off and tries again
 JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
-CLIENT_REFRESH_SECONDS = 900.0  # a shared client is rebuilt this often, so a rotated key is picked up
-POLL_CONCURRENCY = 4  # status polls in flight at once per connection and triggerer loop, i.e. HTTP connections:
-# httpcore's pool work per request grows with the square of its connections (16: 0.5 core at 1,000 waits, 4: 0.3).
-# At ~200 ms per poll against api.openai.com that is 20 polls/s: 1,000 waits at the default 60 s interval.
 STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at most, then "unknown": keep the batch)
 SETTLE_SECONDS = 20.0  # no event sooner after the deferral: see OpenAIBatchStatusTrigger.run
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _DECISIONS: set[asyncio.Future] = set()  # on_kill decisions running on this triggerer (see on_kill)
-
-
-class PollRefused(Exception):
-    """The API answered a poll with a status worth trying again later (rate limit, server error)."""
-
-
-@dataclass
-class Poller:
-    """What the triggers of one connection share on one event loop: the SDK client (cancels), a plain HTTP client
-    for the status polls, and a gate bounding the polls in flight.
-
-    A poll is a GET of ``batches/{id}``: built by the SDK it cost a third of the poll's CPU at 1,000 waits
-    (request options, header merging, retry wrapper), so polls use the SDK's own base URL and headers on a plain
-    ``httpx`` client. Clients whose auth is not a static header (credential providers) poll through the SDK.
-    """
-
-    sdk: Any
-    http: httpx.AsyncClient | None
-    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(POLL_CONCURRENCY))
-
-    @classmethod
-    def of(cls, client: Any) -> Poller:
-        auth = client.auth_headers  # empty when a credential provider signs each request
-        if client.custom_auth is not None or not auth:
-            return cls(sdk=client, http=None)
-        headers = {**{k: v for k, v in client.default_headers.items() if isinstance(v, str)}, **auth}
-        limits = httpx.Limits(max_connections=POLL_CONCURRENCY, max_keepalive_connections=POLL_CONCURRENCY)
-        http = httpx.AsyncClient(
-            base_url=str(client.base_url), headers=headers, timeout=POLL_TIMEOUT_SECONDS, limits=limits
-        )
-        return cls(sdk=client, http=http)
-
-
-_pollers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = (
-    weakref.WeakKeyDictionary()
-)  # per event loop: a client must not outlive the loop it was made in
-
-
-async def shared_client(conn_id: str) -> Poller:
-    """One ``Poller`` per connection and event loop: the triggerer runs all its triggers in one loop, so 1,000
-    waits share one connection pool instead of each building a client (and its TLS context)."""
-    loop = asyncio.get_running_loop()
-    pollers = _pollers.setdefault(loop, {})
-    made = pollers.get(conn_id)
-    if made is None or (made.done() and time.monotonic() - made.result()[0] > CLIENT_REFRESH_SECONDS):
-        old = made.result()[1] if made is not None and made.done() else None
-        made = pollers[conn_id] = loop.create_future()  # triggers starting together wait for this one
-        try:
-            client = await OpenAIBatchHook(conn_id=conn_id).aget_conn()
-        except BaseException as exc:
-            del pollers[conn_id]
-            made.set_exception(exc)
-            raise
-        client = client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES)
-        made.set_result((time.monotonic(), Poller.of(client)))
-        if old is not None and old.http is not None:  # polls still running on it get a minute to finish
-            loop.call_later(60, lambda: loop.create_task(old.http.aclose()))
-    return (await made)[1]
 
 
 async def _settle(until: float) -> None:
@@ -106,7 +38,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
 
     State is only serialisable ids and numbers, so a restarted triggerer resumes where it left off.
     Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task.
-    Clients are shared per connection (``shared_client``), requests time out fast, sleeps are jittered.
+    Clients are shared per connection (``polling.polling``), requests time out fast, sleeps are jittered.
 
     :param batch_id: the batch to watch.
     :param conn_id: the ``openai`` connection.
@@ -150,14 +82,21 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
         """
         settled = time.monotonic() + SETTLE_SECONDS
         ends = None if self.deadline is None else time.monotonic() + (self.deadline - time.time())
+        async with polling(self.conn_id) as pollers:  # shared with the loop's other triggers of the connection
+            await pollers.get()  # a connection that cannot be read fails the trigger before any sleep
+            event = await self._follow(pollers, ends)
+        await _settle(settled)
+        yield TriggerEvent(event)
+
+    async def _follow(self, pollers: Pollers, ends: float | None) -> dict[str, Any]:
+        """Poll until the batch ends or ``ends`` (monotonic) passes: the event's payload."""
         interval, last_seen = self.poll_interval, None
-        poller = await shared_client(self.conn_id)
         await asyncio.sleep(random.uniform(0, min(self.poll_interval, 10.0)) * JITTER)
         while True:
-            try:
-                batch = await _status(poller, self.batch_id)
+            try:  # the current poller at each poll: it is rebuilt every CLIENT_REFRESH_SECONDS
+                batch = await (await pollers.get()).status(self.batch_id)
                 interval = self.poll_interval
-            except (*TRANSIENT, httpx.TransportError, PollRefused) as exc:
+            except POLL_ERRORS as exc:
                 interval = min(interval * 2, self.max_poll_interval)
                 self.log.warning(
                     "polling %s failed (%s); next try in %.0fs", self.batch_id, type(exc).__name__, interval
@@ -170,13 +109,9 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                     self.log.info("batch %s %s", self.batch_id, progress(status, counts, started, time.time()))
                     last_seen = seen
                 if status in TERMINAL:
-                    await _settle(settled)
-                    yield TriggerEvent(_event(status, self.batch_id, f"batch {status}", counts))
-                    return
+                    return _event(status, self.batch_id, f"batch {status}", counts)
             if ends is not None and time.monotonic() >= ends:
-                await _settle(settled)
-                yield TriggerEvent(_event("timeout", self.batch_id, "the sensor's deadline passed", None))
-                return
+                return _event("timeout", self.batch_id, "the sensor's deadline passed", None)
             remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
             await asyncio.sleep(min(interval * random.uniform(1 - JITTER, 1 + JITTER), remaining))
 
@@ -210,7 +145,8 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             )
             return
         try:
-            await (await shared_client(self.conn_id)).sdk.batches.cancel(self.batch_id)
+            async with polling(self.conn_id) as pollers:
+                await (await pollers.get()).sdk.batches.cancel(self.batch_id)
             self.log.info("cancelled batch %s because the task is %s", self.batch_id, state)
         except (openai.APIError, httpx.HTTPError) as exc:
             self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
@@ -241,18 +177,6 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             self.log.warning("cannot read the state of %s (try %d of %d): %s", ti.task_id, attempt, attempts, reason)
             await asyncio.sleep(1)
         return None
-
-
-async def _status(poller: Poller, batch_id: str) -> dict[str, Any]:
-    """The batch as plain JSON (a poll needs its status and counts only: no SDK model is built)."""
-    async with poller.gate:
-        if poller.http is None:
-            return orjson.loads((await poller.sdk.batches.with_raw_response.retrieve(batch_id)).content)
-        response = await poller.http.get(f"batches/{batch_id}")
-    if response.status_code in RETRYABLE_STATUSES:
-        raise PollRefused(f"HTTP {response.status_code}")
-    response.raise_for_status()
-    return orjson.loads(response.content)
 
 
 def _event(status: str, batch_id: str, message: str, counts: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,16 +1,13 @@
 """The status trigger as the triggerer runs it (serialised, rebuilt, polled, killed), against real emulator
-processes; and how it polls: one plain HTTP client per connection with the SDK's base URL and auth, at most
-POLL_CONCURRENCY polls in flight."""
+processes (how it polls: test_polling.py)."""
 
 import asyncio
 import contextlib
 import time
 
 import pytest
-from openai import AsyncOpenAI
 
 from openai_batch import triggers
-from openai_batch.triggers import POLL_CONCURRENCY, Poller
 from tests.emulator_client import chat_line, client_for, submit_batch, upload, wait
 
 
@@ -156,28 +153,6 @@ def test_on_kill_finishes_even_when_airflow_cancels_it_again(conn, tmp_path, mon
 
     asyncio.run(kill_and_cancel_again())
     assert wait(client_for(emu), batch_id).status == "cancelled"
-
-
-def test_a_static_key_polls_over_plain_http_with_the_sdks_url_and_headers():
-    async def build() -> Poller:
-        return Poller.of(AsyncOpenAI(api_key="sk-test", base_url="http://127.0.0.1:9/v1"))
-
-    poller = asyncio.run(build())
-    assert poller.http is not None
-    assert str(poller.http.base_url) == "http://127.0.0.1:9/v1/"
-    assert poller.http.headers["authorization"] == "Bearer sk-test"
-    assert poller.http.headers["user-agent"].startswith("AsyncOpenAI/Python")
-    assert poller.gate._value == POLL_CONCURRENCY == 4
-
-
-def test_without_a_static_key_polls_go_through_the_sdk():
-    class SignedPerRequest(AsyncOpenAI):  # as with a credential provider: no static auth header
-        @property
-        def auth_headers(self) -> dict[str, str]:
-            return {}
-
-    poller = Poller.of(SignedPerRequest(api_key="unused", base_url="http://127.0.0.1:9/v1"))
-    assert poller.http is None and poller.sdk.base_url.host == "127.0.0.1"
 
 
 def test_a_state_request_the_channel_dropped_is_asked_again(conn, tmp_path, monkeypatch):
