@@ -68,6 +68,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--seconds-per-request", default="0.0002")
     parser.add_argument("--celery", action="store_true", help="CeleryExecutor with two workers")
+    parser.add_argument("--max-parallel", default="4", help="batches in flight per run (OPENAI_BATCH_MAX_PARALLEL)")
     args = parser.parse_args()
 
     from batchkit.devstack import Stack
@@ -76,7 +77,8 @@ def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     emulator = ("--seconds-per-request", args.seconds_per_request)
     celery = _celery_settings() if args.celery else {}
-    stack = Stack(WORK.resolve(), poll_seconds=2, emulator_args=emulator, **celery)
+    settings = {"OPENAI_BATCH_MAX_PARALLEL": args.max_parallel}
+    stack = Stack(WORK.resolve(), poll_seconds=2, emulator_args=emulator, extra_env=settings, **celery)
     partitions = {f"2026-11-{10 + i}": rows for i, rows in enumerate(args.rows)}
     for partition, rows in partitions.items():
         write_sample_partition(stack.data_dir / "reviews" / f"dt={partition}", rows, files=max(1, rows // 100_000))
