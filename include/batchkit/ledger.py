@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -131,6 +131,10 @@ class Ledger:
 
     def read_results(self, batch_ids: Iterable[str], columns: list[str]) -> pa.Table:
         return _read([self.results_url(b) for b in batch_ids], columns)
+
+    def each_result(self, batch_ids: Iterable[str], columns: list[str]) -> Iterator[pa.Table]:
+        """Each batch's results, read one batch at a time (a run's may not fit in memory together)."""
+        return (_read([self.results_url(b)], columns) for b in batch_ids)
 
     def answered(self) -> Answered:
         """Requests answered for good (by any run), for the split to leave out."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -61,30 +63,39 @@ class RunReport:
 
 
 def errors_of(
-    results: pa.Table, examples_per_code: int = 3
+    chains: Iterable[pa.Table], examples_per_code: int = 3
 ) -> tuple[list[tuple[str, int]], list[tuple[str, str, str]]]:
-    """Error-code counts over each request's best answer, most frequent first, and a few examples of each.
+    """Error-code counts over each request's best answer, most frequent first, and a few examples of each
+    (the first custom_ids of each code).
 
-    :param results: ledger rows with ``custom_id``, ``fingerprint``, the ``BEST_ANSWER_COLUMNS`` and the errors.
+    :param chains: the ledger rows of each batch file's attempts (``custom_id``, ``fingerprint``, the
+        ``BEST_ANSWER_COLUMNS`` and the errors), one table per file: a request's answers are all in its file's.
     """
     import duckdb
 
-    if results.num_rows == 0:
-        return [], []
-    con = duckdb.connect()
-    con.register("results", results)
-    # each request's best answer, by the merge's rule (batchkit.answers); keep the failed ones
-    latest = (
-        "SELECT * FROM (SELECT * FROM results QUALIFY row_number() OVER (PARTITION BY custom_id, fingerprint "
-        f"ORDER BY {BEST_FIRST_SQL}) = 1) WHERE status <> '{ResultStatus.OK}'"
-    )
-    codes = con.execute(f"SELECT error_code, count(*) FROM ({latest}) GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
-    examples = con.execute(
-        f"SELECT error_code, custom_id, error_message FROM ({latest}) "
-        f"QUALIFY row_number() OVER (PARTITION BY error_code ORDER BY custom_id) <= {int(examples_per_code)} "
-        "ORDER BY error_code, custom_id"
-    ).fetchall()
-    return [(str(c), n) for c, n in codes], [(str(c), str(i), str(m or "")) for c, i, m in examples]
+    counts: Counter[str] = Counter()
+    examples: dict[str, list[tuple[str, str]]] = {}
+    with duckdb.connect() as con:
+        for results in chains:
+            if results.num_rows == 0:
+                continue
+            con.register("results", results)
+            # each request's best answer, by the merge's rule (batchkit.answers); keep the failed ones
+            latest = (
+                "SELECT * FROM (SELECT * FROM results QUALIFY row_number() OVER (PARTITION BY custom_id, "
+                f"fingerprint ORDER BY {BEST_FIRST_SQL}) = 1) WHERE status <> '{ResultStatus.OK}'"
+            )
+            counts.update(dict(con.execute(f"SELECT error_code, count(*) FROM ({latest}) GROUP BY 1").fetchall()))
+            found = con.execute(
+                f"SELECT error_code, custom_id, error_message FROM ({latest}) QUALIFY row_number() OVER "
+                f"(PARTITION BY error_code ORDER BY custom_id) <= {int(examples_per_code)}"
+            ).fetchall()
+            for code, custom_id, message in found:
+                kept = sorted([*examples.get(str(code), []), (str(custom_id), str(message or ""))])
+                examples[str(code)] = kept[:examples_per_code]
+            con.unregister("results")
+    codes = sorted(((str(c), n) for c, n in counts.items()), key=lambda item: (-item[1], item[0]))
+    return codes, [(code, i, m) for code in sorted(examples) for i, m in examples[code]]
 
 
 def chart_png(report: RunReport) -> bytes:

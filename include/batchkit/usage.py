@@ -1,5 +1,6 @@
 """What a run actually used and paid: tokens and USD per batch, from the results the ledger recorded."""
 
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -11,25 +12,38 @@ from .pricing import bill
 USAGE_COLUMNS = ["batch_id", "model", "status", "prompt_tokens", "completion_tokens"]
 
 
-def usage_by_batch(results: pa.Table, prices: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """``batch_id -> {results, ok, prompt_tokens, completion_tokens, model, usd}`` (``usd`` None: no price)."""
-    if results.num_rows == 0:
-        return {}
-    table = results.append_column("ok", pc.cast(pc.equal(results.column("status"), ResultStatus.OK.value), pa.int64()))
-    grouped = table.group_by("batch_id").aggregate(
-        [("ok", "sum"), ("ok", "count"), ("prompt_tokens", "sum"), ("completion_tokens", "sum"), ("model", "max")]
-    )
-    found = {}
-    for row in grouped.to_pylist():
-        prompt, completion = row["prompt_tokens_sum"] or 0, row["completion_tokens_sum"] or 0
-        found[row["batch_id"]] = {
-            "results": row["ok_count"],
-            "ok": row["ok_sum"],
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "model": row["model_max"],
-            "usd": bill(row["model_max"], prompt, completion, prices) if prompt or completion else 0.0,
-        }
+def usage_by_batch(results: Iterable[pa.Table], prices: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``batch_id -> {results, ok, prompt_tokens, completion_tokens, model, usd}`` (``usd`` None: no price), from
+    ledger tables read one at a time, each holding whole batches (``Ledger.each_result``): memory holds one
+    batch's results, not the run's."""
+    found: dict[str, dict[str, Any]] = {}
+    for table in results:
+        if table.num_rows == 0:
+            continue
+        ok = pc.cast(pc.equal(table.column("status"), ResultStatus.OK.value), pa.int64())
+        grouped = (
+            table.append_column("ok", ok)
+            .group_by("batch_id")
+            .aggregate(
+                [
+                    ("ok", "sum"),
+                    ("ok", "count"),
+                    ("prompt_tokens", "sum"),
+                    ("completion_tokens", "sum"),
+                    ("model", "max"),
+                ]
+            )
+        )
+        for row in grouped.to_pylist():
+            prompt, completion = row["prompt_tokens_sum"] or 0, row["completion_tokens_sum"] or 0
+            found[row["batch_id"]] = {
+                "results": row["ok_count"],
+                "ok": row["ok_sum"],
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "model": row["model_max"],
+                "usd": bill(row["model_max"], prompt, completion, prices) if prompt or completion else 0.0,
+            }
     return found
 
 

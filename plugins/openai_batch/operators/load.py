@@ -152,7 +152,7 @@ class LoadToWarehouseOperator(BaseOperator):
         from batchkit.usage import USAGE_COLUMNS, total, usage_by_batch
 
         batch_ids = [b for r in results for b in r.get("batch_ids", [])]
-        by_batch = usage_by_batch(ledger.read_results(batch_ids, USAGE_COLUMNS), self.prices or None)
+        by_batch = usage_by_batch(ledger.each_result(batch_ids, USAGE_COLUMNS), self.prices or None)
         files = []
         for r in results:
             used = [by_batch[b] for b in r.get("batch_ids", []) if b in by_batch]

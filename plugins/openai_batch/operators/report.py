@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -75,9 +76,15 @@ class RunReportOperator(BaseOperator):
         run = TaskRun.of(context, self.pipeline_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         manifest = Manifest.load(split["manifest"]) if split.get("manifest") else None
-        batch_ids = [b for r in collected for b in r.get("batch_ids", [])]
-        answers = staging.ledger().read_results(batch_ids, REPORT_COLUMNS)
-        codes, examples = errors_of(answers)
+        ledger, usage = staging.ledger(), {}
+
+        def chains() -> Iterator[Any]:  # one batch file's attempts at a time: a run's answers may not fit in memory
+            for result in collected:
+                answers = ledger.read_results(result.get("batch_ids", []), REPORT_COLUMNS)
+                usage.update(usage_by_batch([answers], self.prices or None))
+                yield answers
+
+        codes, examples = errors_of(chains())
         report = RunReport(
             dag_id=run.dag_id,
             run_id=run.run_id,
@@ -85,7 +92,7 @@ class RunReportOperator(BaseOperator):
             outcome=self._outcome(context, split),
             estimate=manifest.estimate if manifest else None,
             totals=manifest.totals if manifest else {},
-            files=_files(manifest, collected, usage_by_batch(answers, self.prices or None)),
+            files=_files(manifest, collected, usage),
             reconciliation={k: v for k, v in load.items() if isinstance(v, int | float) and k != "cost_usd"},
             error_codes=codes,
             examples=examples,

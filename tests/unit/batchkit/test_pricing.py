@@ -58,7 +58,7 @@ def test_actual_usage_is_summed_per_batch_and_priced_by_the_answering_model():
             "completion_tokens": [500_000, 500_000, None, 5, None],
         }
     )
-    used = usage_by_batch(results)
+    used = usage_by_batch([results.slice(0, 3), results.slice(3)])  # a table at a time, each of whole batches
     assert used["b1"] == {
         "results": 3,
         "ok": 2,

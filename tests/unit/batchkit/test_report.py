@@ -25,7 +25,7 @@ def results(rows: list[tuple]) -> pa.Table:
 
 
 def test_error_codes_count_each_requests_best_answer_only():
-    codes, examples = errors_of(results(ANSWERS))
+    codes, examples = errors_of([results(ANSWERS)])
     assert codes == [("batch_expired", 2), ("invalid_request", 1), ("output_refused", 1)]
     assert examples == [
         ("batch_expired", "b", "expired"),
@@ -55,7 +55,7 @@ def test_the_report_and_the_merged_table_pick_the_same_answers(tmp_path):
     merge_partition(str(tmp_path / "rows.parquet"), [str(tmp_path / "answers.parquet")], tmp_path / "m.parquet")
     merged = pq.read_table(tmp_path / "m.parquet").to_pylist()
     table_errors = sorted((r["error_code"], r["custom_id"]) for r in merged if r["status"] != "ok")
-    _, examples = errors_of(results(ANSWERS))
+    _, examples = errors_of([results(ANSWERS)])
     assert table_errors == sorted((code, custom_id) for code, custom_id, _ in examples)
 
 
@@ -83,3 +83,9 @@ def test_the_page_holds_the_runs_numbers_and_inlines_its_chart():
     assert "<td>00000</td><td>completed</td><td>2,000</td><td>2</td><td>1,990</td><td>10</td>" in page
     assert "1h 02m" in page and "<td>00001</td><td>not collected</td>" in page
     assert "<td>input_rows</td><td>3007</td>" in page and "<td>server_error</td><td>10</td>" in page
+
+
+def test_error_codes_add_up_over_batch_files_read_one_at_a_time():
+    first, second = results(ANSWERS[:4]), results(ANSWERS[4:])  # a and b, then c, d and e
+    assert errors_of([first, second]) == errors_of([results(ANSWERS)])
+    assert errors_of([first, second], examples_per_code=1)[1][0] == ("batch_expired", "b", "expired")
