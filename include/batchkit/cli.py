@@ -11,7 +11,8 @@ from .errors import BatchkitError, InputError
 from .pricing import Estimate
 from .requests import ENDPOINTS
 from .sizes import parse_size
-from .splitter import SplitConfig, split
+from .split_config import SplitConfig
+from .splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
 
 

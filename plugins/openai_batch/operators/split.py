@@ -215,7 +215,7 @@ class SplitPartitionOperator(BaseOperator):
     def _config(self) -> Any:
         from airflow.sdk.configuration import conf
 
-        from batchkit.splitter import SplitConfig
+        from batchkit.split_config import SplitConfig
         from batchkit.structured import load_schema
 
         try:
