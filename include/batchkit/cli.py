@@ -65,7 +65,7 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", help="system message (chat) or instructions (responses)")
     p.add_argument("--id-column", help="unique id column used as custom_id (default: <source index>-<row>)")
     p.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="requests per file (default: %(default)s)")
-    p.add_argument("--max-bytes", type=parse_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
+    p.add_argument("--max-bytes", type=_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
     p.add_argument("--max-tokens", type=int, help="estimated input tokens per file (the model's enqueued-token limit)")
     p.add_argument(
         "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
@@ -150,6 +150,14 @@ def _run_load(args: argparse.Namespace) -> int:
         raise InputError(f"cannot load into {shown}: {first_line}; nothing was changed") from None
     print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
+
+
+def _size(text: str) -> int:
+    """``parse_size`` for argparse, which shows the message of an ``ArgumentTypeError`` only."""
+    try:
+        return parse_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_object(text: str) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from batchkit.errors import TransientError
+from batchkit.errors import ClaimHeld
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -30,7 +30,7 @@ def submit_once(
     """The batch of ``key``: adopted (any status) when a claim names one or the API holds one with the key,
     else uploaded from ``path`` and created under a claim this caller won.
 
-    :raises TransientError: another run is creating this batch right now (the task retries later).
+    :raises ClaimHeld: another run is creating this batch right now (the task retries later).
     """
     claim = ledger.claim(key, owner, file_sha256)
     if claim is None:
@@ -50,7 +50,7 @@ def submit_once(
             ledger.take_over(claim, owner)
             return _create(hook, ledger, claim, path, log, **create)
         if time.monotonic() > deadline:
-            raise TransientError(
+            raise ClaimHeld(
                 f"{claim.owner} is creating the batch of this file (key {key}) and has not finished after "
                 f"{CLAIM_WAIT_SECONDS:.0f}s; this task adopts it on its next try"
             )

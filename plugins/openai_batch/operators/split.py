@@ -8,7 +8,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit.batch_api import MAX_REQUESTS
-from batchkit.errors import BatchkitError
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
 from batchkit.pricing import Estimate
 from openai_batch.context import TaskRun
@@ -218,7 +217,7 @@ class SplitPartitionOperator(BaseOperator):
         from batchkit.split_config import SplitConfig
         from batchkit.structured import load_schema
 
-        try:
+        with airflow_errors("invalid split parameters"):
             return SplitConfig(
                 model=self.model,
                 endpoint=self.endpoint,
@@ -235,8 +234,6 @@ class SplitPartitionOperator(BaseOperator):
                 prices=self.prices or None,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
-        except BatchkitError as exc:
-            raise AirflowFailException(f"invalid split parameters: {exc}") from None
 
     def _check_target(self) -> None:
         """The load's refusals that do not depend on the answers, before anything is sent (and paid for): the
