@@ -5,11 +5,10 @@ import json
 import sys
 import time
 
-from .batch_api import MAX_BYTES, MAX_REQUESTS
+from .batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
 from .pricing import Estimate
-from .requests import ENDPOINTS
 from .sizes import parse_size
 from .split_config import SplitConfig
 from .splitter import split
@@ -57,7 +56,7 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
     p.add_argument(
-        "--endpoint", default=ENDPOINTS[0], choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
+        "--endpoint", default=DEFAULT_ENDPOINT, choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
     )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt-column", help="column holding the prompt text")

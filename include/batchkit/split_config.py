@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch_api import MAX_BYTES, MAX_REQUESTS
+from .batch_api import DEFAULT_ENDPOINT, MAX_BYTES, MAX_REQUESTS
 from .errors import InputError
 from .pricing import check_prices
 
@@ -13,7 +13,7 @@ class SplitConfig:
     """Parameters of one split; defaults follow the OpenAI Batch API limits."""
 
     model: str
-    endpoint: str = "/v1/chat/completions"
+    endpoint: str = DEFAULT_ENDPOINT
     prompt_column: str | None = None
     prompt_template: str | None = None
     system_prompt: str | None = None

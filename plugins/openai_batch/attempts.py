@@ -19,7 +19,7 @@ from batchkit.answers import ResultStatus, best_first
 from openai_batch.context import TaskRun, batch_key
 from openai_batch.errors import airflow_errors
 from openai_batch.queue_wait import wait_then_retry
-from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus, queue_full
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -62,7 +62,7 @@ class AttemptLoop:
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
         chain = self._chain(run, hook, ledger, first or self.first_batch(context, run, hook, ledger))
-        if isinstance(event, dict) and event.get("status") == "timeout":
+        if isinstance(event, dict) and event.get("status") == DEADLINE_PASSED:
             self._cancel_for_deadline(run, hook, ledger, chain)
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
             while True:
@@ -78,7 +78,7 @@ class AttemptLoop:
                     for custom_id, (status, http_status, code, batch_id) in latest.items()
                     if is_retryable(status, http_status, code) or (code == "batch_cancelled" and batch_id in ours)
                 }
-                refused = sum(1 for b in chain if b.status == "failed" and queue_full(b.errors))
+                refused = sum(1 for b in chain if b.status == BatchStatus.FAILED and queue_full(b.errors))
                 if not retry or len(chain) - refused >= int(self.max_attempts):  # a refusal is not an attempt
                     return chain, latest, resubmitted, retry
                 if not waited and queue_full(chain[-1].errors):  # the chain counts the waits: none is forgotten
@@ -152,13 +152,13 @@ class AttemptLoop:
         from batchkit.batch_inputs import answer_check, fingerprints
         from batchkit.results import from_results, result_batches, write_results
 
-        if batch.status == "failed" and not queue_full(batch.errors):
+        if batch.status == BatchStatus.FAILED and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
             raise AirflowFailException(f"batch {batch.id} failed: {errors}")
         name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
         with staging.scratch() as scratch:
             downloaded = []
-            if batch.status == "failed":  # refused for the queue limit: nothing ran, every line is unanswered
+            if batch.status == BatchStatus.FAILED:  # refused for the queue limit: nothing ran, every line is unanswered
                 source = from_results(self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl"))
             else:
                 downloaded = [
@@ -171,7 +171,7 @@ class AttemptLoop:
                     return result_batches([path for _, path in downloaded], batch.id, per_line)
 
             counts = batch.request_counts
-            expected = counts.total if batch.status == "completed" and counts else None
+            expected = counts.total if batch.status == BatchStatus.COMPLETED and counts else None
             local = scratch / f"{batch.id}.parquet"
             if not hasattr(self, "_prints"):
                 self._prints, self._check = fingerprints(self.batch_file["path"]), answer_check(self.batch_file["path"])

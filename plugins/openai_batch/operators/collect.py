@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from batchkit.answers import ResultStatus
 from openai_batch.attempts import AttemptLoop
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     ) -> dict[str, Any]:
         """Resumed here after every deferral (older versions passed ``batch_ids`` too: the ledger has them)."""
         chain, latest, resubmitted, retry = self.follow_attempts(context, "collect", event, waited, waits)
-        ok = sum(1 for status, *_ in latest.values() if status == "ok")
+        ok = sum(1 for status, *_ in latest.values() if status == ResultStatus.OK)
         batch_ids = [b.id for b in chain]
         self.log.info("%d results (%d ok) of batch(es) %s are in the ledger", len(latest), ok, ", ".join(batch_ids))
         if retry:

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from batchkit.batch_api import MAX_REQUESTS
+from batchkit.batch_api import DEFAULT_ENDPOINT, MAX_REQUESTS
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
 from batchkit.pricing import Estimate
 from openai_batch.context import TaskRun
@@ -76,7 +76,7 @@ class SplitPartitionOperator(BaseOperator):
         source: str,
         staging_root: str,
         model: str,
-        endpoint: str = "/v1/chat/completions",
+        endpoint: str = DEFAULT_ENDPOINT,
         prompt_column: str | None = None,
         prompt_template: str | None = None,
         system_prompt: str | None = None,

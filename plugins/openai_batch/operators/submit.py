@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from batchkit.answers import ResultStatus
+from batchkit.batch_api import DEFAULT_ENDPOINT
 from openai_batch.attempts import AttemptLoop
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
@@ -53,7 +55,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         *,
         batch_file: dict[str, Any],
         staging_root: str,
-        endpoint: str = "/v1/chat/completions",
+        endpoint: str = DEFAULT_ENDPOINT,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         completion_window: str = "24h",
@@ -96,7 +98,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     ) -> str:
         """Resumed here after every deferral until the file's batches are all terminal."""
         chain, latest, _, retry = self.follow_attempts(context, "follow", event, waited, waits, first)
-        ok = sum(1 for status, *_ in latest.values() if status == "ok")
+        ok = sum(1 for status, *_ in latest.values() if status == ResultStatus.OK)
         self.log.info(
             "batch(es) %s done: %d of %d request(s) answered ok%s",
             ", ".join(b.id for b in chain),
