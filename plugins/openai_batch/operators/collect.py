@@ -13,8 +13,7 @@ from openai_batch.attempts import AttemptLoop
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Ledger
-    from openai_batch.context import TaskRun
+    from batchkit.ledger import Claim
     from openai_batch.hooks import OpenAIBatchHook
 
 
@@ -85,7 +84,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
             "resubmitted": resubmitted,
         }
 
-    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
         return hook.get_batch(self.batch_id)
 
 

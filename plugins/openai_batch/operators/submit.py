@@ -19,7 +19,7 @@ from openai_batch.statuses import METADATA_KEY
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Ledger
+    from batchkit.ledger import Claim
     from openai_batch.hooks import OpenAIBatchHook
 
 
@@ -108,9 +108,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = hook.get_batch(saved) if saved else super().first_batch(context, run, hook, ledger)
+        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, claim)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
@@ -145,7 +145,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         ledger = RunStaging(self.staging_root, run, self.storage_conn_id).ledger()
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
-                return submit_once(
+                batch, _ = submit_once(
                     hook,
                     ledger,
                     key,
@@ -158,6 +158,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
                     metadata=metadata,
                     **extra,
                 )
+                return batch
         except openai.RateLimitError as exc:
             wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
             raise AssertionError("unreachable: wait_then_retry defers or raises") from exc
