@@ -1,7 +1,23 @@
-"""The OpenAI Batch API vocabulary shared by the core, the Airflow layer, the emulator and the tests: statuses and
-their sets, limits, error codes, metadata."""
+"""The OpenAI Batch API vocabulary shared by the core, the Airflow layer, the emulator and the tests: endpoints,
+statuses and their sets, limits, error codes, metadata."""
 
 from enum import StrEnum
+
+
+class Endpoint(StrEnum):
+    """The endpoints a batch (and each of its lines) may target."""
+
+    CHAT = "/v1/chat/completions"
+    RESPONSES = "/v1/responses"
+    EMBEDDINGS = "/v1/embeddings"
+    COMPLETIONS = "/v1/completions"
+    MODERATIONS = "/v1/moderations"
+
+
+# What the split builds requests for (plain strings, for Params and CLI choices); the first is the default.
+ENDPOINTS = tuple(e.value for e in (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.EMBEDDINGS))
+DEFAULT_ENDPOINT = ENDPOINTS[0]
+TEXT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})  # answers are text: output schemas apply
 
 
 class BatchStatus(StrEnum):

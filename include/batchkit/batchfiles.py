@@ -20,7 +20,7 @@ from .requests import RequestShape
 from .source import SourceFile
 
 if TYPE_CHECKING:
-    from .splitter import SplitConfig
+    from .split_config import SplitConfig
 
 MORE_FILES = (
     "raise Airflow's [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH, on every component) or make the "

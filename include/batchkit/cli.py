@@ -5,13 +5,13 @@ import json
 import sys
 import time
 
-from .batch_api import MAX_BYTES, MAX_REQUESTS
+from .batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
 from .pricing import Estimate
-from .requests import ENDPOINTS
 from .sizes import parse_size
-from .splitter import SplitConfig, split
+from .split_config import SplitConfig
+from .splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
 
 
@@ -56,7 +56,7 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
     p.add_argument(
-        "--endpoint", default=ENDPOINTS[0], choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
+        "--endpoint", default=DEFAULT_ENDPOINT, choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
     )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt-column", help="column holding the prompt text")
@@ -64,7 +64,7 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", help="system message (chat) or instructions (responses)")
     p.add_argument("--id-column", help="unique id column used as custom_id (default: <source index>-<row>)")
     p.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="requests per file (default: %(default)s)")
-    p.add_argument("--max-bytes", type=parse_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
+    p.add_argument("--max-bytes", type=_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
     p.add_argument("--max-tokens", type=int, help="estimated input tokens per file (the model's enqueued-token limit)")
     p.add_argument(
         "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
@@ -149,6 +149,14 @@ def _run_load(args: argparse.Namespace) -> int:
         raise InputError(f"cannot load into {shown}: {first_line}; nothing was changed") from None
     print(f"partition {args.partition} of {args.table} now holds {rows:,} rows from {args.results}")
     return 0
+
+
+def _size(text: str) -> int:
+    """``parse_size`` for argparse, which shows the message of an ``ArgumentTypeError`` only."""
+    try:
+        return parse_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_object(text: str) -> dict:

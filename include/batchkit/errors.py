@@ -2,7 +2,8 @@
 
 Each error says what it is, so callers decide once: a ``TerminalError`` will fail the same way on every retry
 (bad input, schema conflict, configuration, a guard that refused the results), a ``TransientError`` may pass
-later (incomplete results, another run holding a claim, throttling).
+later (incomplete results, another run holding a claim, throttling). Every raise uses a subclass of one of the
+two; a plain ``BatchkitError`` is undecided, and the Airflow layer treats it as terminal.
 """
 
 
@@ -30,6 +31,10 @@ class ResultsUnreadable(TerminalError):
     """A batch's output or error file holds a line that is not a valid result for the batch's requests."""
 
 
+class SetupError(TerminalError):
+    """The installation or the deployment's configuration is broken (a packaged file, a pipeline id)."""
+
+
 class ScratchTooSmall(TerminalError):
     """The local disk cannot hold what the work must spill; nothing was changed."""
 
@@ -39,7 +44,16 @@ class ResultsRejected(TerminalError):
 
 
 class ResultsIncomplete(TransientError):
-    """Some requests have no answer in the ledger yet; the table was left as it was."""
+    """Results are not all there yet: the ledger lacks answers, or a batch's files hold fewer or more results than
+    the batch reports; nothing was changed."""
+
+
+class ClaimHeld(TransientError):
+    """Another run holds the ledger's claim on a batch key and is creating that batch; a later try adopts it."""
+
+
+class HelperProcessFailed(TransientError):
+    """A helper process died (killed, out of memory) before it finished; running again may pass."""
 
 
 class WarehouseUnavailable(TransientError):

@@ -119,7 +119,8 @@ def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> st
         + [
             "s.__custom_id AS custom_id",
             "CASE WHEN s.__fingerprint IS NULL THEN '' ELSE r.batch_id END AS batch_id",
-            "CASE WHEN s.__fingerprint IS NULL THEN 'error' ELSE coalesce(r.status, 'error') END AS status",
+            f"CASE WHEN s.__fingerprint IS NULL THEN '{ResultStatus.ERROR}' "
+            f"ELSE coalesce(r.status, '{ResultStatus.ERROR}') END AS status",
         ]
         + [f"r.{_q(c)}" for c in result_columns if c not in ("error_code", "error_message", "attempts")]
         + [

@@ -9,6 +9,7 @@ They change: a deployment overrides or extends the table with ``{"model": {"inpu
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .batch_api import Endpoint
 from .errors import InputError
 
 BATCH_PRICES: dict[str, dict[str, float]] = {  # USD per 1M tokens, Batch API (50% of the synchronous price)
@@ -103,7 +104,7 @@ def estimate(
     """The expected cost of ``requests`` requests: output per request from ``expected_output_tokens``, else the
     body's token limit (an upper bound), else unknown; embeddings produce no output tokens."""
     limit = next((body_options[k] for k in _OUTPUT_LIMITS if isinstance((body_options or {}).get(k), int)), None)
-    if endpoint == "/v1/embeddings":
+    if endpoint == Endpoint.EMBEDDINGS:
         output, basis = 0, "embeddings"
     elif expected_output_tokens is not None:
         output, basis = expected_output_tokens * requests, f"{expected_output_tokens:,} per request, as expected"

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
+from .batch_api import ENDPOINTS, Endpoint
 from .errors import InputError
 
-ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 _ID, _PROMPT = "\x00custom_id\x00", "\x00prompt\x00"
 ID_PREFIX = b'{"custom_id":'  # every line starts so; what follows the custom_id is the request's content
 _RESERVED_BODY_KEYS = {"model", "messages", "input", "instructions"}
@@ -61,16 +61,16 @@ class RequestShape:
                 raise InputError(f"--body-json must not set {', '.join(clash)} with an output schema: it sets them")
             options |= asked
         body: dict[str, Any] = {"model": model, **options}
-        if endpoint == "/v1/chat/completions":
+        if endpoint == Endpoint.CHAT:
             system = [{"role": "system", "content": system_prompt}] if system_prompt else []
             body["messages"] = [*system, {"role": "user", "content": _PROMPT}]
-        elif endpoint == "/v1/responses":
+        elif endpoint == Endpoint.RESPONSES:
             if system_prompt:
                 body["instructions"] = system_prompt
             body["input"] = _PROMPT
         else:
             if system_prompt:
-                raise InputError("/v1/embeddings takes no system prompt: remove --system-prompt")
+                raise InputError(f"{Endpoint.EMBEDDINGS} takes no system prompt: remove --system-prompt")
             body["input"] = _PROMPT
         line = orjson.dumps({"custom_id": _ID, "method": "POST", "url": endpoint, "body": body})
         head, rest = line.split(dumps(_ID))

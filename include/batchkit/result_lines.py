@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 from .answers import ResultStatus
-from .errors import BatchkitError, ResultsUnreadable, TransientError
+from .errors import HelperProcessFailed, ResultsUnreadable
 from .ledger import is_retryable
 from .result_schema import RESULT_SCHEMA
 
@@ -248,12 +248,12 @@ def _child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
 
 
-def _child_failure(path: Path, log: Path, code: int) -> BatchkitError:
+def _child_failure(path: Path, log: Path, code: int) -> ResultsUnreadable | HelperProcessFailed:
     said = log.read_text(errors="replace").strip()
     if code == UNREADABLE_EXIT:
         return ResultsUnreadable(said)
     last = said.splitlines()[-1] if said else "nothing on stderr"
-    return TransientError(f"the process parsing the second part of {path} failed (exit code {code}: {last})")
+    return HelperProcessFailed(f"the process parsing the second part of {path} failed (exit code {code}: {last})")
 
 
 def _write_tail(path: Path, batch_id: str, start: int, end: int, out: Path) -> None:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from .answers import ResultStatus
 from .arrow_results import NeedsPerLine, arrow_batches
 from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
-from .errors import ResultsUnreadable, TransientError
+from .errors import ResultsIncomplete, ResultsUnreadable
 from .result_lines import Result, line_batches, results_batch
 from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
 from .structured import INVALID, AnswerCheck
@@ -50,7 +50,7 @@ def write_results(
     except NeedsPerLine:
         written = _write(source(True), fingerprints, attempt, out, check)
     if expected is not None and written != expected:
-        raise TransientError(f"the batch reports {expected} requests but its files hold {written} results")
+        raise ResultsIncomplete(f"the batch reports {expected} requests but its files hold {written} results")
     return written
 
 

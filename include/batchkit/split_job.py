@@ -29,7 +29,7 @@ from .text_columns import as_text, check_utf8
 
 if TYPE_CHECKING:
     from .batchfiles import FileWriter, RowsWriter
-    from .splitter import SplitConfig
+    from .split_config import SplitConfig
 
 MAX_SKIPPED_EXAMPLES = 20
 WORKERS = 2  # record batches prepared at once (Arrow and numpy work releases the GIL)

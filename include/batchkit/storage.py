@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import SetupError
+
 _filesystems: dict[str, Any] = {}
 LEDGER_DIR = "_ledger"  # <staging>/<dag_id>/<partition>/_ledger: see batchkit.ledger
 PIPELINES_DIR = "_pipelines"  # <staging>/<dag_id>/_pipelines/<pipeline_id>/<partition>/...: a pipeline in a group
@@ -29,7 +31,7 @@ def pipeline_parts(dag_id: str, pipeline_id: str = "") -> tuple[str, ...]:
     if not pipeline_id:
         return (dag_id,)
     if not PIPELINE_ID.fullmatch(pipeline_id):
-        raise ValueError(f"pipeline id {pipeline_id!r} cannot name a staging directory: use letters, digits, . _ -")
+        raise SetupError(f"pipeline id {pipeline_id!r} cannot name a staging directory: use letters, digits, . _ -")
     return (dag_id, PIPELINES_DIR, pipeline_id)
 
 

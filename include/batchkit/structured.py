@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from .answers import ResultStatus
 from .batch_api import OUTPUT_TRUNCATED as TRUNCATED
+from .batch_api import TEXT_ENDPOINTS, Endpoint
 from .errors import InputError
 
 SCHEMA_NAME = "answer"  # the json_schema name sent with every request
@@ -58,11 +59,11 @@ def request_fields(endpoint: str, schema: dict[str, Any], strict: bool = True) -
     """The body fields that ask ``endpoint`` for answers following ``schema`` (in strict mode: checked first
     against OpenAI's rules for strict schemas, which would otherwise fail every line of the batch)."""
     check_schema(schema)
-    if endpoint not in ("/v1/chat/completions", "/v1/responses"):
+    if endpoint not in TEXT_ENDPOINTS:
         raise InputError(f"an output schema needs a text endpoint, not {endpoint} (embeddings have no answer text)")
     if strict:
         check_strict(schema)
-    if endpoint == "/v1/chat/completions":
+    if endpoint == Endpoint.CHAT:
         spec = {"name": SCHEMA_NAME, "schema": schema, "strict": strict}
         return {"response_format": {"type": "json_schema", "json_schema": spec}}
     return {"text": {"format": {"type": "json_schema", "name": SCHEMA_NAME, "schema": schema, "strict": strict}}}

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_numpy import numbers
+from .errors import SetupError
 
 # Per-request overhead of the chat format (role markers, priming) added to every estimate.
 REQUEST_OVERHEAD_TOKENS = 8
@@ -82,7 +83,7 @@ def _install_offline_bpe(name: str) -> Path:
     packaged = importlib.resources.files("bpe_openai") / "data" / f"{name}.tiktoken.gz"
     data = gzip.decompress(packaged.read_bytes())
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise RuntimeError(f"the {name} tokenizer file shipped with bpe-openai does not match tiktoken's hash")
+        raise SetupError(f"the {name} tokenizer file shipped with bpe-openai does not match tiktoken's hash")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)

@@ -19,12 +19,12 @@ from batchkit.answers import ResultStatus, best_first
 from openai_batch.context import TaskRun, batch_key
 from openai_batch.errors import airflow_errors
 from openai_batch.queue_wait import wait_then_retry
-from openai_batch.statuses import METADATA_KEY, QUEUE_FULL, TERMINAL, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus, queue_full
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Ledger
+    from batchkit.ledger import Claim, Ledger
     from openai_batch.hooks import OpenAIBatchHook
     from openai_batch.staging import RunStaging
 
@@ -61,35 +61,38 @@ class AttemptLoop:
         connect_storage(self.batch_file["path"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
-        chain = self._chain(run, hook, ledger, first or self.first_batch(context, run, hook, ledger))
-        if isinstance(event, dict) and event.get("status") == "timeout":
-            self._cancel_for_deadline(run, hook, ledger, chain)
+        claims = self._claims(run, ledger)  # read once per resume; kept current below
+        chain = [first or self.first_batch(context, hook, claims[0])]
+        chain += [hook.get_batch(claim.batch_id) for claim in claims[1:] if claim and claim.batch_id]
+        if isinstance(event, dict) and event.get("status") == DEADLINE_PASSED:
+            self._cancel_for_deadline(hook, ledger, chain, claims[-1])
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
             while True:
                 if chain[-1].status not in TERMINAL:
-                    self._defer(run, ledger, chain, method)
+                    self._defer(chain[-1], claims[-1], method)
                 for attempt, batch in enumerate(chain, start=1):
                     if not ledger.has_results(batch.id):
                         self._record(hook, staging, ledger, batch, attempt)
                 latest, resubmitted = self._latest(ledger, chain)
-                ours = self._cancelled_for_deadline(run, ledger, chain)
+                ours = {c.batch_id for c in claims if c is not None and c.cancelled_at and c.batch_id}
                 retry = {
                     custom_id
                     for custom_id, (status, http_status, code, batch_id) in latest.items()
                     if is_retryable(status, http_status, code) or (code == "batch_cancelled" and batch_id in ours)
                 }
-                refused = sum(1 for b in chain if b.status == "failed" and queue_full(b.errors))
+                refused = sum(1 for b in chain if b.status == BatchStatus.FAILED and queue_full(b.errors))
                 if not retry or len(chain) - refused >= int(self.max_attempts):  # a refusal is not an attempt
                     return chain, latest, resubmitted, retry
                 if not waited and queue_full(chain[-1].errors):  # the chain counts the waits: none is forgotten
                     reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
                     wait_then_retry(self, refused - 1, method, {"waited": True}, reason)
-                chain.append(self._resubmit(run, hook, staging, ledger, chain, retry, waits, method))
+                batch, claim = self._resubmit(run, hook, staging, ledger, chain, retry, waits, method)
+                chain.append(batch)
+                claims.append(claim)
                 waited = False
 
-    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
-        """Attempt 1's batch, as the ledger's claim names it."""
-        claim = ledger.claim_of(self.attempt_key(run, 1))
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
+        """Attempt 1's batch, as its ledger claim (``claim``) names it."""
         if claim is None or not claim.batch_id:
             raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
         return hook.get_batch(claim.batch_id)
@@ -99,24 +102,23 @@ class AttemptLoop:
         partition, sha = self.batch_file["partition"], self.batch_file["sha256"]
         return batch_key(run.dag_id, partition, sha, attempt, scope, run.pipeline)
 
-    def _chain(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, first: Batch) -> list[Batch]:
-        """The file's batches so far: the first, then each resubmission the ledger's claims name."""
-        chain = [first]
-        while (claim := ledger.claim_of(self.attempt_key(run, len(chain) + 1))) and claim.batch_id:
-            chain.append(hook.get_batch(claim.batch_id))
-        return chain
+    def _claims(self, run: TaskRun, ledger: Ledger) -> list[Claim | None]:
+        """The ledger's claims of the file's attempts, one read each: attempt 1's (None before the ledger
+        existed), then each resubmission's that names a batch; item ``n`` belongs to attempt ``n + 1``."""
+        claims = [ledger.claim_of(self.attempt_key(run, 1))]
+        while (claim := ledger.claim_of(self.attempt_key(run, len(claims) + 1))) and claim.batch_id:
+            claims.append(claim)
+        return claims
 
     def _window(self) -> timedelta:
         window = self.completion_window
         return window if isinstance(window, timedelta) else timedelta(hours=int(str(window).rstrip("h")))
 
-    def _defer(self, run: TaskRun, ledger: Ledger, chain: list[Batch], method: str) -> None:
-        """Wait on the triggerer; the deadline is anchored on the batch's creation (window + 1 h), or on our own
-        cancel of it."""
+    def _defer(self, batch: Batch, claim: Claim | None, method: str) -> None:
+        """Wait on the triggerer for ``batch`` (the latest, with its ``claim``); the deadline is anchored on the
+        batch's creation (window + 1 h), or on our own cancel of it."""
         from openai_batch.triggers import OpenAIBatchStatusTrigger, deferral_timeout
 
-        batch = chain[-1]
-        claim = ledger.claim_of(self.attempt_key(run, len(chain)))
         if claim is not None and claim.cancelled_at:
             deadline = claim.cancelled_at + CANCEL_GRACE.total_seconds()
         else:
@@ -130,11 +132,15 @@ class AttemptLoop:
             timeout=deferral_timeout(deadline),
         )
 
-    def _cancel_for_deadline(self, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch]) -> None:
-        """The deadline passed: cancel the batch (its answered lines are kept; its unfinished lines go into the next
-        attempt, unlike a cancel by a person), or give up when it did not even stop after our cancel."""
+    def _cancel_for_deadline(
+        self, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch], claim: Claim | None
+    ) -> None:
+        """The deadline passed: cancel the latest batch (its answered lines are kept; its unfinished lines go into
+        the next attempt, unlike a cancel by a person), or give up when it did not even stop after our cancel.
+
+        :param claim: the latest batch's claim; its ``cancelled_at`` is recorded (in the ledger and on it).
+        """
         batch = chain[-1]
-        claim = ledger.claim_of(self.attempt_key(run, len(chain)))
         if claim is not None and claim.cancelled_at:
             raise AirflowException(f"batch {batch.id} did not stop within {CANCEL_GRACE} of being cancelled")
         self.log.warning("batch %s passed its deadline (%s window + 1 h); cancelling it", batch.id, self._window())
@@ -143,22 +149,18 @@ class AttemptLoop:
             ledger.record_cancel(claim)
         chain[-1] = hook.get_batch(batch.id)
 
-    def _cancelled_for_deadline(self, run: TaskRun, ledger: Ledger, chain: list[Batch]) -> set[str]:
-        claims = [ledger.claim_of(self.attempt_key(run, n)) for n in range(1, len(chain) + 1)]
-        return {c.batch_id for c in claims if c is not None and c.cancelled_at and c.batch_id}
-
     def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
         """Download a terminal batch's files once and record its results in the ledger."""
         from batchkit.batch_inputs import answer_check, fingerprints
         from batchkit.results import from_results, result_batches, write_results
 
-        if batch.status == "failed" and not queue_full(batch.errors):
+        if batch.status == BatchStatus.FAILED and not queue_full(batch.errors):
             errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
             raise AirflowFailException(f"batch {batch.id} failed: {errors}")
         name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
         with staging.scratch() as scratch:
             downloaded = []
-            if batch.status == "failed":  # refused for the queue limit: nothing ran, every line is unanswered
+            if batch.status == BatchStatus.FAILED:  # refused for the queue limit: nothing ran, every line is unanswered
                 source = from_results(self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl"))
             else:
                 downloaded = [
@@ -171,7 +173,7 @@ class AttemptLoop:
                     return result_batches([path for _, path in downloaded], batch.id, per_line)
 
             counts = batch.request_counts
-            expected = counts.total if batch.status == "completed" and counts else None
+            expected = counts.total if batch.status == BatchStatus.COMPLETED and counts else None
             local = scratch / f"{batch.id}.parquet"
             if not hasattr(self, "_prints"):
                 self._prints, self._check = fingerprints(self.batch_file["path"]), answer_check(self.batch_file["path"])
@@ -231,7 +233,8 @@ class AttemptLoop:
         retry: set[str],
         waits: int,
         method: str,
-    ) -> Batch:
+    ) -> tuple[Batch, Claim]:
+        """Send the ``retry`` lines as the next attempt; its batch and claim."""
         import openai
 
         from batchkit.batch_inputs import request_lines
@@ -247,7 +250,7 @@ class AttemptLoop:
         first = chain[0]
         metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
         try:
-            batch = submit_once(
+            batch, claim = submit_once(
                 hook,
                 ledger,
                 key,
@@ -264,4 +267,4 @@ class AttemptLoop:
         self.log.warning(
             "resubmitting %d line(s) as batch %s (attempt %d of %s)", len(retry), batch.id, attempt, self.max_attempts
         )
-        return batch
+        return batch, claim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from batchkit.errors import TransientError
+from batchkit.errors import ClaimHeld
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -26,11 +26,11 @@ def submit_once(
     path: str,
     log: Any,
     **create: Any,
-) -> Batch:
-    """The batch of ``key``: adopted (any status) when a claim names one or the API holds one with the key,
+) -> tuple[Batch, Claim]:
+    """The batch of ``key`` and its claim: adopted (any status) when a claim names one or the API holds one with the key,
     else uploaded from ``path`` and created under a claim this caller won.
 
-    :raises TransientError: another run is creating this batch right now (the task retries later).
+    :raises ClaimHeld: another run is creating this batch right now (the task retries later).
     """
     claim = ledger.claim(key, owner, file_sha256)
     if claim is None:
@@ -39,18 +39,18 @@ def submit_once(
     while True:
         if claim.batch_id:
             log.info("adopting batch %s of key %s (created by %s)", claim.batch_id, key, claim.owner)
-            return hook.get_batch(claim.batch_id)
+            return hook.get_batch(claim.batch_id), claim
         found = hook.find_batch(key, since=claim.claimed_at)
         if found:
             log.info("adopting batch %s of key %s, created by %s before it could record it", found.id, key, claim.owner)
             ledger.record_batch(claim, found.id)
-            return found
+            return found, claim
         if claim.owner == owner or time.time() - claim.claimed_at > STALE_CLAIM_SECONDS:
             log.warning("taking over the claim of key %s from %s (no batch was created)", key, claim.owner)
             ledger.take_over(claim, owner)
             return _create(hook, ledger, claim, path, log, **create)
         if time.monotonic() > deadline:
-            raise TransientError(
+            raise ClaimHeld(
                 f"{claim.owner} is creating the batch of this file (key {key}) and has not finished after "
                 f"{CLAIM_WAIT_SECONDS:.0f}s; this task adopts it on its next try"
             )
@@ -58,7 +58,9 @@ def submit_once(
         claim = ledger.claim_of(key) or claim
 
 
-def _create(hook: OpenAIBatchHook, ledger: Ledger, claim: Claim, path: str, log: Any, **create: Any) -> Batch:
+def _create(
+    hook: OpenAIBatchHook, ledger: Ledger, claim: Claim, path: str, log: Any, **create: Any
+) -> tuple[Batch, Claim]:
     batch = hook.submit_file(claim.key, path, **create)
     ledger.record_batch(claim, batch.id)
-    return batch
+    return batch, claim

@@ -1,5 +1,6 @@
-"""Core errors -> Airflow's verdict, decided in one place: terminal errors fail the task without retries,
-transient ones let Airflow retry it."""
+"""Core errors -> Airflow's verdict, decided in one place: a ``TransientError`` lets Airflow retry the task; a
+``TerminalError`` fails it without retries, and so does a ``BatchkitError`` that is neither (undecided: failing
+costs a clear, retrying blindly could pay twice). Other exceptions pass through and Airflow retries them."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from batchkit.errors import BatchkitError, TerminalError
+from batchkit.errors import BatchkitError, TransientError
 
 
 @contextmanager
 def airflow_errors(what: str) -> Iterator[None]:
-    """Re-raise ``batchkit`` errors as ``AirflowFailException`` (terminal) or ``AirflowException`` (transient),
-    prefixed with ``what`` was being done."""
+    """Re-raise ``batchkit`` errors as ``AirflowException`` (transient: retried) or ``AirflowFailException``
+    (terminal or undecided: failed at once), prefixed with ``what`` was being done."""
     try:
         yield
-    except TerminalError as exc:
-        raise AirflowFailException(f"{what}: {exc}") from None
-    except BatchkitError as exc:
+    except TransientError as exc:
         raise AirflowException(f"{what}: {exc}") from None
+    except BatchkitError as exc:
+        raise AirflowFailException(f"{what}: {exc}") from None

@@ -5,7 +5,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from batchkit.batch_api import MAX_REQUESTS
+from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_REQUESTS
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from openai_batch.context import PARTITION_PATTERN
 
@@ -71,8 +71,8 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
         ),
         "endpoint": Param(
-            "/v1/chat/completions",
-            enum=["/v1/chat/completions", "/v1/responses", "/v1/embeddings"],
+            DEFAULT_ENDPOINT,
+            enum=list(ENDPOINTS),
             title="Endpoint",
             description="Batch API endpoint the requests go to",
             section="Requests",

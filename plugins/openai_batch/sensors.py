@@ -10,12 +10,12 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from openai_batch.links import OpenAIBatchLink
-from openai_batch.statuses import TERMINAL, progress, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, BatchStatus, progress, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.hooks import OpenAIBatchHook
 
-HANDED_ON = ("expired", "cancelled")  # partial results exist: the collect step decides what to do
+HANDED_ON = (BatchStatus.EXPIRED, BatchStatus.CANCELLED)  # partial results exist: the collect step decides what to do
 
 
 class OpenAIBatchSensor(BaseSensorOperator):
@@ -111,7 +111,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
-        if status == "timeout":
+        if status == DEADLINE_PASSED:
             self._cancel("the sensor's deadline passed")
             raise AirflowSensorTimeout(f"batch {self.batch_id} did not finish before the deadline; cancelled it")
         if status in TERMINAL:
@@ -125,7 +125,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def _finish(self, status: str, counts: dict[str, int] | None) -> dict[str, Any]:
-        if status == "failed":
+        if status == BatchStatus.FAILED:
             errors = self.hook.get_batch(self.batch_id).errors
             if queue_full(errors):
                 self.log.warning(

@@ -1,10 +1,13 @@
-"""Batch statuses and metadata names for the hook, trigger, sensor and operators (from ``batchkit.batch_api``)."""
+"""Batch statuses and metadata names for the hook, trigger, sensor and operators (from ``batchkit.batch_api``),
+and the trigger's own event status."""
 
 from datetime import timedelta
 
-from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL
+from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus
 
-__all__ = ["METADATA_KEY", "QUEUE_FULL", "TERMINAL", "progress", "queue_full"]
+__all__ = ["DEADLINE_PASSED", "METADATA_KEY", "QUEUE_FULL", "TERMINAL", "BatchStatus", "progress", "queue_full"]
+
+DEADLINE_PASSED = "timeout"  # the trigger's event status when the deadline passed before the batch ended
 
 
 def queue_full(errors: object) -> bool:

@@ -14,7 +14,7 @@ import openai
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from openai_batch.polling import POLL_ERRORS, Pollers, polling
-from openai_batch.statuses import TERMINAL, progress
+from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, progress
 
 JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
 STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at most, then "unknown": keep the batch)
@@ -111,7 +111,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
                 if status in TERMINAL:
                     return _event(status, self.batch_id, f"batch {status}", counts)
             if ends is not None and time.monotonic() >= ends:
-                return _event("timeout", self.batch_id, "the sensor's deadline passed", None)
+                return _event(DEADLINE_PASSED, self.batch_id, "the sensor's deadline passed", None)
             remaining = float("inf") if ends is None else max(0.0, ends - time.monotonic())
             await asyncio.sleep(min(interval * random.uniform(1 - JITTER, 1 + JITTER), remaining))
 

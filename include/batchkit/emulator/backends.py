@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from ..batch_api import Endpoint
 from . import structured
 from .checks import integer
 from .errors import envelope, server_error
@@ -75,7 +76,7 @@ def _echo(
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return _bad_request("you must provide a model parameter", "model")
-    if url == "/v1/chat/completions":
+    if url == Endpoint.CHAT:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             return _bad_request("Missing required parameter: 'messages'.", "messages")
@@ -123,7 +124,7 @@ def _echo(
                 "system_fingerprint": "fp_emulator",
             },
         )
-    if url == "/v1/responses":
+    if url == Endpoint.RESPONSES:
         if "input" not in body:
             return _bad_request("Missing required parameter: 'input'.", "input")
         given = body["input"]
@@ -171,7 +172,7 @@ def _echo(
                 },
             },
         )
-    if url == "/v1/embeddings":
+    if url == Endpoint.EMBEDDINGS:
         given = body.get("input")
         if given is None:
             return _bad_request("Missing required parameter: 'input'.", "input")

@@ -6,11 +6,12 @@ from typing import Any
 import orjson
 from fastapi import Request
 
+from ..batch_api import Endpoint
 from .errors import APIError
 
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 MAX_JSON_BYTES = 4 << 20  # a JSON request body (batch create, the synchronous endpoints)
-ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions", "/v1/moderations")
+ENDPOINTS = tuple(e.value for e in Endpoint)  # every endpoint the Batch API accepts
 COMPLETION_WINDOWS = ("24h",)
 PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 

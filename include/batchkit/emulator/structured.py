@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..batch_api import Endpoint
+
 REFUSAL = "I'm sorry, I can't help with that request."
 INVALID_KINDS = ("truncated", "refusal", "mismatch")
 WORDS = ("alpha", "bravo", "delta", "echo", "golf", "kilo", "lima", "oscar")
@@ -36,7 +38,7 @@ class Answer:
 def respond(url: str, body: dict[str, Any], prompt: str, invalid: str | None) -> Answer | None:
     """The answer to a request for structured output (None if it wants free text): compact JSON following its
     schema, derived from ``prompt``, or the ``invalid`` kind of bad answer (one of INVALID_KINDS)."""
-    param = "text.format" if url == "/v1/responses" else "response_format"
+    param = "text.format" if url == Endpoint.RESPONSES else "response_format"
     schema = _requested_schema(body, param)
     if schema is None:
         return None

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from batchkit.answers import ResultStatus
 from openai_batch.attempts import AttemptLoop
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Ledger
-    from openai_batch.context import TaskRun
+    from batchkit.ledger import Claim
     from openai_batch.hooks import OpenAIBatchHook
 
 
@@ -62,7 +62,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     ) -> dict[str, Any]:
         """Resumed here after every deferral (older versions passed ``batch_ids`` too: the ledger has them)."""
         chain, latest, resubmitted, retry = self.follow_attempts(context, "collect", event, waited, waits)
-        ok = sum(1 for status, *_ in latest.values() if status == "ok")
+        ok = sum(1 for status, *_ in latest.values() if status == ResultStatus.OK)
         batch_ids = [b.id for b in chain]
         self.log.info("%d results (%d ok) of batch(es) %s are in the ledger", len(latest), ok, ", ".join(batch_ids))
         if retry:
@@ -84,7 +84,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
             "resubmitted": resubmitted,
         }
 
-    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
         return hook.get_batch(self.batch_id)
 
 

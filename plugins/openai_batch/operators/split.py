@@ -7,8 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from batchkit.batch_api import MAX_REQUESTS
-from batchkit.errors import BatchkitError
+from batchkit.batch_api import DEFAULT_ENDPOINT, MAX_REQUESTS
 from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
 from batchkit.pricing import Estimate
 from openai_batch.context import TaskRun
@@ -77,7 +76,7 @@ class SplitPartitionOperator(BaseOperator):
         source: str,
         staging_root: str,
         model: str,
-        endpoint: str = "/v1/chat/completions",
+        endpoint: str = DEFAULT_ENDPOINT,
         prompt_column: str | None = None,
         prompt_template: str | None = None,
         system_prompt: str | None = None,
@@ -215,10 +214,10 @@ class SplitPartitionOperator(BaseOperator):
     def _config(self) -> Any:
         from airflow.sdk.configuration import conf
 
-        from batchkit.splitter import SplitConfig
+        from batchkit.split_config import SplitConfig
         from batchkit.structured import load_schema
 
-        try:
+        with airflow_errors("invalid split parameters"):
             return SplitConfig(
                 model=self.model,
                 endpoint=self.endpoint,
@@ -235,8 +234,6 @@ class SplitPartitionOperator(BaseOperator):
                 prices=self.prices or None,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
-        except BatchkitError as exc:
-            raise AirflowFailException(f"invalid split parameters: {exc}") from None
 
     def _check_target(self) -> None:
         """The load's refusals that do not depend on the answers, before anything is sent (and paid for): the

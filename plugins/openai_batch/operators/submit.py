@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from batchkit.answers import ResultStatus
+from batchkit.batch_api import DEFAULT_ENDPOINT
 from openai_batch.attempts import AttemptLoop
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
@@ -17,7 +19,7 @@ from openai_batch.statuses import METADATA_KEY
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Ledger
+    from batchkit.ledger import Claim
     from openai_batch.hooks import OpenAIBatchHook
 
 
@@ -53,7 +55,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         *,
         batch_file: dict[str, Any],
         staging_root: str,
-        endpoint: str = "/v1/chat/completions",
+        endpoint: str = DEFAULT_ENDPOINT,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         completion_window: str = "24h",
@@ -96,7 +98,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     ) -> str:
         """Resumed here after every deferral until the file's batches are all terminal."""
         chain, latest, _, retry = self.follow_attempts(context, "follow", event, waited, waits, first)
-        ok = sum(1 for status, *_ in latest.values() if status == "ok")
+        ok = sum(1 for status, *_ in latest.values() if status == ResultStatus.OK)
         self.log.info(
             "batch(es) %s done: %d of %d request(s) answered ok%s",
             ", ".join(b.id for b in chain),
@@ -106,9 +108,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, run: TaskRun, hook: OpenAIBatchHook, ledger: Ledger) -> Batch:
+    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = hook.get_batch(saved) if saved else super().first_batch(context, run, hook, ledger)
+        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, claim)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
@@ -143,7 +145,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         ledger = RunStaging(self.staging_root, run, self.storage_conn_id).ledger()
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
-                return submit_once(
+                batch, _ = submit_once(
                     hook,
                     ledger,
                     key,
@@ -156,6 +158,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
                     metadata=metadata,
                     **extra,
                 )
+                return batch
         except openai.RateLimitError as exc:
             wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
             raise AssertionError("unreachable: wait_then_retry defers or raises") from exc

@@ -143,3 +143,14 @@ def test_a_warehouse_that_cannot_be_opened_is_one_line(tmp_path, where):
     assert_one_line_error(done, f"cannot load into {shown}", "nothing was changed")
     assert "s3cret" not in done.stderr
     assert (tmp_path / "junk.db").read_text() == "not a database"
+
+
+def test_an_invalid_size_says_what_a_size_looks_like(capsys):
+    from batchkit.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(
+            ["split", "x", "--out", "y", "--model", "m", "--prompt-column", "t", "--max-bytes", "2XB"]
+        )
+    assert exited.value.code == 2
+    assert "--max-bytes: invalid size '2XB': use a number with an optional unit" in capsys.readouterr().err

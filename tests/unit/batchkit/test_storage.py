@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from batchkit.errors import SetupError
 from batchkit.storage import open_file, pipeline_parts, prune, put_file
 
 
@@ -79,5 +80,5 @@ def test_pipeline_parts_keep_the_top_level_layout_and_refuse_unsafe_ids():
     assert pipeline_parts("d") == ("d",)
     assert pipeline_parts("d", "outer.reviews") == ("d", "_pipelines", "outer.reviews")
     for bad in ("..", "_x", "a/b", ".x"):
-        with pytest.raises(ValueError, match="cannot name a staging directory"):
+        with pytest.raises(SetupError, match="cannot name a staging directory"):
             pipeline_parts("d", bad)

@@ -3,6 +3,7 @@ lines, and its unfinished lines go into the next attempt (a person's cancel woul
 
 import json
 import time
+from collections import Counter
 from types import SimpleNamespace
 
 import pyarrow as pa
@@ -67,7 +68,12 @@ def test_a_deadline_cancel_keeps_answers_and_resubmits_the_rest(emulator, tmp_pa
     assert claims.claim_of(submit.attempt_key(TaskRun.of(context), 1)).cancelled_at is not None
 
     assert wait(client, second).status == "completed"
+    reads = Counter()
+    claim_of = Ledger.claim_of
+    monkeypatch.setattr(Ledger, "claim_of", lambda self, key: reads.update([key]) or claim_of(self, key))
     assert submit.follow(context) == first
+    keys = [submit.attempt_key(TaskRun.of(context), n) for n in (1, 2, 3)]
+    assert reads == Counter(keys), "one resume reads each claim of the chain once (and finds no third)"
     collect = CollectResultsOperator(
         task_id="collect", batch_file=descriptor, batch_id=first, staging_root=staging, conn_id="openai_d"
     )

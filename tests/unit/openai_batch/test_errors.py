@@ -1,25 +1,53 @@
-"""One mapping from batchkit's errors to Airflow's verdict: terminal errors fail at once, transient ones retry."""
+"""One mapping from batchkit's errors to Airflow's verdict: terminal errors fail at once, transient ones retry.
+
+Every error class in ``batchkit.errors`` needs a decision below: a new class without one fails this test."""
+
+import inspect
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from batchkit.errors import InputError, LedgerError, ResultsRejected, TerminalError, TransientError
+from batchkit import errors
 from openai_batch.errors import airflow_errors
 
+FAILS, RETRIES = "fails", "retries"
+VERDICTS = {
+    "BatchkitError": FAILS,  # undecided: treated as terminal, never retried by accident
+    "TerminalError": FAILS,
+    "InputError": FAILS,
+    "LedgerError": FAILS,
+    "ResultsUnreadable": FAILS,
+    "SetupError": FAILS,
+    "ScratchTooSmall": FAILS,
+    "ResultsRejected": FAILS,
+    "TransientError": RETRIES,
+    "ResultsIncomplete": RETRIES,
+    "ClaimHeld": RETRIES,
+    "HelperProcessFailed": RETRIES,
+    "WarehouseUnavailable": RETRIES,
+}
+CLASSES = [
+    cls
+    for _, cls in inspect.getmembers(errors, inspect.isclass)
+    if issubclass(cls, errors.BatchkitError) and cls.__module__ == errors.__name__
+]
 
-@pytest.mark.parametrize("error", [InputError, LedgerError, ResultsRejected, TerminalError])
-def test_terminal_errors_fail_the_task_without_retries(error):
-    with pytest.raises(AirflowFailException, match=r"^splitting dt=1: row 3 is bad$"), airflow_errors("splitting dt=1"):
-        raise error("row 3 is bad")
 
-
-def test_transient_errors_leave_the_retry_to_airflow():
+@pytest.mark.parametrize("error", CLASSES, ids=lambda cls: cls.__name__)
+def test_every_core_error_has_a_verdict_and_the_mapping_follows_it(error):
+    assert error.__name__ in VERDICTS, f"decide whether {error.__name__} fails the task or retries it"
     with (
-        pytest.raises(AirflowException, match=r"^collecting: 2 results missing$") as caught,
-        airflow_errors("collecting"),
+        pytest.raises(AirflowException, match=r"^splitting dt=1: row 3 is bad$") as caught,
+        airflow_errors("splitting dt=1"),
     ):
-        raise TransientError("2 results missing")
-    assert not isinstance(caught.value, AirflowFailException)
+        raise error("row 3 is bad")
+    verdict = FAILS if isinstance(caught.value, AirflowFailException) else RETRIES
+    assert verdict == VERDICTS[error.__name__]
+    assert (verdict == RETRIES) == issubclass(error, errors.TransientError)  # the class says what it is
+
+
+def test_every_verdict_names_an_error_class():
+    assert set(VERDICTS) == {cls.__name__ for cls in CLASSES}
 
 
 def test_other_errors_pass_through_unchanged():
