@@ -94,12 +94,16 @@ def run(kind: str, source: Path, limit: int = 0) -> dict:
 
 
 def partition(rows: int) -> Path:
-    from batchkit.sample import write_sample_partition
-
     path = WORK / f"reviews-{rows}" / "dt=2026-11-24"
     if not path.exists():
         print(f"generating {rows:,} sample rows in {path} ...", flush=True)
-        write_sample_partition(path.with_suffix(".tmp"), rows, files=max(1, rows // 250_000))
+        # in a child process: Linux keeps a process's peak RSS across fork + exec, so the workers started later
+        # would report this one's peak (the sample's rows) as their own
+        code = "import sys; from batchkit.sample import write_sample_partition as w; w(sys.argv[1], int(sys.argv[2]), files=int(sys.argv[3]))"
+        subprocess.run(
+            [sys.executable, "-c", code, str(path.with_suffix(".tmp")), str(rows), str(max(1, rows // 250_000))],
+            check=True,
+        )
         path.with_suffix(".tmp").rename(path)
     return path
 
