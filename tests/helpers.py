@@ -89,7 +89,7 @@ def staged_run(
 
     from batchkit.batch_inputs import fingerprints
     from batchkit.ledger import Ledger
-    from batchkit.result_lines import Result
+    from batchkit.result_line import Result
     from batchkit.results import from_results, write_results
     from batchkit.splitter import SplitConfig, split
 

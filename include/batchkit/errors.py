@@ -52,9 +52,5 @@ class ClaimHeld(TransientError):
     """Another run holds the ledger's claim on a batch key and is creating that batch; a later try adopts it."""
 
 
-class HelperProcessFailed(TransientError):
-    """A helper process died (killed, out of memory) before it finished; running again may pass."""
-
-
 class WarehouseUnavailable(TransientError):
     """The warehouse could not be reached, opened or locked in time; nothing was changed."""

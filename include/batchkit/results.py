@@ -19,7 +19,8 @@ from .answers import ResultStatus
 from .arrow_results import NeedsPerLine, arrow_batches
 from .batch_api import RETRYABLE_HTTP_STATUS, UNANSWERED_CODES
 from .errors import ResultsIncomplete, ResultsUnreadable
-from .result_lines import Result, line_batches, results_batch
+from .result_line import Result
+from .result_lines import line_batches, results_batch
 from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
 from .structured import INVALID, AnswerCheck
 

@@ -206,7 +206,7 @@ class AttemptLoop:
     def _refused_requests(self, hook: OpenAIBatchHook, batch: Batch, path: Path) -> list:
         import orjson
 
-        from batchkit.result_lines import Result
+        from batchkit.result_line import Result
 
         hook.download(batch.input_file_id, path)
         message = batch.errors.data[0].message

@@ -15,7 +15,7 @@ from batchkit.errors import InputError
 from batchkit.ledger import Ledger
 from batchkit.manifest import Manifest
 from batchkit.merge import merge_partition
-from batchkit.result_lines import parse_line
+from batchkit.result_line import parse_line
 from batchkit.results import from_results, write_results
 from batchkit.splitter import SplitConfig, split
 

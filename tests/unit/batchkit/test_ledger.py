@@ -11,7 +11,7 @@ from batchkit.batch_inputs import fingerprints
 from batchkit.errors import LedgerError
 from batchkit.ledger import Ledger
 from batchkit.merge import merge_partition
-from batchkit.result_lines import Result
+from batchkit.result_line import Result
 from batchkit.results import from_results, write_results
 from batchkit.splitter import SplitConfig, split
 from tests.helpers import split_lines

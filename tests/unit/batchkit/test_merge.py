@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from batchkit.batch_inputs import fingerprints
 from batchkit.merge import merge_partition, merged_schema
-from batchkit.result_lines import Result, parse_line
+from batchkit.result_line import Result, parse_line
 from batchkit.results import from_results, write_results
 from batchkit.splitter import SplitConfig, split
 from tests.helpers import error_line, ok_line

@@ -1,67 +1,47 @@
-"""Per-line result parsing on two processes: the same batches as one process, in file order, and a bad line in
-the child's half named by its line number in the file."""
+"""Per-line result parsing: embeddings read by simdjson into float buffers give what orjson's per-line parse
+gives, whatever the line's shape, and a bad line is named by its number."""
 
 import json
-import subprocess
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from batchkit import result_lines
 from batchkit.errors import ResultsUnreadable
-from tests.helpers import error_line
+from batchkit.result_lines import Vectors, line_batches, parse_lines
+from tests.helpers import error_line, ok_line
 
 
-def embedding_line(custom_id: str, values: list[float]) -> dict:
+def embedding_line(custom_id: str, values: list) -> dict:
     body = {"object": "list", "data": [{"embedding": values}], "model": "m", "usage": {"prompt_tokens": 2}}
     return {"custom_id": custom_id, "response": {"status_code": 200, "body": body}, "error": None}
 
 
-@pytest.fixture
-def children(monkeypatch):
-    """Every file is parsed on two processes; the list holds the child processes started."""
-    started = []
-    real = subprocess.Popen
-
-    def spy(*args, **kwargs):
-        started.append(real(*args, **kwargs))
-        return started[-1]
-
-    monkeypatch.setattr(result_lines, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(result_lines.os, "sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr(result_lines.subprocess, "Popen", spy)
-    return started
-
-
-def test_two_processes_give_the_batches_of_one(tmp_path, children):
+def test_typed_embeddings_agree_with_per_line_parsing(tmp_path):
     lines = [
-        error_line(str(i), 500, None) if i % 7 == 0 else embedding_line(str(i), [i / 3, -i / 7] * (1 + i % 3))
-        for i in range(3000)
-    ]
+        embedding_line("a", [0.1, -2.5e-05, 3]),  # an integer among the floats
+        error_line("b", 500, None),
+        ok_line("d", "a chat answer"),
+        embedding_line("e", []),
+        error_line("f", None, "batch_expired"),
+    ] + [embedding_line(str(i), list(np.linspace(-1, 1, 7) * i)) for i in range(1500)]
     path = tmp_path / "out.jsonl"
-    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+    with path.open("w") as out:  # json.dumps' ", " and ": " separators, as the API writes them
+        out.writelines(json.dumps(line) + "\n" for line in lines)
 
-    both = pa.Table.from_batches(list(result_lines.line_batches(path, "b")))
-    assert len(children) == 1 and children[0].returncode == 0
-    one = pa.Table.from_batches(list(result_lines._batches(path, "b", 0, path.stat().st_size)))
-    assert both.equals(one)
-    assert both.column("custom_id").to_pylist() == [str(i) for i in range(3000)]
-    assert both.column("embedding")[0].as_py() is None
-    assert both.column("embedding")[1].as_py() == pytest.approx([1 / 3, -1 / 7] * 2)
-    assert list(tmp_path.iterdir()) == [path]  # the child's scratch is gone
+    typed = pa.Table.from_batches(list(line_batches(path, "b1")))
+    results = list(parse_lines(path, "b1"))
+    expected = Vectors.of(r.embedding if r.status == "ok" else None for r in results)
+    assert typed.num_rows == len(lines) and typed.column("custom_id").to_pylist() == [r.custom_id for r in results]
+    assert typed.column("embedding").equals(pa.chunked_array([expected]))
+    for name in ("status", "error_code", "model", "prompt_tokens", "response_text", "http_status"):
+        assert typed.column(name).to_pylist() == [getattr(r, name) for r in results], name
+    assert typed.column("embedding")[0].as_py() == pytest.approx([0.1, -2.5e-05, 3.0])
 
 
-def test_a_bad_line_in_the_second_half_is_named_by_its_line_number(tmp_path, children):
-    good = json.dumps(embedding_line("a", [0.5])).encode() + b"\n"
+def test_a_bad_line_is_named_by_its_number(tmp_path):
+    good = json.dumps(embedding_line("a", [0.5])) + "\n"
     path = tmp_path / "out.jsonl"
-    path.write_bytes(good * 90 + b"{not json\n" + good * 9)
+    path.write_text(good * 90 + "{not json\n" + good * 9)
     with pytest.raises(ResultsUnreadable, match=r"out.jsonl: line 91 is not a valid batch result"):
-        list(result_lines.line_batches(path, "b"))
-    assert len(children) == 1
-
-
-def test_a_one_line_file_leaves_the_child_nothing(tmp_path, children):
-    path = tmp_path / "out.jsonl"
-    path.write_text(json.dumps(embedding_line("a", [0.25, 0.5])) + "\n")
-    table = pa.Table.from_batches(list(result_lines.line_batches(path, "b")))
-    assert table.column("embedding").to_pylist() == [[0.25, 0.5]]
+        list(line_batches(path, "b"))

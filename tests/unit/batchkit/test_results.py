@@ -10,7 +10,8 @@ import pytest
 
 from batchkit.batch_inputs import request_lines
 from batchkit.errors import BatchkitError
-from batchkit.result_lines import parse_line, parse_lines
+from batchkit.result_line import parse_line
+from batchkit.result_lines import parse_lines
 from batchkit.results import result_batches, write_results
 from batchkit.splitter import SplitConfig, split
 from tests.helpers import error_line, ok_line

@@ -23,7 +23,6 @@ VERDICTS = {
     "TransientError": RETRIES,
     "ResultsIncomplete": RETRIES,
     "ClaimHeld": RETRIES,
-    "HelperProcessFailed": RETRIES,
     "WarehouseUnavailable": RETRIES,
 }
 CLASSES = [
