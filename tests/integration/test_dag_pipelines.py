@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from batchkit.devstack import Stack
-from batchkit.sample import write_sample_partition
+from batchkit.dev.devstack import Stack
+from batchkit.dev.sample import write_sample_partition
 from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "two_pipelines"
