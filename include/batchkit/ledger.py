@@ -31,11 +31,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
-from .answered import Answered
-from .answers import ResultStatus
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
-from .result_schema import CACHE_SCHEMA, LEDGER_SCHEMA
+from .results.answers import ResultStatus
+from .results.result_schema import CACHE_SCHEMA, LEDGER_SCHEMA
+from .split.answered import Answered
 from .storage import LEDGER_DIR, pipeline_parts  # beside the run directories; prune keeps it
 
 

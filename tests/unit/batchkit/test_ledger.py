@@ -7,13 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchkit.batch_inputs import fingerprints
 from batchkit.errors import LedgerError
 from batchkit.ledger import Ledger
-from batchkit.merge import merge_partition
-from batchkit.result_line import Result
-from batchkit.results import from_results, write_results
-from batchkit.splitter import SplitConfig, split
+from batchkit.results.merge import merge_partition
+from batchkit.results.result_line import Result
+from batchkit.results.results import from_results, write_results
+from batchkit.split.batch_inputs import fingerprints
+from batchkit.split.splitter import SplitConfig, split
 from tests.helpers import split_lines
 
 
@@ -126,8 +126,8 @@ def test_results_that_do_not_match_the_batch_are_refused(tmp_path):
 
 
 def test_results_files_from_before_the_cache_columns_still_read_bill_and_merge(tmp_path, write_parquet):
-    from batchkit.result_schema import CACHE_SCHEMA
-    from batchkit.usage import USAGE_COLUMNS, usage_by_batch
+    from batchkit.cost.usage import USAGE_COLUMNS, usage_by_batch
+    from batchkit.results.result_schema import CACHE_SCHEMA
 
     ledger = Ledger(str(tmp_path / "ledger"))
     source = write_parquet("src/a.parquet", table(4))
