@@ -22,6 +22,7 @@ from .source import SourceFile
 if TYPE_CHECKING:
     from .split_config import SplitConfig
 
+SKIPPED_COLUMN = "__skipped"  # in rows.parquet with image columns: why the row was not sent (null: it was)
 MORE_FILES = (
     "raise Airflow's [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH, on every component) or make the "
     "partitions smaller; nothing was submitted"
@@ -50,21 +51,27 @@ class Background:
 
 
 class RowsWriter:
-    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet, on a
-    background thread (Parquet encoding releases the GIL)."""
+    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``, + ``__skipped``:
+    why a row was not sent, with ``reasons``) to Parquet, on a background thread (Parquet encoding releases the
+    GIL)."""
 
-    def __init__(self, path: Path | BinaryIO, schema: pa.Schema | None, keep: list[str]) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: pa.Schema | None, keep: list[str], reasons: bool = False) -> None:
         import pyarrow.parquet as pq
 
         fields = [schema.field(name) for name in keep] if schema is not None else []
         self.keep = keep
-        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string())])
+        extra = [(SKIPPED_COLUMN, pa.string())] if reasons else []
+        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string()), *extra])
         self._writer = pq.ParquetWriter(path, self.schema)
         self._io = Background("batchkit-rows")
 
-    def write(self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None]) -> None:
+    def write(
+        self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None], skipped: list[str | None] | None = None
+    ) -> None:
         columns = [batch.column(name) for name in self.keep]
         columns += [ids.cast(pa.string()), strings(prints)]
+        if SKIPPED_COLUMN in self.schema.names:
+            columns.append(strings(skipped or [None] * batch.num_rows))
         self._io.submit(self._writer.write_batch, pa.record_batch(columns, schema=self.schema))
 
     def close(self) -> None:

@@ -30,11 +30,13 @@ class BatchFileEntry:
 
 @dataclass
 class SkippedRows:
-    """Rows not turned into requests because their prompt was null or empty."""
+    """Rows not turned into requests: their prompt was null or empty, or (with image columns) an image cell was
+    null or not an image; ``reasons`` counts them by reason (manifests written before it have none)."""
 
     count: int = 0
     reason: str = "prompt is null or empty"
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)  # with image columns, each names its reason
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

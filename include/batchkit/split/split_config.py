@@ -30,6 +30,8 @@ class SplitConfig:
     expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
     prices: dict[str, Any] | None = None  # batch price overrides (batchkit.cost.pricing)
     vendor: str = DEFAULT_VENDOR  # whose batch prices the estimate takes (openai, anthropic, azure)
+    image_columns: list[str] | None = None  # images sent beside the prompt: URLs or image bytes (batchkit.split.images)
+    image_detail: str = "auto"  # each image's detail on chat completions and responses: auto, low, high
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -41,6 +43,7 @@ class SplitConfig:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
         check_vendor(self.vendor)
+        self._check_images()
         if self.prices:
             check_prices(self.prices)
         if self.expected_output_tokens is not None and self.expected_output_tokens < 0:
@@ -49,3 +52,15 @@ class SplitConfig:
             from ..structured import request_fields
 
             request_fields(self.endpoint, self.output_schema)  # a usable schema on a text endpoint
+
+    def _check_images(self) -> None:
+        from .requests import DETAILS, IMAGE_ENDPOINTS
+
+        columns = self.image_columns or []
+        if len(set(columns)) < len(columns):
+            raise InputError(f"image columns are named more than once: {', '.join(columns)}")
+        if columns and self.endpoint not in IMAGE_ENDPOINTS:
+            allowed = ", ".join(sorted(IMAGE_ENDPOINTS))
+            raise InputError(f"{self.endpoint} takes no images: image columns work on {allowed}")
+        if self.image_detail not in DETAILS:
+            raise InputError(f"image detail must be one of {', '.join(DETAILS)}, got {self.image_detail!r}")
