@@ -10,6 +10,7 @@ from .cost.pricing import Estimate
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
 from .sizes import parse_size
+from .split.requests import DETAILS
 from .split.split_config import SplitConfig
 from .split.splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
@@ -45,8 +46,8 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         "split",
         help="split a Parquet partition into Batch API input files",
         description="Split a Parquet file, partition directory or glob into OpenAI Batch input files "
-        "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty are "
-        "skipped and reported in the manifest.",
+        "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty (or whose image "
+        "cell is null or not an image) are skipped and reported in the manifest.",
     )
     p.add_argument("source", help="a Parquet file, a directory of Parquet files (e.g. dt=2026-11-24/) or a glob")
     p.add_argument(
@@ -86,6 +87,15 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         type=_json_object_or_file,
         help='batch prices per 1M tokens overriding genai-prices: {"model": {"input": 0.1, "output": 0.4}} '
         "or @prices.json",
+    )
+    p.add_argument(
+        "--image-column",
+        action="append",
+        dest="image_columns",
+        help="column of images sent beside the prompt (repeat for more): http(s) or data: URLs, or image bytes",
+    )
+    p.add_argument(
+        "--image-detail", default="auto", choices=DETAILS, help="detail of each image (default: %(default)s)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
@@ -203,6 +213,8 @@ def _run_split(args: argparse.Namespace) -> int:
         output_schema=args.output_schema,
         expected_output_tokens=args.expected_output_tokens,
         prices=args.prices,
+        image_columns=args.image_columns,
+        image_detail=args.image_detail,
     )
     started = time.monotonic()
     last = [started]
@@ -223,8 +235,9 @@ def _run_split(args: argparse.Namespace) -> int:
         f"in {time.monotonic() - started:.1f}s"
     )
     print(f"estimated cost: {Estimate(**manifest.estimate).describe()}")
-    if totals["rows_skipped"]:
-        print(f"skipped {totals['rows_skipped']:,} row(s) with a null or empty prompt (listed in manifest.json)")
+    for reason, count in (manifest.skipped.reasons or {manifest.skipped.reason: totals["rows_skipped"]}).items():
+        if count:
+            print(f"skipped {count:,} row(s): {reason} (examples in manifest.json)")
     if not totals["files"]:
         print("the source has no rows to submit: no batch files written")
     return 0
