@@ -118,6 +118,25 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             section="Structured output",
             examples=[SENTIMENT_SCHEMA],
         ),
+        "image_columns": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Image columns",
+            description="columns of images sent beside the prompt (chat completions, responses, moderations): http(s) "
+            "or data: URLs, or image bytes (sent as data URLs); a row whose image is null or not an image is "
+            "skipped. Images cost input tokens (README 'Image inputs')",
+            section="Requests",
+            examples=[["image_url"], ["photo", "label_photo"]],
+        ),
+        "image_detail": Param(
+            "auto",
+            enum=["auto", "low", "high"],
+            title="Image detail",
+            description="how closely the model looks at each image: low costs a fixed few tokens per image, high "
+            "counts its tiles; auto lets the model choose (estimated as high)",
+            section="Requests",
+        ),
         "max_requests_per_file": Param(
             MAX_REQUESTS,
             type="integer",

@@ -165,6 +165,8 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
         input_columns=o["input_columns"],
         reuse_results=o["reuse_results"],
         output_schema=o["output_schema"],
+        image_columns=o["image_columns"],
+        image_detail=o["image_detail"],
         expected_output_tokens=o["expected_output_tokens"],
         max_cost_usd=o["max_cost_usd"],
         prices=s.prices,

@@ -36,6 +36,9 @@ class SplitPartitionOperator(BaseOperator):
         its dotted path; its top-level properties become typed columns (``batchkit.structured``).
     :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
         ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
+    :param image_columns: columns of images sent beside the prompt (http(s) or ``data:`` URLs, or image bytes sent
+        as data URLs); a row whose image cell is null or not an image is skipped with that reason (``split.images``).
+    :param image_detail: each image's ``detail`` on chat completions and responses: auto, low or high.
     :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
     :param prices: batch prices overriding genai-prices (``{"model": {"input", "output"[, "cached_input"]}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
@@ -62,6 +65,8 @@ class SplitPartitionOperator(BaseOperator):
         "input_columns",
         "reuse_results",
         "output_schema",
+        "image_columns",
+        "image_detail",
         "expected_output_tokens",
         "max_cost_usd",
         "prices",
@@ -88,6 +93,8 @@ class SplitPartitionOperator(BaseOperator):
         input_columns: list[str] | None = None,
         reuse_results: bool = True,
         output_schema: dict[str, Any] | str | type | None = None,
+        image_columns: list[str] | None = None,
+        image_detail: str = "auto",
         expected_output_tokens: int | None = None,
         max_cost_usd: float | None = None,
         prices: dict[str, Any] | None = None,
@@ -107,6 +114,7 @@ class SplitPartitionOperator(BaseOperator):
         self.warehouse_conn_id, self.table, self.database = warehouse_conn_id, table, database
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.allowed_sources, self.output_schema, self.pipeline_id = allowed_sources, output_schema, pipeline_id
+        self.image_columns, self.image_detail = image_columns, image_detail
         self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
@@ -138,12 +146,14 @@ class SplitPartitionOperator(BaseOperator):
             manifest = split(source, scratch / "split", self._config(), self._progress, answered, publish, rows_url)
             paths = [staging.url("inputs", f.path) for f in manifest.files]
             rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
-            merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
+            merged = merged_schema(
+                rows_schema, manifest.parameters.get("output_schema"), manifest.parameters["endpoint"]
+            )
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
             "partition %s: %d rows -> %d requests to send in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
-            "(null/empty prompt); manifest %s",
+            "(%s); manifest %s",
             partition,
             totals["rows_read"],
             totals["requests"],
@@ -151,6 +161,7 @@ class SplitPartitionOperator(BaseOperator):
             totals["bytes"] / 1e6,
             totals["estimated_tokens"],
             totals["rows_skipped"],
+            manifest.skipped.reasons or manifest.skipped.reason,
             manifest_url,
         )
         self.log.info(
@@ -230,6 +241,8 @@ class SplitPartitionOperator(BaseOperator):
                 body_options=self.body_options or {},
                 keep_columns=as_list(self.input_columns) or None,
                 output_schema=load_schema(self.output_schema),
+                image_columns=as_list(self.image_columns) or None,
+                image_detail=self.image_detail or "auto",
                 expected_output_tokens=int(self.expected_output_tokens) if self.expected_output_tokens else None,
                 prices=self.prices or None,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
