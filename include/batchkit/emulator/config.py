@@ -79,6 +79,12 @@ class EmulatorConfig:
     completion_window_seconds: float = flag(
         24.0 * 3600, "how long the '24h' window lasts here; small values test expiry", metavar="SECONDS"
     )
+    file_expiry_scale: float = flag(
+        1.0,
+        "how fast file lifetimes pass here: expires_after, output_expires_after and the 30-day default of batch "
+        "input files last this fraction of their seconds (0.001: an hour in 3.6 s); small values test expiry",
+        metavar="FACTOR",
+    )
     seconds_per_request: float = flag(0.0, "slow processing: time each request takes", metavar="SECONDS")
     validation_seconds: float = flag(0.2, "time a batch stays 'validating'", metavar="SECONDS")
     tick_seconds: float = flag(0.2, "processor tick: how often batches advance", metavar="SECONDS")
