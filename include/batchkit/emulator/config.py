@@ -24,6 +24,19 @@ DEFAULT_MODELS = (
     "text-embedding-3-small",
     "text-embedding-3-large",
     "text-embedding-ada-002",
+    "gpt-3.5-turbo-instruct",  # /v1/completions
+    "davinci-002",
+    "babbage-002",
+    "omni-moderation-latest",  # /v1/moderations
+    "omni-moderation-2024-09-26",
+    "text-moderation-latest",
+    "text-moderation-stable",
+    "gpt-image-1",  # /v1/images/generations and /v1/images/edits
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "sora-2",  # /v1/videos
+    "sora-2-pro",
 )
 
 
