@@ -40,7 +40,7 @@ def completion(body: dict[str, Any], model: str, key: str, created: int) -> Line
         prompts = given
     else:
         prompts = []
-    texts = [p if isinstance(p, str) else " ".join(str(t) for t in p) for p in prompts if _prompt(p)]
+    texts = [p if isinstance(p, str) else " ".join(str(integer(t)) for t in p) for p in prompts if _prompt(p)]
     if not prompts or len(texts) != len(prompts):
         raise LineError(
             "Invalid 'prompt': a string, an array of strings, tokens, or an array of token arrays.", "prompt"
@@ -53,7 +53,8 @@ def completion(body: dict[str, Any], model: str, key: str, created: int) -> Line
         for _ in range(n):
             choice = {"text": said[: limit * 4] if cut else said, "index": len(choices), "logprobs": None}
             choices.append({**choice, "finish_reason": "length" if cut else "stop"})
-    p, c = sum(tokens(t) for t in texts), sum(tokens(choice["text"]) for choice in choices)
+    p = sum(tokens(prompt) if isinstance(prompt, str) else len(prompt) for prompt in prompts)
+    c = sum(tokens(choice["text"]) for choice in choices)
     return LineResult(
         200,
         {
@@ -114,7 +115,7 @@ def _edited_images(body: dict[str, Any], model: str) -> list[Image]:
     """The images an edit starts from: ``images`` (``{"image_url"}`` or ``{"file_id"}`` references, the JSON
     form) or ``image`` (a URL or a list of URLs)."""
     refs = body.get("images", body.get("image"))
-    name = "images" if "images" in body else "image"
+    name = "image" if "image" in body and "images" not in body else "images"
     refs = [refs] if isinstance(refs, str | dict) else refs
     if not isinstance(refs, list) or not 1 <= len(refs) <= 16:
         raise LineError(f"Missing required parameter: '{name}' (1 to 16 images).", name, "missing_required_parameter")
