@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batch_api import DEFAULT_ENDPOINT, MAX_BYTES, MAX_REQUESTS
-from ..cost.pricing import check_prices
+from ..cost.price_source import check_vendor
+from ..cost.pricing import DEFAULT_VENDOR, check_prices
 from ..errors import InputError
 
 
@@ -28,6 +29,7 @@ class SplitConfig:
     output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
     expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
     prices: dict[str, Any] | None = None  # batch price overrides (batchkit.cost.pricing)
+    vendor: str = DEFAULT_VENDOR  # whose batch prices the estimate takes (openai, anthropic, azure)
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -38,6 +40,7 @@ class SplitConfig:
             raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        check_vendor(self.vendor)
         if self.prices:
             check_prices(self.prices)
         if self.expected_output_tokens is not None and self.expected_output_tokens < 0:

@@ -21,6 +21,8 @@ REPORT_COLUMNS = [
     "error_message",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",  # the bill prices cached input as such (batchkit.cost.usage)
+    "cache_write_tokens",
     *BEST_ANSWER_COLUMNS,
 ]
 

@@ -37,7 +37,7 @@ class SplitPartitionOperator(BaseOperator):
     :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
         ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
     :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
-    :param prices: batch prices overriding ``batchkit.cost.pricing``'s table (``{"model": {"input", "output"}}``).
+    :param prices: batch prices overriding genai-prices (``{"model": {"input", "output"[, "cached_input"]}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :param pipeline_id: a pipeline in a task group: its own staging area, ledger and batch keys (empty: top level).
