@@ -106,6 +106,13 @@ class Ledger:
         claim.batch_id = batch_id
         storage.write_bytes(self._claim_url(claim.key), claim.to_json())
 
+    def claimed_batches(self, exclude: str = "") -> set[str]:
+        """The batch ids the partition's claims name, but the claim of key ``exclude``'s (a lost-create lookup
+        without a server-side tag must not adopt a batch another claim owns)."""
+        urls = storage.list_files(f"{self.root}/batches", ".json")
+        keys = [url.rsplit("/", 1)[-1].removesuffix(".json") for url in urls]
+        return {c.batch_id for k in keys if k != exclude and (c := self.claim_of(k)) is not None and c.batch_id}
+
     def record_cancel(self, claim: Claim) -> None:
         """The pipeline cancelled this batch for its deadline: its unfinished lines may go into the next attempt."""
         claim.cancelled_at = time.time()

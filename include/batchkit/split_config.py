@@ -10,7 +10,9 @@ from .pricing import check_prices
 
 @dataclass
 class SplitConfig:
-    """Parameters of one split; defaults follow the OpenAI Batch API limits."""
+    """Parameters of one split; defaults follow the OpenAI Batch API limits. ``request_limit`` and ``byte_limit``
+    are the batch vendor's own (the Airflow layer passes its adapter's): ``max_requests``/``max_bytes`` may not pass
+    them."""
 
     model: str
     endpoint: str = DEFAULT_ENDPOINT
@@ -28,14 +30,17 @@ class SplitConfig:
     output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
     expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
     prices: dict[str, Any] | None = None  # batch price overrides (batchkit.pricing)
+    request_limit: int = MAX_REQUESTS  # the vendor's requests per batch
+    byte_limit: int = MAX_BYTES  # the vendor's bytes per batch
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
             raise InputError("give exactly one of --prompt-column or --prompt-template")
-        if not 1 <= self.max_requests <= MAX_REQUESTS:
-            raise InputError(f"--max-requests must be between 1 and {MAX_REQUESTS}, got {self.max_requests}")
-        if not 1 <= self.max_bytes <= MAX_BYTES:
-            raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
+        if not 1 <= self.max_requests <= self.request_limit:
+            raise InputError(f"--max-requests must be between 1 and {self.request_limit}, got {self.max_requests}")
+        if not 1 <= self.max_bytes <= self.byte_limit:
+            limit = f"{self.byte_limit / 1e6:g}MB"
+            raise InputError(f"--max-bytes must be between 1 byte and {limit}, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
         if self.prices:

@@ -5,9 +5,11 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_REQUESTS
+from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from openai_batch.context import PARTITION_PATTERN
+
+VENDOR_MAX_REQUESTS = 100_000  # the largest batch of any built-in vendor (the split checks the connection's own)
 
 
 def optional(kind: str, **schema: Any) -> Param:
@@ -118,13 +120,13 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             section="Structured output",
             examples=[SENTIMENT_SCHEMA],
         ),
-        "max_requests_per_file": Param(
-            MAX_REQUESTS,
-            type="integer",
+        "max_requests_per_file": optional(
+            "integer",
             minimum=1,
-            maximum=MAX_REQUESTS,
+            maximum=VENDOR_MAX_REQUESTS,
             title="Requests per batch file",
-            description="at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
+            description="at most this many requests per batch file, i.e. per batch; empty: the vendor's limit "
+            "(OpenAI 50,000; Azure OpenAI and Anthropic 100,000)",
             section="Limits and retries",
         ),
         "max_tokens_per_file": optional(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batchkit.ledger import Claim
-    from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.vendors.base import BatchVendor
 
 
 class SubmitBatchOperator(AttemptLoop, BaseOperator):
@@ -108,24 +108,23 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, claim)
+        batch = vendor.get_batch(saved) if saved else super().first_batch(context, vendor, claim)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
     def _create_once(self, context: Any, waits: int) -> Batch:
-        import openai
-
         from openai_batch.claims import submit_once
-        from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
+        from openai_batch.vendors import for_connection
+        from openai_batch.vendors.base import CreateRefused
 
-        hook, run = OpenAIBatchHook(conn_id=self.conn_id), TaskRun.of(context, self.pipeline_id)
+        vendor, run = for_connection(self.conn_id), TaskRun.of(context, self.pipeline_id)
         sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
         saved = context["task_state_store"].get("batch_id")
-        if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's
-            batch = hook.get_batch(saved)
+        if saved and vendor.limits.metadata:  # recorded by an earlier try (also before the ledger): adopt it if it
+            batch = vendor.get_batch(saved)  # is this file's (without metadata, the ledger's claim decides below)
             if (batch.metadata or {}).get("file_sha256") == sha[:32]:
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch
@@ -146,19 +145,20 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
                 batch, _ = submit_once(
-                    hook,
+                    vendor,
                     ledger,
                     key,
                     run.actor,
                     sha,
                     self.batch_file["path"],
                     self.log,
+                    int(self.batch_file["requests"]),
                     endpoint=self.endpoint,
                     completion_window=self.completion_window,
                     metadata=metadata,
                     **extra,
                 )
                 return batch
-        except openai.RateLimitError as exc:
+        except CreateRefused as exc:
             wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
             raise AssertionError("unreachable: wait_then_retry defers or raises") from exc
