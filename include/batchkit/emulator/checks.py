@@ -16,14 +16,14 @@ COMPLETION_WINDOWS = ("24h",)
 PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 
 
-async def json_body(request: Request) -> dict:
-    """The request's JSON object, read up to ``MAX_JSON_BYTES`` (413 beyond) and parsed by orjson, which refuses
+async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """The request's JSON object, read up to ``max_bytes`` (413 beyond) and parsed by orjson, which refuses
     nesting deeper than 1,024 levels (400) instead of recursing."""
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES:,} bytes.", None, "request_too_large")
+        if len(raw) > max_bytes:
+            raise APIError(413, f"The request body is larger than {max_bytes:,} bytes.", None, "request_too_large")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:

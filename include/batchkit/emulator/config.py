@@ -1,5 +1,6 @@
 """Emulator settings: limits, timing and injected faults, all fixed at start."""
 
+import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,6 +25,11 @@ DEFAULT_MODELS = (
     "text-embedding-3-large",
     "text-embedding-ada-002",
 )
+
+
+def names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of names (models, deployments) as a tuple."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def flag(
@@ -109,9 +115,36 @@ class EmulatorConfig:
         0.0, "fault: answer file uploads this many seconds late (after storing the file)", metavar="SECONDS"
     )
     seed: int = flag(0, "seed for fault decisions")
+    # Other vendors' limits and names (see batchkit.emulator.vendors)
+    azure_max_requests: int = flag(100_000, "requests per Azure OpenAI batch (/openai/v1)")
+    azure_deployments: tuple[str, ...] = flag(
+        ("*",),
+        "comma-separated Azure deployment names a batch's 'model' may name; '*' accepts any",
+        parse=names,
+        metavar="NAMES",
+        shown="*",
+    )
+    anthropic_max_requests: int = flag(100_000, "requests per Anthropic message batch (/v1/messages/batches)")
+    anthropic_max_batch_bytes: int = flag(
+        256 * 1000 * 1000,
+        "Anthropic message batch size limit (the create request's body)",
+        parse=parse_size,
+        metavar="SIZE",
+        shown="256MB",
+    )
+    anthropic_models: tuple[str, ...] = flag(
+        ("claude-*",),
+        "comma-separated Anthropic models that exist, '*' wildcards allowed",
+        parse=names,
+        metavar="NAMES",
+        shown="claude-*",
+    )
 
     def accepts_model(self, model: str) -> bool:
-        return "*" in self.models or model in self.models
+        """Whether ``model`` exists: listed, or matched by a listed pattern with '*' ('*' alone accepts any)."""
+        if "*" in self.models or model in self.models:
+            return True
+        return any("*" in m and fnmatch.fnmatchcase(model, m) for m in self.models)
 
 
 def cli_flags() -> Iterator[tuple[str, str, dict[str, Any]]]:

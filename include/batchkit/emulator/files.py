@@ -1,4 +1,5 @@
-"""The Files endpoints: upload (multipart, bounded), list, retrieve, delete, content."""
+"""The Files endpoints: upload (multipart, bounded), list, retrieve, delete, content; under /v1 for OpenAI and
+/openai/v1 for Azure OpenAI."""
 
 import asyncio
 from typing import Annotated, Literal
@@ -11,10 +12,11 @@ from .config import EmulatorConfig
 from .errors import APIError
 from .store import Store, new_id
 from .uploads import BadUpload, UploadTooLarge, receive_upload
+from .vendors import OPENAI_API, Vendor
 
 
-def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+def files_router(store: Store, config: EmulatorConfig, vendor: Vendor = OPENAI_API) -> APIRouter:
+    router = APIRouter(prefix=vendor.prefix, include_in_schema=vendor is OPENAI_API)
 
     @router.post("/files")
     async def upload_file(request: Request) -> dict:
@@ -40,7 +42,7 @@ def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
         if purpose not in PURPOSES:
             target.unlink(missing_ok=True)
             raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
-        stored = store.add_file(file_id, filename, purpose, size)
+        stored = store.add_file(file_id, filename, purpose, size, vendor=vendor.name)
         if config.upload_delay_seconds:
             await asyncio.sleep(config.upload_delay_seconds)  # stored already: a client may die before the answer
         return stored
@@ -52,11 +54,11 @@ def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
     ) -> dict:
-        data, more = store.list_files(purpose, limit, after, order)
+        data, more = store.list_files(purpose, limit, after, order, vendor.name)
         return page(data, more)
 
     def _file_or_404(file_id: str) -> dict:
-        found = store.get_file(file_id)
+        found = store.get_file(file_id, vendor.name)
         if not found:
             raise APIError(404, f"No such File object: {file_id}", "id")
         return found
