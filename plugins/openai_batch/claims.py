@@ -42,14 +42,14 @@ def submit_once(
         if claim.batch_id:
             log.info("adopting batch %s of key %s (created by %s)", claim.batch_id, key, claim.owner)
             return vendor.get_batch(claim.batch_id), claim
-        found = vendor.find_batch(
-            key, claim.claimed_at, requests=requests, owned=lambda: ledger.claimed_batches(exclude=key)
-        )
+        others = Others(ledger, key)
+        found = vendor.find_batch(key, claim.claimed_at, requests=requests, owned=others.owned, pending=others.pending)
         if found:
             log.info("adopting batch %s of key %s, created by %s before it could record it", found.id, key, claim.owner)
             ledger.record_batch(claim, found.id)
             return found, claim
-        if claim.owner == owner or time.time() - claim.claimed_at > STALE_CLAIM_SECONDS:
+        guessing = not vendor.limits.metadata and others.pending()  # its lost batch may look like theirs: wait
+        if not guessing and (claim.owner == owner or time.time() - claim.claimed_at > STALE_CLAIM_SECONDS):
             log.warning("taking over the claim of key %s from %s (no batch was created)", key, claim.owner)
             ledger.take_over(claim, owner)
             return _create(vendor, ledger, claim, path, requests, **create)
@@ -65,7 +65,28 @@ def submit_once(
 def _create(
     vendor: BatchVendor, ledger: Ledger, claim: Claim, path: str, requests: int, **create: Any
 ) -> tuple[Batch, Claim]:
-    owned = lambda: ledger.claimed_batches(exclude=claim.key)  # noqa: E731
-    batch = vendor.submit(claim.key, path, requests=requests, owned=owned, **create)
+    others = Others(ledger, claim.key)
+    batch = vendor.submit(claim.key, path, requests=requests, owned=others.owned, pending=others.pending, **create)
     ledger.record_batch(claim, batch.id)
     return batch, claim
+
+
+class Others:
+    """The ledger's other claims, read once when first asked (vendors without metadata ask; OpenAI's never do)."""
+
+    def __init__(self, ledger: Ledger, key: str) -> None:
+        self.ledger, self.key, self._claims = ledger, key, None
+
+    def _read(self) -> list[Claim]:
+        if self._claims is None:
+            self._claims = self.ledger.other_claims(self.key)
+        return self._claims
+
+    def owned(self) -> set[str]:
+        """The batch ids the other claims name."""
+        return {c.batch_id for c in self._read() if c.batch_id}
+
+    def pending(self) -> bool:
+        """Whether another claim is creating its batch right now (claimed, no batch yet, not stale)."""
+        now = time.time()
+        return any(not c.batch_id and now - c.claimed_at <= STALE_CLAIM_SECONDS for c in self._read())

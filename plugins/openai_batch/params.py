@@ -18,9 +18,12 @@ def optional(kind: str, **schema: Any) -> Param:
     return Param(None, type=["null", kind], **schema)
 
 
-def inference_params(data_root: str, partition_format: str, default_table: str) -> dict[str, Param]:
+def inference_params(
+    data_root: str, partition_format: str, default_table: str, conn_id: str = "openai_default"
+) -> dict[str, Param]:
     """The DAG's Params; ``data_root`` is where the sample source lives, ``partition_format`` the default strftime
-    format of partition keys, ``default_table`` the default target table."""
+    format of partition keys, ``default_table`` the default target table, ``conn_id`` the default batch vendor
+    connection."""
     return {
         "source": Param(
             f"{data_root}/reviews/dt={{partition}}",
@@ -64,13 +67,24 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             description="input columns to keep in the table (empty: all)",
             section="Input",
         ),
+        "conn_id": Param(
+            conn_id,
+            type="string",
+            minLength=1,
+            title="Batch API connection",
+            description="the connection whose vendor runs the batches: openai (OpenAI or any compatible API), an "
+            "openai connection on an Azure OpenAI resource, or anthropic (README 'Vendors'); one of "
+            "OPENAI_BATCH_ALLOWED_API_CONNS",
+            section="Requests",
+        ),
         "model": Param(
             "gpt-4o-mini",
             type="string",
             title="Model",
-            description="model every request names; checked before anything is split or submitted",
+            description="model every request names (Azure OpenAI: the Global-Batch deployment name); checked before "
+            "anything is split or submitted",
             section="Requests",
-            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
+            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small", "claude-haiku-4-5"],
         ),
         "endpoint": Param(
             DEFAULT_ENDPOINT,

@@ -37,7 +37,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
     :param batch_file: the split's descriptor of the batch's file (templated), for ``map_index_template`` only.
     """
 
-    template_fields = ("batch_id", "batch_file")
+    template_fields = ("batch_id", "batch_file", "conn_id")
     operator_extra_links = (OpenAIBatchLink(),)
 
     def __init__(

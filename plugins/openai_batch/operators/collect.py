@@ -30,7 +30,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     :param pipeline_id: as for ``SplitPartitionOperator``.
     """
 
-    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
+    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts", "conn_id")
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ class SplitPartitionOperator(BaseOperator):
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param allowed_sources: roots the rendered source must lie under (``None``: any; see ``policy``).
+    :param conn_id: the batch vendor's connection (templated); ``allowed_api_conns`` the ones it may name.
     :param warehouse_conn_id: / ``table`` / ``database``: where the load will write, checked before anything is
         sent (``allowed_warehouse_conns`` / ``allowed_tables``, the connection's existence and type, and that the
         merged rows fit the table as it is); ``table=None`` skips the checks.
@@ -73,6 +74,7 @@ class SplitPartitionOperator(BaseOperator):
         "warehouse_conn_id",
         "table",
         "database",
+        "conn_id",
     )
 
     def __init__(
@@ -100,6 +102,7 @@ class SplitPartitionOperator(BaseOperator):
         storage_conn_id: str | None = None,
         check_model: bool = True,
         allowed_sources: list[str] | None = None,
+        allowed_api_conns: list[str] | None = None,
         warehouse_conn_id: str | None = None,
         table: str | None = None,
         database: str = "",
@@ -112,6 +115,7 @@ class SplitPartitionOperator(BaseOperator):
         self.warehouse_conn_id, self.table, self.database = warehouse_conn_id, table, database
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
         self.allowed_sources, self.output_schema, self.pipeline_id = allowed_sources, output_schema, pipeline_id
+        self.allowed_api_conns = allowed_api_conns
         self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
         self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
         self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
@@ -123,7 +127,7 @@ class SplitPartitionOperator(BaseOperator):
         from batchkit.merge import merged_schema
         from batchkit.source import open_parquet
         from batchkit.splitter import split
-        from openai_batch.policy import check_source
+        from openai_batch.policy import check_api_conn, check_source
         from openai_batch.staging import RunStaging, connect_storage
         from openai_batch.vendors import for_connection
 
@@ -131,6 +135,7 @@ class SplitPartitionOperator(BaseOperator):
         partition = run.partition
         source = run.source(self.source)
         check_source(source, self.allowed_sources)
+        check_api_conn(self.conn_id, self.allowed_api_conns)
         self._check_target()
         connect_storage(source, self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)

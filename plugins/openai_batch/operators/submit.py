@@ -43,10 +43,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         are passed to ``batches.create``.
     :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
     :param pipeline_id: as for ``SplitPartitionOperator``.
+    :param conn_id: the batch vendor's connection (templated; ``vendors`` picks the adapter); ``allowed_api_conns``
+        the ones it may name (``None``: any).
     :returns: the first batch's id (also ``self.batch_id`` once known, for the ``OpenAIBatchLink``).
     """
 
-    template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts")
+    template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts", "conn_id")
     operator_extra_links = (OpenAIBatchLink(),)
     batch_id: str | None = None
 
@@ -67,10 +69,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
         pipeline_id: str = "",
+        allowed_api_conns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.endpoint, self.conn_id, self.staging_root = batch_file, endpoint, conn_id, staging_root
+        self.allowed_api_conns = allowed_api_conns
         self.pipeline_id = pipeline_id
         self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
         self.completion_window, self.metadata, self.output_expires_after = (
@@ -116,10 +120,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
 
     def _create_once(self, context: Any, waits: int) -> Batch:
         from openai_batch.claims import submit_once
+        from openai_batch.policy import check_api_conn
         from openai_batch.staging import RunStaging, connect_storage
         from openai_batch.vendors import for_connection
         from openai_batch.vendors.base import CreateRefused
 
+        check_api_conn(self.conn_id, self.allowed_api_conns)
         vendor, run = for_connection(self.conn_id), TaskRun.of(context, self.pipeline_id)
         sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
         saved = context["task_state_store"].get("batch_id")

@@ -100,7 +100,15 @@ class AnthropicVendor(BatchVendor):
             )
 
     def submit(
-        self, key: str, path: str, *, requests: int, endpoint: str, owned: Callable[[], set[str]] | None = None, **_: Any
+        self,
+        key: str,
+        path: str,
+        *,
+        requests: int,
+        endpoint: str,
+        owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
+        **_: Any,
     ) -> Batch:
         import anthropic
         from anthropic.types.messages import MessageBatch
@@ -119,7 +127,7 @@ class AnthropicVendor(BatchVendor):
             return self._view(made)
 
         def find(since: float) -> Batch | None:
-            return self.find_batch(key, since, requests=requests, owned=owned)
+            return self.find_batch(key, since, requests=requests, owned=owned, pending=pending)
 
         try:
             batch = create_once(create, find, self.transient, self.hook.log)
@@ -142,11 +150,19 @@ class AnthropicVendor(BatchVendor):
             yield batch
 
     def find_batch(
-        self, key: str, since: float, *, requests: int | None = None, owned: Callable[[], set[str]] | None = None
+        self,
+        key: str,
+        since: float,
+        *,
+        requests: int | None = None,
+        owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
     ) -> Batch | None:
         """The batch a lost create of ``key`` made: created since ``since`` (minus the skew margin), of
         ``requests`` requests, named by no other claim (``owned``); an ended one only when its results carry the
-        key's tag. Several running candidates: ``LookupAmbiguous`` (their results tell once they end)."""
+        key's tag; a running one (unconfirmable) only when it is the only candidate and no other claim is creating
+        its batch right now (``pending``: it could be theirs). Several running candidates: ``LookupAmbiguous``
+        (their results tell once they end)."""
         others = owned() if owned else set()
         found = [
             b
@@ -157,14 +173,15 @@ class AnthropicVendor(BatchVendor):
         for batch in (b for b in found if b not in running):
             if self._first_result_tag(batch.id) == key[:8]:
                 return batch
+        if not running or (pending is not None and pending()):
+            return None  # nothing, or another claim's create in flight could be any of them: ask again later
         if len(running) > 1:
             raise LookupAmbiguous(
                 f"{len(running)} running batches of {requests} requests ({', '.join(b.id for b in running)}) could "
                 f"be the one created for key {key}; this task adopts the right one once they have ended"
             )
-        if running:
-            self.hook.log.warning("adopting running batch %s for key %s unconfirmed (no metadata)", running[0].id, key)
-        return running[0] if running else None
+        self.hook.log.warning("adopting running batch %s for key %s unconfirmed (no metadata)", running[0].id, key)
+        return running[0]
 
     def download(self, batch: Batch, folder: Path, name: str, requests_file: str, key: str) -> list[tuple[str, Path]]:
         by_hash: dict[str, str] = {}

@@ -137,13 +137,14 @@ class BatchVendor(ABC):
         requests: int,
         endpoint: str,
         owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
         **create: Any,
     ) -> Batch:
         """Send the request file at ``path`` (local or remote, streamed) as a batch tagged with ``key``, created
         at most once (``create_once``).
 
-        :param requests: the file's request count, ``owned`` the batch ids other claims name (the lost-create
-            lookup of a vendor without metadata uses them).
+        :param requests: the file's request count, ``owned`` and ``pending`` as for ``find_batch`` (the
+            lost-create lookup of a vendor without metadata uses them).
         :param create: ``completion_window``, ``metadata``, ``output_expires_after``: used where the vendor has them.
         :raises CreateRefused: the vendor refused for its rate or queue limits.
         """
@@ -160,12 +161,19 @@ class BatchVendor(ABC):
 
     @abstractmethod
     def find_batch(
-        self, key: str, since: float, *, requests: int | None = None, owned: Callable[[], set[str]] | None = None
+        self,
+        key: str,
+        since: float,
+        *,
+        requests: int | None = None,
+        owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
     ) -> Batch | None:
         """The batch created under ``key`` after ``since`` (the claim's time), found without its create's answer.
 
-        :param requests: the file's request count; ``owned``: batch ids other claims of the ledger name (both for
-            vendors without metadata).
+        :param requests: the file's request count; ``owned``: batch ids other claims of the ledger name;
+            ``pending``: whether another claim is creating its batch right now (all three for vendors without
+            metadata).
         """
 
     @abstractmethod

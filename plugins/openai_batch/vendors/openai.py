@@ -55,6 +55,7 @@ class OpenAIVendor(BatchVendor):
         requests: int,
         endpoint: str,
         owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
         **create: Any,
     ) -> Batch:
         import openai
@@ -74,7 +75,13 @@ class OpenAIVendor(BatchVendor):
         return self.hook.iter_batches_since(created_after)
 
     def find_batch(
-        self, key: str, since: float, *, requests: int | None = None, owned: Callable[[], set[str]] | None = None
+        self,
+        key: str,
+        since: float,
+        *,
+        requests: int | None = None,
+        owned: Callable[[], set[str]] | None = None,
+        pending: Callable[[], bool] | None = None,
     ) -> Batch | None:
         return self.hook.find_batch(key, since)
 

@@ -125,3 +125,16 @@ def test_anthropic_refusals_wait_like_openais(vendor_conn, tmp_path, monkeypatch
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     with pytest.raises(CreateRefused):
         vendor.submit(KEY, str(batch_file(tmp_path, "claude-haiku-4-5")), requests=3, endpoint="/v1/chat/completions")
+
+
+def test_anthropic_adopts_a_running_batch_only_when_nothing_else_could_be_it(vendor_conn, tmp_path):
+    from openai_batch.vendors.anthropic import LookupAmbiguous
+
+    vendor = vendor_conn("anthropic", "--seconds-per-request", "2")  # the batches stay running
+    path, since = batch_file(tmp_path, "claude-haiku-4-5"), time.time()
+    batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions")
+    assert vendor.find_batch(KEY, since, requests=3, pending=lambda: True) is None  # another claim is creating
+    assert vendor.find_batch(KEY, since, requests=3, pending=lambda: False).id == batch.id  # the only candidate
+    vendor.submit("b0b0b0b0" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
+    with pytest.raises(LookupAmbiguous, match="2 running batches"):
+        vendor.find_batch(KEY, since, requests=3, pending=lambda: False)
