@@ -26,10 +26,10 @@ lint: install
 
 ## demo: the main job end to end on the embedded defaults
 demo: install
-	$(PY) -m batchkit.demo
+	$(PY) -m batchkit.dev.demo
 
 stop:
-	@$(PY) -m batchkit.demo --stop 2>/dev/null || true
+	@$(PY) -m batchkit.dev.demo --stop 2>/dev/null || true
 
 ## bench: the split, collect and scale benches (about 15 minutes; each prints its figures against its targets)
 bench: install

@@ -73,10 +73,10 @@ def worker(approach: str, path: str, lines: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from batchkit.result_line import parse_line
-    from batchkit.result_lines import parse_lines, results_batch
-    from batchkit.result_schema import RESULT_SCHEMA
-    from batchkit.results import result_batches, write_results
+    from batchkit.results.result_line import parse_line
+    from batchkit.results.result_lines import parse_lines, results_batch
+    from batchkit.results.result_schema import RESULT_SCHEMA
+    from batchkit.results.results import result_batches, write_results
 
     out = WORK / f"out-{approach}-{Path(path).stem}.parquet"
     prints = {str(i): "f" for i in range(lines)}
@@ -100,7 +100,7 @@ def worker(approach: str, path: str, lines: int) -> dict:
     elif approach == "chunks":
         import numpy as np
 
-        from batchkit import results
+        from batchkit.results import results
 
         results._DICTIONARY = True  # as the ledger was written then: pyarrow's default, every column
 

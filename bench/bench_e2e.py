@@ -71,8 +71,8 @@ def main() -> int:
     parser.add_argument("--max-parallel", default="4", help="batches in flight per run (OPENAI_BATCH_MAX_PARALLEL)")
     args = parser.parse_args()
 
-    from batchkit.devstack import Stack
-    from batchkit.sample import write_sample_partition
+    from batchkit.dev.devstack import Stack
+    from batchkit.dev.sample import write_sample_partition
 
     shutil.rmtree(WORK, ignore_errors=True)
     emulator = ("--seconds-per-request", args.seconds_per_request)

@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 from openai import OpenAI
 
+from batchkit.dev.sample import write_sample_partition
 from batchkit.emulator.launcher import start_emulator
-from batchkit.sample import write_sample_partition
-from batchkit.splitter import SplitConfig, split
+from batchkit.split.splitter import SplitConfig, split
 
 WORK = Path(".bench/emulator")
 

@@ -22,12 +22,12 @@ MODEL, TEMPLATE_COLUMN = "gpt-4o-mini", "text"
 def worker(kind: str, source: str, out: str, limit: int) -> dict:
     started = time.perf_counter()
     if kind == "batchkit":
-        from batchkit.splitter import SplitConfig, split
+        from batchkit.split.splitter import SplitConfig, split
 
         manifest = split(source, out, SplitConfig(model=MODEL, prompt_column="text", id_column="review_id"))
         rows, size = manifest.totals["requests"], manifest.totals["bytes"]
     elif kind == "floor":
-        from batchkit.source import iter_batches, open_files, resolve_files
+        from batchkit.split.source import iter_batches, open_files, resolve_files
 
         rows = size = 0
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def worker(kind: str, source: str, out: str, limit: int) -> dict:
     else:  # naive: what a first attempt with pandas looks like
         import pandas as pd
 
-        from batchkit.source import resolve_files
+        from batchkit.split.source import resolve_files
 
         frame = pd.concat(pd.read_parquet(p) for p in resolve_files(source)).head(limit)
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def partition(rows: int) -> Path:
         print(f"generating {rows:,} sample rows in {path} ...", flush=True)
         # in a child process: Linux keeps a process's peak RSS across fork + exec, so the workers started later
         # would report this one's peak (the sample's rows) as their own
-        code = "import sys; from batchkit.sample import write_sample_partition as w; w(sys.argv[1], int(sys.argv[2]), files=int(sys.argv[3]))"
+        code = "import sys; from batchkit.dev.sample import write_sample_partition as w; w(sys.argv[1], int(sys.argv[2]), files=int(sys.argv[3]))"
         subprocess.run(
             [sys.executable, "-c", code, str(path.with_suffix(".tmp")), str(rows), str(max(1, rows // 250_000))],
             check=True,

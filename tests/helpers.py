@@ -6,8 +6,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from batchkit.devstack import Stack
-from batchkit.sample import write_sample_partition
+from batchkit.dev.devstack import Stack
+from batchkit.dev.sample import write_sample_partition
 
 
 def run_concurrently(work: Callable[[Any], Any], arguments: Iterable[Any]) -> list[BaseException]:
@@ -87,11 +87,11 @@ def staged_run(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from batchkit.batch_inputs import fingerprints
     from batchkit.ledger import Ledger
-    from batchkit.result_line import Result
-    from batchkit.results import from_results, write_results
-    from batchkit.splitter import SplitConfig, split
+    from batchkit.results.result_line import Result
+    from batchkit.results.results import from_results, write_results
+    from batchkit.split.batch_inputs import fingerprints
+    from batchkit.split.splitter import SplitConfig, split
 
     root, errors, unanswered = tmp_path / "staging", set(errors), set(unanswered)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -140,7 +140,7 @@ def s3_lake(endpoint: str, local: Path, partition: str, rows: int, prefix: str) 
 
 
 def split_descriptors(split_dir: Path, manifest: Any, partition: str = "p") -> list[dict[str, Any]]:
-    """The split operator's XCom for a split written to ``split_dir`` by ``batchkit.splitter.split``."""
+    """The split operator's XCom for a split written to ``split_dir`` by ``batchkit.split.splitter.split``."""
     from openai_batch.operators.split import batch_files
 
     paths = [str(split_dir / f.path) for f in manifest.files]
@@ -156,7 +156,7 @@ def split_lines(directory: Path) -> list[dict]:
 
 def split_config(**kw: Any) -> Any:
     """A ``SplitConfig`` for tests: model gpt-4o-mini and prompt column ``text`` unless given."""
-    from batchkit.splitter import SplitConfig
+    from batchkit.split.splitter import SplitConfig
 
     kw.setdefault("model", "gpt-4o-mini")
     if "prompt_template" not in kw:

@@ -6,12 +6,12 @@ import sys
 import time
 
 from .batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
+from .cost.pricing import Estimate
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
-from .pricing import Estimate
 from .sizes import parse_size
-from .split_config import SplitConfig
-from .splitter import split
+from .split.split_config import SplitConfig
+from .split.splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
 
 
@@ -101,7 +101,7 @@ def _add_sample(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from .sample import write_sample_partition
+    from .dev.sample import write_sample_partition
 
     paths = write_sample_partition(args.out, args.rows, args.files, args.seed)
     print(f"wrote {args.rows:,} rows in {len(paths)} file(s) to {args.out}")

@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import storage
-from .answered import Answered
-from .answers import ResultStatus
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
+from .results.answers import ResultStatus
+from .split.answered import Answered
 from .storage import LEDGER_DIR, pipeline_parts  # beside the run directories; prune keeps it
 
 

@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from .answers import ResultStatus
 from .batch_api import OUTPUT_TRUNCATED as TRUNCATED
 from .batch_api import TEXT_ENDPOINTS, Endpoint
 from .errors import InputError
+from .results.answers import ResultStatus
 
 SCHEMA_NAME = "answer"  # the json_schema name sent with every request
 INVALID = ResultStatus.INVALID_OUTPUT  # the result status of a 200 answer that does not follow the schema
@@ -159,7 +159,7 @@ def columns(schema: dict[str, Any]) -> list[Column]:
 def check_columns(schema: dict[str, Any], input_columns: list[str]) -> None:
     """The schema's properties become columns beside the kept input columns and the result columns: refuse a
     property that shares a name with one of them (case-insensitively, as warehouses compare names)."""
-    from .result_schema import RESULT_SCHEMA
+    from .results.result_schema import RESULT_SCHEMA
     from .warehouse import LOAD_COLUMNS
 
     taken = {name.lower(): f"input column {name!r}" for name in input_columns}

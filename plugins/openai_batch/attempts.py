@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from batchkit.answers import ResultStatus, best_first
+from batchkit.results.answers import ResultStatus, best_first
 from openai_batch.context import TaskRun, batch_key
 from openai_batch.errors import airflow_errors
 from openai_batch.queue_wait import wait_then_retry
-from openai_batch.statuses import DEADLINE_PASSED, METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus, failure, queue_full
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -154,12 +154,11 @@ class AttemptLoop:
         self, vendor: BatchVendor, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int, key: str
     ) -> None:
         """Download a terminal batch's files once and record its results in the ledger (``key``: the batch's)."""
-        from batchkit.batch_inputs import answer_check, fingerprints
-        from batchkit.results import from_results, result_batches, write_results
+        from batchkit.results.results import from_results, result_batches, write_results
+        from batchkit.split.batch_inputs import answer_check, fingerprints
 
         if batch.status == BatchStatus.FAILED and not queue_full(batch.errors):
-            errors = "; ".join(f"{e.code}: {e.message}" for e in (batch.errors.data if batch.errors else []))
-            raise AirflowFailException(f"batch {batch.id} failed: {errors}")
+            raise AirflowFailException(failure(batch.id, batch.errors))
         name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
         with staging.scratch() as scratch:
             downloaded = []
@@ -184,7 +183,7 @@ class AttemptLoop:
 
     @staticmethod
     def _latest(ledger: Ledger, chain: list[Batch]) -> tuple[Latest, int]:
-        """Each request's best answer over the attempts (``batchkit.answers``), and how many results came from
+        """Each request's best answer over the attempts (``batchkit.results.answers``), and how many results came from
         resubmissions."""
         names = ["custom_id", "status", "http_status", "error_code", "final", "recorded_at", "attempts", "batch_id"]
         table = ledger.read_results([b.id for b in chain], names)
@@ -200,7 +199,7 @@ class AttemptLoop:
     def _refused_requests(self, vendor: BatchVendor, batch: Batch, path: Path) -> list:
         import orjson
 
-        from batchkit.result_line import Result
+        from batchkit.results.result_line import Result
 
         vendor.download_input(batch, path)
         message = batch.errors.data[0].message
@@ -229,7 +228,7 @@ class AttemptLoop:
         method: str,
     ) -> tuple[Batch, Claim]:
         """Send the ``retry`` lines as the next attempt; its batch and claim."""
-        from batchkit.batch_inputs import request_lines
+        from batchkit.split.batch_inputs import request_lines
         from openai_batch.claims import submit_once
         from openai_batch.vendors.base import CreateRefused
 

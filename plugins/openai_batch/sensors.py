@@ -10,7 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from openai_batch.links import OpenAIBatchLink
-from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, BatchStatus, progress, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, BatchStatus, failure, progress, queue_full
 
 if TYPE_CHECKING:
     from openai_batch.vendors.base import BatchVendor
@@ -140,11 +140,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
                     self.batch_id,
                 )
                 return {"batch_id": self.batch_id, "status": status, "request_counts": counts, "queue_full": True}
-            lines = [
-                f"  line {e.line}: {e.code}: {e.message}" if e.line else f"  {e.code}: {e.message}"
-                for e in (errors.data if errors and errors.data else [])
-            ]
-            raise AirflowFailException(f"batch {self.batch_id} failed:\n" + ("\n".join(lines) or "  (no details)"))
+            raise AirflowFailException(failure(self.batch_id, errors))
         if status in HANDED_ON:
             self.log.warning(
                 "batch %s ended %s (%s); the collect step keeps its partial results and resubmits what can be retried",

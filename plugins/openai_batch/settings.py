@@ -20,7 +20,7 @@ from openai_batch.notify import NotifySettings
 from openai_batch.policy import names, run_time
 
 DEFAULT_TABLE = "review_sentiment"
-PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.pricing's batch prices (USD/1M)
+PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.cost.pricing's batch prices (USD/1M)
 QUEUE_WAIT, RETRY_DELAY, RETENTION = timedelta(minutes=10), timedelta(seconds=30), timedelta(days=7)
 
 Fallback = str | Callable[[Mapping[str, Any]], str] | None

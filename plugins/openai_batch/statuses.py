@@ -5,7 +5,16 @@ from datetime import timedelta
 
 from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus
 
-__all__ = ["DEADLINE_PASSED", "METADATA_KEY", "QUEUE_FULL", "TERMINAL", "BatchStatus", "progress", "queue_full"]
+__all__ = [
+    "DEADLINE_PASSED",
+    "METADATA_KEY",
+    "QUEUE_FULL",
+    "TERMINAL",
+    "BatchStatus",
+    "failure",
+    "progress",
+    "queue_full",
+]
 
 DEADLINE_PASSED = "timeout"  # the trigger's event status when the deadline passed before the batch ended
 
@@ -14,6 +23,16 @@ def queue_full(errors: object) -> bool:
     """True when a failed batch's errors (``batch.errors``) are all the enqueued-token limit."""
     data = getattr(errors, "data", None) or []
     return bool(data) and all(e.code == QUEUE_FULL for e in data)
+
+
+def failure(batch_id: str, errors: object) -> str:
+    """Why a failed batch fails its task: the API's validation errors, one per line (``batch.errors``).
+
+    The one verdict on a failed batch for the wait and collect steps; a queue-full refusal (``queue_full``) is not a
+    failure: the collect step waits and resubmits it."""
+    data = getattr(errors, "data", None) or []
+    lines = [f"  line {e.line}: {e.code}: {e.message}" if e.line else f"  {e.code}: {e.message}" for e in data]
+    return f"batch {batch_id} failed:\n" + ("\n".join(lines) or "  (no details)")
 
 
 def progress(status: str, counts: dict[str, int] | None, started_at: float | None, now: float) -> str:

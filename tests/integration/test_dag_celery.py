@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import redis
 
-from batchkit.devstack import Stack
+from batchkit.dev.devstack import Stack
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.helpers import emulator_objects, s3_lake
 

@@ -13,7 +13,7 @@ import duckdb
 import httpx
 import pytest
 
-from batchkit.devstack import Stack
+from batchkit.dev.devstack import Stack
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.helpers import emulator_objects, running_stack
 from tests.integration.receivers import Receivers

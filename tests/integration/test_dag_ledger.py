@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from batchkit.devstack import Stack
+from batchkit.dev.devstack import Stack
 from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"

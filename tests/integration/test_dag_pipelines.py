@@ -1,15 +1,18 @@
-"""Two pipelines of ``openai_batch.pipeline.batch_pipeline`` in one DAG of a user's own, on the real Airflow
-components against the emulator: different sources, prompts and tables; each loads its rows once into its own
-table, from its own staging area and ledger, between an upstream and a downstream task of the DAG. A clear of the
-whole run sends nothing again.
+"""A user's own DAGs beside the shipped one, on one stack of the real Airflow components against the emulator:
 
-A second DAG runs the same pipeline on the other vendors the emulator speaks, chosen by connection only: Anthropic
-Message Batches (an ``anthropic`` connection) and Azure OpenAI (an ``openai`` connection on its v1 paths), with
-typed columns from an output schema; two runs of one partition at once make one batch per file, and a clear after
-success sends nothing again.
+- two pipelines of ``openai_batch.pipeline.batch_pipeline`` in one DAG of a user's own: different sources, prompts
+  and tables; each loads its rows once into its own table, from its own staging area and ledger, between an
+  upstream and a downstream task of the DAG. A clear of the whole run sends nothing again;
+- the shipped DAG with a batch cancelled by someone else mid-run: its partial output is kept, its unfinished lines
+  are loaded as errors (batch_cancelled) and not resubmitted, and max_error_rate decides the run's outcome;
+- the same pipeline on the other vendors the emulator speaks, chosen by connection only: Anthropic Message Batches
+  (an ``anthropic`` connection) and Azure OpenAI (an ``openai`` connection on its v1 paths), with typed columns from
+  an output schema; two runs of one partition at once make one batch per file, and a clear after success sends
+  nothing again.
 """
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +20,15 @@ import duckdb
 import httpx
 import pytest
 
-from batchkit.devstack import Stack
+from batchkit.dev.devstack import REPO, Stack
+from batchkit.dev.sample import write_sample_partition
 from batchkit.emulator.launcher import free_port
-from batchkit.sample import write_sample_partition
 from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "two_pipelines"
-PARTITION = "2026-11-24"
+SHIPPED = "openai_batch_inference"
+PARTITION = "2026-11-25"
+CANCELLED = {"2026-11-24": 400}  # the shipped DAG's partition whose batch someone cancels
 ROWS = {"reviews": 40, "tickets": 30}
 TABLES = {"reviews": "review_echo", "tickets": "ticket_summary"}
 DAG_FILE = """
@@ -88,23 +93,29 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     dags = root / "dags"
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
+    (dags / f"{SHIPPED}.py").write_bytes((REPO / "dags" / f"{SHIPPED}.py").read_bytes())
     (dags / f"{VENDOR_DAG_ID}.py").write_text(VENDOR_DAG_FILE)
     write_sample_partition(root / "data" / "tickets" / f"dt={PARTITION}", ROWS["tickets"], files=1, seed=99)
-    args = ("--seconds-per-request", "0.002", "--validation-seconds", "1")
+    args = ("--seconds-per-request", "0.05", "--validation-seconds", "1")  # slow enough to cancel a batch midway
     port = free_port()
     emulator = f"http://127.0.0.1:{port}"
     env = {
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),  # these DAGs only: the shipped one is not parsed here
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),  # a user's DAG folder: their DAGs beside a copy of the shipped one
         "AIRFLOW_CONN_ANTHROPIC_EMULATOR": json.dumps({"conn_type": "anthropic", "password": "k", "host": emulator}),
         "AIRFLOW_CONN_AZURE_EMULATOR": json.dumps(
             {"conn_type": "openai", "password": "k", "host": f"{emulator}/openai/v1", "extra": {"vendor": "azure"}}
         ),
         "OPENAI_BATCH_ALLOWED_API_CONNS": "openai_default,anthropic_emulator,azure_emulator",
     }
-    partitions = {PARTITION: ROWS["reviews"]}
+    partitions = {PARTITION: ROWS["reviews"], **CANCELLED}
     settings = {"poll_seconds": 2, "emulator_args": args, "extra_env": env, "emulator_port": port}
     with running_stack(root, partitions, DAG_ID, **settings) as stack:
+        stack.wait_for_dag(SHIPPED)
         yield stack
+
+
+def batches_of(stack: Stack, dag_id: str) -> list[dict]:
+    return [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_dag_id"] == dag_id]
 
 
 def table(stack: Stack, name: str) -> list[tuple]:
@@ -135,20 +146,43 @@ def test_two_pipelines_load_their_own_rows_once_from_their_own_staging_and_ledge
         assert len(list((partition / "_ledger" / "results").glob("*.parquet"))) == 1
         assert (partition / "two_1" / "report" / "report.html").exists()
 
-    batches = [b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_dag_id"] == DAG_ID]
+    batches = batches_of(stack, DAG_ID)
     tasks = sorted(b["metadata"]["airflow_task"] for b in batches)
     assert tasks == ["reviews.batch.submit[0]", "tickets.batch.submit[0]"]
     assert len({b["metadata"]["batchkit_key"] for b in batches}) == 2
     events = stack.api("GET", "/api/v2/assets/events").json()["asset_events"]
-    assert sorted(e["uri"].rsplit("/", 1)[1] for e in events) == sorted(TABLES.values())
+    ours = [e["uri"].rsplit("/", 1)[1] for e in events if e["source_dag_id"] == DAG_ID]
+    assert sorted(ours) == sorted(TABLES.values())
 
     stack.clear(DAG_ID, "two_1")
     rerun = stack.wait_for_run(DAG_ID, "two_1", timeout=300, progress=lambda message: None)
     assert rerun["state"] == "success", rerun["tasks"]
-    assert len([b for b in emulator_objects(stack, "batches") if b["metadata"]["airflow_dag_id"] == DAG_ID]) == 2
+    assert len(batches_of(stack, DAG_ID)) == 2
     for group, rows in ROWS.items():
         assert len(table(stack, TABLES[group])) == rows, "a rerun replaces the partition, every row once"
     assert not Path(staging / PARTITION).exists()
+
+
+def test_external_cancel_keeps_partial_results(stack):
+    (partition, rows), api = next(iter(CANCELLED.items())), stack.emulator.base_url
+    stack.trigger(SHIPPED, "cancel_1", {"partition": partition, "max_error_rate": 1.0})
+    deadline, batches = time.monotonic() + 120, []
+    while time.monotonic() < deadline:
+        batches = batches_of(stack, SHIPPED)
+        if batches and batches[0]["request_counts"]["completed"] >= 20:
+            break
+        time.sleep(0.5)
+    assert httpx.post(f"{api}/batches/{batches[0]['id']}/cancel").json()["status"] == "cancelling"
+
+    run = stack.wait_for_run(SHIPPED, "cancel_1", timeout=300, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    assert [b["status"] for b in batches_of(stack, SHIPPED)] == ["cancelled"]  # not resubmitted
+    with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+        loaded = dict(
+            con.execute("SELECT coalesce(error_code, status), count(*) FROM review_sentiment GROUP BY 1").fetchall()
+        )
+    assert sum(loaded.values()) == rows and set(loaded) == {"ok", "batch_cancelled"}
+    assert loaded["ok"] >= 20 and loaded["batch_cancelled"] > 0
 
 
 def vendor_batches(stack: Stack) -> dict[str, list[dict]]:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from batchkit.batch_api import LIVE
-from batchkit.devstack import Stack
+from batchkit.dev.devstack import Stack
 from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "openai_batch_inference"

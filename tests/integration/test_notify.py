@@ -7,7 +7,7 @@ for its real runs (a degraded and failed ones), on the real dag-processor.
 
 from types import SimpleNamespace
 
-from batchkit.devstack import REPO
+from batchkit.dev.devstack import REPO
 from tests.integration.receivers import SLACK_TOKEN
 
 DAG_ID = "openai_batch_inference"

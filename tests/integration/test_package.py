@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,20 @@ def test_the_project_dag_parses_from_outside_the_repo(fresh_airflow):
     out = run(python, "-c", script, cwd=work, env=airflow_env(work)).strip().splitlines()[-1]  # after the logs
     assert out.startswith("{} ['openai_batch_inference']"), out
     assert "site-packages/openai_batch" in out and "site-packages/batchkit" in out, out  # the wheel, not the repo
+
+
+def test_the_wheel_holds_no_dev_code_and_every_module_imports_from_it(fresh_airflow):
+    work, python = fresh_airflow
+    (wheel,) = (work / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("batchkit/split/") for n in names), names[:20]
+    assert not [n for n in names if n.startswith("batchkit/dev/")], "the dev stack, demo and sample stay in the repo"
+    script = (
+        "import importlib, pkgutil, batchkit, openai_batch\n"
+        "for package in (batchkit, openai_batch):\n"
+        "    for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        if not m.name.startswith(('batchkit.emulator', 'openai_batch.notify')):\n"
+        "            importlib.import_module(m.name)\n"
+        "print('imported')\n"
+    )
+    assert run(python, "-c", script, cwd=work, env=airflow_env(work)).strip().endswith("imported")

@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchkit.batch_inputs import fingerprints
 from batchkit.cli import main
 from batchkit.errors import InputError
 from batchkit.ledger import Ledger
-from batchkit.manifest import Manifest
-from batchkit.merge import merge_partition
-from batchkit.result_line import parse_line
-from batchkit.results import from_results, write_results
-from batchkit.splitter import SplitConfig, split
+from batchkit.results.merge import merge_partition
+from batchkit.results.result_line import parse_line
+from batchkit.results.results import from_results, write_results
+from batchkit.split.batch_inputs import fingerprints
+from batchkit.split.manifest import Manifest
+from batchkit.split.splitter import SplitConfig, split
 
 
 @pytest.fixture

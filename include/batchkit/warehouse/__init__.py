@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from ..errors import InputError
-from ..source import batch_rows, open_parquet
+from ..split.source import batch_rows, open_parquet
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 READ_BYTES = 16 << 20  # uncompressed merged rows per batch handed to a warehouse (~2,600 embeddings of 1,536)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from batchkit.answers import ResultStatus
+from batchkit.results.answers import ResultStatus
 from openai_batch.attempts import AttemptLoop
 
 if TYPE_CHECKING:

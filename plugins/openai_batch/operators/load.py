@@ -37,7 +37,7 @@ class LoadToWarehouseOperator(BaseOperator):
     :param warehouse_conn_id: optional ``postgres`` or ``redshift`` connection id.
     :param max_error_rate: the largest share of rows that may end in error (invalid outputs not counted).
     :param max_invalid_output_rate: the largest share of rows whose answer does not follow the output schema.
-    :param prices: batch price overrides for the actual cost (``batchkit.pricing``).
+    :param prices: batch price overrides for the actual cost (``batchkit.cost.pricing``).
     :param allowed_warehouse_conns: / ``allowed_tables``: what the Params may name (``None``: any; see ``policy``).
     :param task_memory_mb: this task process's memory budget: the merge and a DuckDB load size themselves to it
         and spill the rest to local disk (``batchkit.memory``).
@@ -87,10 +87,10 @@ class LoadToWarehouseOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from batchkit.guard import check_results
-        from batchkit.manifest import Manifest
-        from batchkit.merge import merge_partition
-        from batchkit.pricing import usd
+        from batchkit.cost.pricing import usd
+        from batchkit.results.merge import merge_partition
+        from batchkit.split.manifest import Manifest
+        from batchkit.warehouse.guard import check_results
         from openai_batch.policy import check_warehouse
         from openai_batch.staging import RunStaging, connect_storage
 
@@ -149,7 +149,7 @@ class LoadToWarehouseOperator(BaseOperator):
 
     def _usage(self, ledger: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
         """Tokens and USD this run's batches used, per batch file and in total (answers reused cost nothing)."""
-        from batchkit.usage import USAGE_COLUMNS, total, usage_by_batch
+        from batchkit.cost.usage import USAGE_COLUMNS, total, usage_by_batch
 
         batch_ids = [b for r in results for b in r.get("batch_ids", [])]
         by_batch = usage_by_batch(ledger.each_result(batch_ids, USAGE_COLUMNS), self.prices or None)

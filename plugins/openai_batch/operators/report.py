@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from batchkit.answers import BEST_ANSWER_COLUMNS
+from batchkit.results.answers import BEST_ANSWER_COLUMNS
 from openai_batch.context import TaskRun
 from openai_batch.links import RunReportLink
 from openai_batch.operators.common import as_bool
@@ -61,10 +61,10 @@ class RunReportOperator(BaseOperator):
         self.report_url: str | None = None  # set once written: the "Run report" link
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from batchkit.manifest import Manifest
-        from batchkit.pricing import usd
-        from batchkit.report import RunReport, chart_png, errors_of, render_html
-        from batchkit.usage import usage_by_batch
+        from batchkit.cost.pricing import usd
+        from batchkit.cost.report import RunReport, chart_png, errors_of, render_html
+        from batchkit.cost.usage import usage_by_batch
+        from batchkit.split.manifest import Manifest
         from openai_batch.staging import REPORT_HTML, RunStaging, connect_storage
 
         split = self.split if isinstance(self.split, dict) else {}
@@ -137,8 +137,8 @@ class RunReportOperator(BaseOperator):
 
 def _files(manifest: Any, collected: list[dict[str, Any]], usage: dict[str, dict[str, Any]]) -> list[Any]:
     """One report row per batch file of the split, filled from its collect result and its batches' usage."""
-    from batchkit.report import FileRow
-    from batchkit.usage import total
+    from batchkit.cost.report import FileRow
+    from batchkit.cost.usage import total
 
     by_index = {r.get("index"): r for r in collected}
     rows = []

@@ -8,8 +8,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from batchkit.batch_api import DEFAULT_ENDPOINT
-from batchkit.manifest import MANIFEST_NAME, ROWS_NAME
-from batchkit.pricing import Estimate
+from batchkit.cost.pricing import Estimate
+from batchkit.split.manifest import MANIFEST_NAME, ROWS_NAME
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool, as_list
@@ -43,7 +43,7 @@ class SplitPartitionOperator(BaseOperator):
     :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
         ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
     :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
-    :param prices: batch prices overriding ``batchkit.pricing``'s table (``{"model": {"input", "output"}}``).
+    :param prices: batch prices overriding ``batchkit.cost.pricing``'s table (``{"model": {"input", "output"}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :param pipeline_id: a pipeline in a task group: its own staging area, ledger and batch keys (empty: top level).
@@ -124,9 +124,9 @@ class SplitPartitionOperator(BaseOperator):
         self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from batchkit.merge import merged_schema
-        from batchkit.source import open_parquet
-        from batchkit.splitter import split
+        from batchkit.results.merge import merged_schema
+        from batchkit.split.source import open_parquet
+        from batchkit.split.splitter import split
         from openai_batch.policy import check_api_conn, check_source
         from openai_batch.staging import RunStaging, connect_storage
         from openai_batch.vendors import for_connection
@@ -211,7 +211,7 @@ class SplitPartitionOperator(BaseOperator):
         """The core's split parameters, cut at the vendor's limits."""
         from airflow.sdk.configuration import conf
 
-        from batchkit.split_config import SplitConfig
+        from batchkit.split.split_config import SplitConfig
         from batchkit.structured import load_schema
 
         limits = vendor.limits

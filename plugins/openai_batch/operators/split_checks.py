@@ -46,7 +46,7 @@ def check_request(vendor: Any, config: Any, conn_id: str) -> None:
     what the vendor cannot take fails here, before any work."""
     import orjson
 
-    from batchkit.requests import RequestShape
+    from batchkit.split.requests import RequestShape
 
     with airflow_errors(f"{vendor.title} cannot take these requests (connection {conn_id!r})"):
         shape = RequestShape.build(

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from batchkit.answers import ResultStatus
 from batchkit.batch_api import DEFAULT_ENDPOINT
+from batchkit.results.answers import ResultStatus
 from openai_batch.attempts import AttemptLoop
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors

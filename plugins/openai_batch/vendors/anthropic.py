@@ -188,7 +188,7 @@ class AnthropicVendor(BatchVendor):
 
         def hashes() -> dict[str, str]:
             if not by_hash:
-                from batchkit.batch_inputs import fingerprints
+                from batchkit.split.batch_inputs import fingerprints
 
                 by_hash.update((hashed(custom_id), custom_id) for custom_id in fingerprints(requests_file))
             return by_hash

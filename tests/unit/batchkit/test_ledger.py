@@ -7,13 +7,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchkit.batch_inputs import fingerprints
 from batchkit.errors import LedgerError
 from batchkit.ledger import Ledger
-from batchkit.merge import merge_partition
-from batchkit.result_line import Result
-from batchkit.results import from_results, write_results
-from batchkit.splitter import SplitConfig, split
+from batchkit.results.merge import merge_partition
+from batchkit.results.result_line import Result
+from batchkit.results.results import from_results, write_results
+from batchkit.split.batch_inputs import fingerprints
+from batchkit.split.splitter import SplitConfig, split
 from tests.helpers import split_lines
 
 

@@ -7,8 +7,8 @@ from pydantic import BaseModel
 
 from batchkit import structured
 from batchkit.errors import InputError
-from batchkit.requests import RequestShape
 from batchkit.sentiment import SENTIMENT_SCHEMA
+from batchkit.split.requests import RequestShape
 
 SENTIMENT = SENTIMENT_SCHEMA
 
@@ -156,11 +156,11 @@ ANSWERS = {  # review -> (chat answer, responses answer, expected status, error 
 def test_answers_are_checked_merged_into_typed_columns_and_loaded(tmp_path, write_parquet, endpoint):
     import duckdb
 
-    from batchkit.batch_inputs import answer_check, fingerprints
     from batchkit.ledger import is_retryable
-    from batchkit.merge import merge_partition
-    from batchkit.results import result_batches, write_results
-    from batchkit.splitter import SplitConfig, split
+    from batchkit.results.merge import merge_partition
+    from batchkit.results.results import result_batches, write_results
+    from batchkit.split.batch_inputs import answer_check, fingerprints
+    from batchkit.split.splitter import SplitConfig, split
     from batchkit.warehouse.duckdb_loader import load_duckdb
 
     src = write_parquet("p/a.parquet", {"review_id": list(ANSWERS), "text": [f"review {i}" for i in ANSWERS]})
@@ -207,7 +207,7 @@ def test_answers_are_checked_merged_into_typed_columns_and_loaded(tmp_path, writ
 
 
 def test_answer_properties_may_not_shadow_result_or_input_columns(tmp_path, write_parquet):
-    from batchkit.splitter import SplitConfig, split
+    from batchkit.split.splitter import SplitConfig, split
 
     src = write_parquet("a.parquet", {"text": ["x"], "Label": ["kept"]})
     properties = {"label": {"type": "string"}, "status": {"type": "string"}}

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from batchkit.devstack import REPO
+from batchkit.dev.devstack import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from batchkit.devstack import REPO
+from batchkit.dev.devstack import REPO
 from openai_batch.links import OpenAIBatchLink, base_url_of, batch_url
 from openai_batch.statuses import progress
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.ledger import Ledger
-from batchkit.splitter import SplitConfig, split
+from batchkit.split.splitter import SplitConfig, split
 from openai_batch.context import TaskRun
 from tests.emulator_client import client_for, wait
 from tests.helpers import split_descriptors

@@ -27,7 +27,7 @@ def test_a_partition_that_could_leave_its_folder_or_glob_is_refused(value):
 def test_the_dag_param_refuses_it_in_the_trigger_form(value):
     from airflow.dag_processing.dagbag import DagBag
 
-    from batchkit.devstack import REPO
+    from batchkit.dev.devstack import REPO
 
     param = DagBag(dag_folder=str(REPO / "dags")).dags["openai_batch_inference"].params.get_param("partition")
     with pytest.raises(Exception, match="does not match"):

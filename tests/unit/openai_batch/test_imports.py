@@ -31,7 +31,7 @@ def _modules(package: object) -> list[str]:
 @pytest.mark.parametrize("package", [openai_batch, batchkit], ids=lambda p: p.__name__)
 def test_each_module_imports_first_in_a_fresh_interpreter(package):
     names = _modules(package)
-    assert {"openai_batch.attempts", "batchkit.splitter"} & set(names)
+    assert {"openai_batch.attempts", "batchkit.split.splitter"} & set(names)
     command = [sys.executable, "-c", FRESH_IMPORTS, package.__name__, *names]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -76,7 +76,7 @@ def test_the_core_import_graph_has_no_cycle():
         for path in root.rglob("*.py")
     }
     graph = {name: _imports(name, path, set(files)) for name, path in files.items()}
-    assert graph["batchkit.splitter"] and graph["batchkit.batchfiles"]  # the graph was read
+    assert graph["batchkit.split.splitter"] and graph["batchkit.split.batchfiles"]  # the graph was read
     assert _cycle(graph) is None
 
 

@@ -13,7 +13,7 @@ import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
-from batchkit.devstack import REPO
+from batchkit.dev.devstack import REPO
 from openai_batch.context import TaskRun, in_group
 from openai_batch.pipeline import Pipeline, batch_pipeline
 from openai_batch.settings import PipelineSettings

@@ -1,6 +1,6 @@
 """The plugins folder as Airflow scans it: nothing to import file by file, so no import errors in any process."""
 
-from batchkit.devstack import REPO
+from batchkit.dev.devstack import REPO
 
 
 def test_airflow_imports_no_plugin_file_on_its_own():

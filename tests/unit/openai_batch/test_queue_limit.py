@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchkit.splitter import SplitConfig, split
+from batchkit.split.splitter import SplitConfig, split
 from tests.emulator_client import client_for, wait
 from tests.helpers import split_descriptors
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchkit.requests import RequestShape
 from batchkit.sentiment import SENTIMENT_SCHEMA
+from batchkit.split.requests import RequestShape
 from openai_batch import triggers
 from openai_batch.vendors import for_connection
 from openai_batch.vendors.base import CreateRefused

@@ -11,9 +11,9 @@ from openai.types import Batch
 from openai.types.chat import ChatCompletion
 
 from batchkit.errors import InputError, ResultsUnreadable
-from batchkit.requests import RequestShape
-from batchkit.results import result_batches
+from batchkit.results.results import result_batches
 from batchkit.sentiment import SENTIMENT_SCHEMA
+from batchkit.split.requests import RequestShape
 from openai_batch.vendors.anthropic_convert import (
     Converter,
     batch_view,
