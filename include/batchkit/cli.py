@@ -84,7 +84,7 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prices",
         type=_json_object_or_file,
-        help='batch prices per 1M tokens overriding the built-in table: {"model": {"input": 0.1, "output": 0.4}} '
+        help='batch prices per 1M tokens overriding genai-prices: {"model": {"input": 0.1, "output": 0.4}} '
         "or @prices.json",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")

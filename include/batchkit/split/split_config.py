@@ -4,7 +4,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..batch_api import DEFAULT_ENDPOINT, MAX_BYTES, MAX_REQUESTS
-from ..cost.pricing import check_prices
+from ..cost.price_source import check_vendor
+from ..cost.pricing import DEFAULT_VENDOR, check_prices
 from ..errors import InputError
 
 
@@ -32,6 +33,7 @@ class SplitConfig:
     prices: dict[str, Any] | None = None  # batch price overrides (batchkit.cost.pricing)
     request_limit: int = MAX_REQUESTS  # the vendor's requests per batch
     byte_limit: int = MAX_BYTES  # the vendor's bytes per batch
+    vendor: str = DEFAULT_VENDOR  # whose batch prices the estimate takes (openai, anthropic, azure)
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
@@ -43,6 +45,7 @@ class SplitConfig:
             raise InputError(f"--max-bytes must be between 1 byte and {limit}, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        check_vendor(self.vendor)
         if self.prices:
             check_prices(self.prices)
         if self.expected_output_tokens is not None and self.expected_output_tokens < 0:

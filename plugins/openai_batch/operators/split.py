@@ -43,7 +43,7 @@ class SplitPartitionOperator(BaseOperator):
     :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
         ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
     :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
-    :param prices: batch prices overriding ``batchkit.cost.pricing``'s table (``{"model": {"input", "output"}}``).
+    :param prices: batch prices overriding genai-prices (``{"model": {"input", "output"[, "cached_input"]}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :param pipeline_id: a pipeline in a task group: its own staging area, ledger and batch keys (empty: top level).
@@ -238,6 +238,7 @@ class SplitPartitionOperator(BaseOperator):
                 output_schema=load_schema(self.output_schema),
                 expected_output_tokens=int(self.expected_output_tokens) if self.expected_output_tokens else None,
                 prices=self.prices or None,
+                vendor=vendor.price_vendor,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )
 

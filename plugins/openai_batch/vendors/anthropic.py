@@ -40,6 +40,7 @@ class LookupAmbiguous(TransientError):
 
 class AnthropicVendor(BatchVendor):
     name = "anthropic"
+    price_vendor = "anthropic"
     title = "Anthropic"
     conn_types: ClassVar[tuple[str, ...]] = ("anthropic",)
     limits = Limits(

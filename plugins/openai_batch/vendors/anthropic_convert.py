@@ -245,7 +245,7 @@ def chat_completion(message: dict[str, Any], created: int) -> dict[str, Any]:
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": read, "cache_creation_tokens": written},
+            "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
         },
     }
 

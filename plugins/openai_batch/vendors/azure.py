@@ -49,6 +49,7 @@ class AzureOpenAIVendor(OpenAIVendor):
     """Azure OpenAI global batch: the OpenAI adapter with Azure's limits, client and no expiry."""
 
     name = "azure"
+    price_vendor = "azure"
     title = "Azure OpenAI"
     conn_types: ClassVar[tuple[str, ...]] = ()  # an ``openai`` connection on an Azure host (see ``vendors``)
     limits = Limits(

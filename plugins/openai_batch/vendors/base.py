@@ -93,6 +93,7 @@ class BatchVendor(ABC):
     title: ClassVar[str]  # for people: "OpenAI", "Azure OpenAI", "Anthropic"
     conn_types: ClassVar[tuple[str, ...]] = ()  # Airflow connection types that mean this vendor
     limits: ClassVar[Limits]
+    price_vendor: ClassVar[str] = "openai"  # whose batch prices apply (batchkit.cost: openai, anthropic, azure)
 
     def __init__(self, conn_id: str, conn: Any | None = None, extra: dict[str, Any] | None = None) -> None:
         self.conn_id, self._conn, self._extra = conn_id, conn, extra

@@ -147,9 +147,12 @@ def test_result_lines_become_output_lines_the_core_parses(tmp_path: Path):
     for kind, records in written.items():
         paths.append(tmp_path / f"{kind}.jsonl")
         paths[-1].write_bytes(b"\n".join(records) + b"\n")
-    rows = {r["custom_id"]: r for b in result_batches(paths, "b1") for r in b.to_pylist()}
+    per_line = {r["custom_id"]: r for b in result_batches(paths, "b1", per_line=True) for r in b.to_pylist()}
+    rows = {r["custom_id"]: r for b in result_batches(paths, "b1") for r in b.to_pylist()}  # Arrow's fast path
+    assert rows == per_line  # both parsers read the converted lines alike
     assert rows["a"]["status"] == "ok" and rows["a"]["response_text"] == "positive"
     assert (rows["a"]["prompt_tokens"], rows["a"]["completion_tokens"], rows["a"]["total_tokens"]) == (33, 5, 38)
+    assert (rows["a"]["cached_tokens"], rows["a"]["cache_write_tokens"]) == (20, 3)  # priced as such
     assert orjson.loads(rows["b"]["response_text"]) == {"label": "neutral"}  # the forced tool's input
     assert rows["c"]["finish_reason"] == "length"  # an output schema's check calls this output_truncated
     assert (rows["d"]["error_code"], rows["d"]["http_status"]) == ("overloaded_error", 503)  # retried
