@@ -108,6 +108,13 @@ class Ledger:
         claim.batch_id = batch_id
         storage.write_bytes(self._claim_url(claim.key), claim.to_json())
 
+    def other_claims(self, exclude: str) -> list[Claim]:
+        """The partition's claims but that of key ``exclude``: a lost-create lookup without a server-side tag must
+        not adopt a batch another claim names, nor guess while another claim is still creating its batch."""
+        urls = storage.list_files(f"{self.root}/batches", ".json")
+        keys = [url.rsplit("/", 1)[-1].removesuffix(".json") for url in urls]
+        return [c for k in keys if k != exclude and (c := self.claim_of(k)) is not None]
+
     def record_cancel(self, claim: Claim) -> None:
         """The pipeline cancelled this batch for its deadline: its unfinished lines may go into the next attempt."""
         claim.cancelled_at = time.time()

@@ -5,9 +5,11 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_REQUESTS
+from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from openai_batch.context import PARTITION_PATTERN
+
+VENDOR_MAX_REQUESTS = 100_000  # the largest batch of any built-in vendor (the split checks the connection's own)
 
 
 def optional(kind: str, **schema: Any) -> Param:
@@ -16,9 +18,12 @@ def optional(kind: str, **schema: Any) -> Param:
     return Param(None, type=["null", kind], **schema)
 
 
-def inference_params(data_root: str, partition_format: str, default_table: str) -> dict[str, Param]:
+def inference_params(
+    data_root: str, partition_format: str, default_table: str, conn_id: str = "openai_default"
+) -> dict[str, Param]:
     """The DAG's Params; ``data_root`` is where the sample source lives, ``partition_format`` the default strftime
-    format of partition keys, ``default_table`` the default target table."""
+    format of partition keys, ``default_table`` the default target table, ``conn_id`` the default batch vendor
+    connection."""
     return {
         "source": Param(
             f"{data_root}/reviews/dt={{partition}}",
@@ -62,13 +67,24 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             description="input columns to keep in the table (empty: all)",
             section="Input",
         ),
+        "conn_id": Param(
+            conn_id,
+            type="string",
+            minLength=1,
+            title="Batch API connection",
+            description="the connection whose vendor runs the batches: openai (OpenAI or any compatible API), an "
+            "openai connection on an Azure OpenAI resource, or anthropic (README 'Vendors'); one of "
+            "OPENAI_BATCH_ALLOWED_API_CONNS",
+            section="Requests",
+        ),
         "model": Param(
             "gpt-4o-mini",
             type="string",
             title="Model",
-            description="model every request names; checked before anything is split or submitted",
+            description="model every request names (Azure OpenAI: the Global-Batch deployment name); checked before "
+            "anything is split or submitted",
             section="Requests",
-            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
+            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small", "claude-haiku-4-5"],
         ),
         "endpoint": Param(
             DEFAULT_ENDPOINT,
@@ -137,13 +153,13 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             "counts its tiles; auto lets the model choose (estimated as high)",
             section="Requests",
         ),
-        "max_requests_per_file": Param(
-            MAX_REQUESTS,
-            type="integer",
+        "max_requests_per_file": optional(
+            "integer",
             minimum=1,
-            maximum=MAX_REQUESTS,
+            maximum=VENDOR_MAX_REQUESTS,
             title="Requests per batch file",
-            description="at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
+            description="at most this many requests per batch file, i.e. per batch; empty: the vendor's limit "
+            "(OpenAI 50,000; Azure OpenAI and Anthropic 100,000)",
             section="Limits and retries",
         ),
         "max_tokens_per_file": optional(

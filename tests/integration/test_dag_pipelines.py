@@ -4,9 +4,14 @@
   and tables; each loads its rows once into its own table, from its own staging area and ledger, between an
   upstream and a downstream task of the DAG. A clear of the whole run sends nothing again;
 - the shipped DAG with a batch cancelled by someone else mid-run: its partial output is kept, its unfinished lines
-  are loaded as errors (batch_cancelled) and not resubmitted, and max_error_rate decides the run's outcome.
+  are loaded as errors (batch_cancelled) and not resubmitted, and max_error_rate decides the run's outcome;
+- the same pipeline on the other vendors the emulator speaks, chosen by connection only: Anthropic Message Batches
+  (an ``anthropic`` connection) and Azure OpenAI (an ``openai`` connection on its v1 paths), with typed columns from
+  an output schema; two runs of one partition at once make one batch per file, and a clear after success sends
+  nothing again.
 """
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +22,7 @@ import pytest
 
 from batchkit.dev.devstack import REPO, Stack
 from batchkit.dev.sample import write_sample_partition
+from batchkit.emulator.launcher import free_port
 from tests.helpers import emulator_objects, running_stack
 
 DAG_ID = "two_pipelines"
@@ -53,6 +59,34 @@ with DAG(
 """
 
 
+VENDOR_DAG_ID, VENDOR_TABLES, PER_FILE = "vendor_pipelines", {"anthropic": "claude_sentiment", "azure": "azure_sentiment"}, 20
+VENDOR_DAG_FILE = """
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from batchkit.sentiment import SENTIMENT_SCHEMA
+from openai_batch.pipeline import batch_pipeline
+from openai_batch.settings import PipelineSettings
+
+SETTINGS = PipelineSettings.from_env(allowed_tables=("claude_sentiment", "azure_sentiment"))
+SOURCE = f"{SETTINGS.data_root}/reviews/dt={{partition}}"
+
+with DAG(
+    "vendor_pipelines", schedule=None, start_date=datetime(2026, 11, 1), render_template_as_native_obj=True,
+    params={"partition": None},
+) as dag:
+    for group, conn_id, model, table in (
+        ("anthropic", "anthropic_emulator", "claude-haiku-4-5", "claude_sentiment"),
+        ("azure", "azure_emulator", "gpt-4o-mini-global-batch", "azure_sentiment"),  # the deployment's name
+    ):
+        batch_pipeline(
+            group, settings=SETTINGS, source=SOURCE, target_table=table, conn_id=conn_id, model=model,
+            output_schema=SENTIMENT_SCHEMA, max_requests_per_file=20, max_attempts=1,
+        )
+"""
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("pipelines")
@@ -60,11 +94,22 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     dags.mkdir()
     (dags / f"{DAG_ID}.py").write_text(DAG_FILE)
     (dags / f"{SHIPPED}.py").write_bytes((REPO / "dags" / f"{SHIPPED}.py").read_bytes())
+    (dags / f"{VENDOR_DAG_ID}.py").write_text(VENDOR_DAG_FILE)
     write_sample_partition(root / "data" / "tickets" / f"dt={PARTITION}", ROWS["tickets"], files=1, seed=99)
     args = ("--seconds-per-request", "0.05", "--validation-seconds", "1")  # slow enough to cancel a batch midway
-    env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}  # a user's DAG folder: their DAG beside a copy of the shipped one
+    port = free_port()
+    emulator = f"http://127.0.0.1:{port}"
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),  # a user's DAG folder: their DAGs beside a copy of the shipped one
+        "AIRFLOW_CONN_ANTHROPIC_EMULATOR": json.dumps({"conn_type": "anthropic", "password": "k", "host": emulator}),
+        "AIRFLOW_CONN_AZURE_EMULATOR": json.dumps(
+            {"conn_type": "openai", "password": "k", "host": f"{emulator}/openai/v1", "extra": {"vendor": "azure"}}
+        ),
+        "OPENAI_BATCH_ALLOWED_API_CONNS": "openai_default,anthropic_emulator,azure_emulator",
+    }
     partitions = {PARTITION: ROWS["reviews"], **CANCELLED}
-    with running_stack(root, partitions, DAG_ID, poll_seconds=2, emulator_args=args, extra_env=env) as stack:
+    settings = {"poll_seconds": 2, "emulator_args": args, "extra_env": env, "emulator_port": port}
+    with running_stack(root, partitions, DAG_ID, **settings) as stack:
         stack.wait_for_dag(SHIPPED)
         yield stack
 
@@ -138,3 +183,44 @@ def test_external_cancel_keeps_partial_results(stack):
         )
     assert sum(loaded.values()) == rows and set(loaded) == {"ok", "batch_cancelled"}
     assert loaded["ok"] >= 20 and loaded["batch_cancelled"] > 0
+
+
+def vendor_batches(stack: Stack) -> dict[str, list[dict]]:
+    """Every batch the emulator holds per vendor API (Anthropic's message batches, Azure's batches)."""
+    base = f"http://127.0.0.1:{stack.emulator.port}"
+    anthropic = httpx.get(f"{base}/v1/messages/batches", params={"limit": 100}, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
+    azure = httpx.get(f"{base}/openai/v1/batches", params={"limit": 100}, headers={"api-key": "k"})
+    return {"anthropic": anthropic.json()["data"], "azure": azure.json()["data"]}
+
+
+def test_the_pipeline_runs_on_anthropic_and_azure_by_connection_once_per_file(stack):
+    rows, files = ROWS["reviews"], ROWS["reviews"] // PER_FILE
+    stack.wait_for_dag(VENDOR_DAG_ID)
+    for run_id in ("vendors_1", "vendors_2"):  # two runs of one partition at once
+        stack.trigger(VENDOR_DAG_ID, run_id, {"partition": PARTITION})
+    for run_id in ("vendors_1", "vendors_2"):
+        run = stack.wait_for_run(VENDOR_DAG_ID, run_id, timeout=420, progress=lambda message: None)
+        assert run["state"] == "success", run["tasks"]
+        assert {t["task_id"]: t["try_number"] for t in run["tasks"] if t["try_number"] != 1} == {}  # retries 0
+    made = vendor_batches(stack)
+    assert {vendor: len(batches) for vendor, batches in made.items()} == {"anthropic": files, "azure": files}
+    assert all(b["request_counts"]["succeeded"] == PER_FILE for b in made["anthropic"])
+    assert all(not (b.get("metadata") or {}).get("attempt") for b in made["azure"])
+    for vendor, name in VENDOR_TABLES.items():
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            loaded = con.execute(f"SELECT review_id, status, label, confidence, prompt_tokens FROM {name}").fetchall()
+        assert len(loaded) == len({r[0] for r in loaded}) == rows, vendor
+        assert {r[1] for r in loaded} == {"ok"}, vendor
+        assert {r[2] for r in loaded} <= {"positive", "negative", "neutral"} and all(0 <= r[3] <= 1 for r in loaded)
+        assert all(r[4] > 0 for r in loaded), vendor  # usage mapped
+    assert not list(emulator_objects(stack, "batches")) or all(
+        b["metadata"]["airflow_dag_id"] != VENDOR_DAG_ID for b in emulator_objects(stack, "batches")
+    )  # nothing went to the OpenAI API
+
+    stack.clear(VENDOR_DAG_ID, "vendors_1")
+    rerun = stack.wait_for_run(VENDOR_DAG_ID, "vendors_1", timeout=300, progress=lambda message: None)
+    assert rerun["state"] == "success", rerun["tasks"]
+    assert {vendor: len(batches) for vendor, batches in vendor_batches(stack).items()} == {
+        "anthropic": files,
+        "azure": files,
+    }  # a clear after success sends nothing again

@@ -24,7 +24,13 @@ def models_router(config: EmulatorConfig) -> APIRouter:
         return {"object": "list", "data": [_model(m) for m in config.models if m != "*"]}
 
     @router.get("/models/{model_id}")
-    async def get_model(model_id: str) -> dict:
+    async def get_model(model_id: str, request: Request) -> dict:
+        if request.headers.get("anthropic-version"):  # Anthropic's Models API shares the path
+            from .vendors import ANTHROPIC_API
+
+            if not ANTHROPIC_API.limits(config).accepts_model(model_id):
+                raise model_not_found(model_id)
+            return {"id": model_id, "type": "model", "display_name": model_id, "created_at": "2025-01-01T00:00:00Z"}
         if not config.accepts_model(model_id):
             raise model_not_found(model_id)
         return _model(model_id)

@@ -20,7 +20,8 @@ class NeedsPerLine(Exception):
 
 _ERROR = pa.struct([("code", pa.string()), ("message", pa.string())])
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens")
-_CACHED = pa.struct([("cached_tokens", pa.int64())])  # usage.prompt_tokens_details (chat), input_tokens_details
+# usage.prompt_tokens_details (chat; cache_write_tokens: an Anthropic answer as a chat completion), input_tokens_details
+_CACHED = pa.struct([("cached_tokens", pa.int64()), ("cache_write_tokens", pa.int64())])
 _LINE = pa.schema(
     [
         ("custom_id", pa.string()),
@@ -160,7 +161,7 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
                 _field(usage, "input_tokens_details", "cached_tokens"),
             )
         ),
-        "cache_write_tokens": pa.nulls(n, pa.int64()),
+        "cache_write_tokens": when_ok(_field(usage, "prompt_tokens_details", "cache_write_tokens")),
         "error_code": pc.if_else(ok, nothing, code),
         "error_message": pc.if_else(ok, nothing, message),
         "http_status": status_code,

@@ -103,13 +103,16 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
 def token_counts(usage: dict[str, Any]) -> tuple[int | None, ...]:
     """``(prompt, completion, total, cached, cache_write)`` tokens of a usage object: chat completions
     (``prompt_tokens``), responses (``input_tokens``) or Anthropic messages, whose ``input_tokens`` leave out the
-    cache reads and writes: ``prompt`` is every input token, as OpenAI counts it."""
+    cache reads and writes: ``prompt`` is every input token, as OpenAI counts it. An Anthropic answer converted to a
+    chat completion (``openai_batch.vendors.anthropic``) carries its cache writes as
+    ``prompt_tokens_details.cache_write_tokens``."""
     read, written = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
     if (read is not None or written is not None) and prompt is not None:  # Anthropic
         prompt += (read or 0) + (written or 0)
     completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    written = details.get("cache_write_tokens", written)
     return prompt, completion, usage.get("total_tokens"), details.get("cached_tokens", read), written
 
 

@@ -11,7 +11,9 @@ from ..errors import InputError
 
 @dataclass
 class SplitConfig:
-    """Parameters of one split; defaults follow the OpenAI Batch API limits."""
+    """Parameters of one split; defaults follow the OpenAI Batch API limits. ``request_limit`` and ``byte_limit``
+    are the batch vendor's own (the Airflow layer passes its adapter's): ``max_requests``/``max_bytes`` may not pass
+    them."""
 
     model: str
     endpoint: str = DEFAULT_ENDPOINT
@@ -29,6 +31,8 @@ class SplitConfig:
     output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
     expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
     prices: dict[str, Any] | None = None  # batch price overrides (batchkit.cost.pricing)
+    request_limit: int = MAX_REQUESTS  # the vendor's requests per batch
+    byte_limit: int = MAX_BYTES  # the vendor's bytes per batch
     vendor: str = DEFAULT_VENDOR  # whose batch prices the estimate takes (openai, anthropic, azure)
     image_columns: list[str] | None = None  # images sent beside the prompt: URLs or image bytes (batchkit.split.images)
     image_detail: str = "auto"  # each image's detail on chat completions and responses: auto, low, high
@@ -36,10 +40,11 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
             raise InputError("give exactly one of --prompt-column or --prompt-template")
-        if not 1 <= self.max_requests <= MAX_REQUESTS:
-            raise InputError(f"--max-requests must be between 1 and {MAX_REQUESTS}, got {self.max_requests}")
-        if not 1 <= self.max_bytes <= MAX_BYTES:
-            raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
+        if not 1 <= self.max_requests <= self.request_limit:
+            raise InputError(f"--max-requests must be between 1 and {self.request_limit}, got {self.max_requests}")
+        if not 1 <= self.max_bytes <= self.byte_limit:
+            limit = f"{self.byte_limit / 1e6:g}MB"
+            raise InputError(f"--max-bytes must be between 1 byte and {limit}, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
         check_vendor(self.vendor)
