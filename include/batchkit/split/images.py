@@ -22,6 +22,7 @@ from ..results.arrow_numpy import bools, flags, strings, valid
 from .text_columns import BINARY_TYPES
 
 DATA_PREFIX = "data:image/"
+DATA_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp"})  # what the API reads
 _SNIFF_BYTES = 96 * 1024  # an image's size is in its first bytes (a JPEG's frame header follows its EXIF data)
 
 
@@ -99,6 +100,8 @@ def _data_url_image(url: str) -> tuple[tuple[int, int], str | None]:
     header, comma, payload = url.partition(",")
     if not comma or not header.lower().endswith(";base64"):
         return (0, 0), "a data: URL must be base64 (data:image/<type>;base64,...)"
+    if header[5:].split(";")[0].lower() not in DATA_TYPES:
+        return (0, 0), f"a data: URL's type must be one of {', '.join(sorted(DATA_TYPES))}"
     head = payload[: _SNIFF_BYTES // 3 * 4]  # whole 4-character groups
     try:
         first = base64.b64decode(head, validate=True)

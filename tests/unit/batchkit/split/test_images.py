@@ -81,10 +81,11 @@ def test_null_and_bad_cells_are_named_with_their_reason():
         [
             *(None, "", "ftp://x/y.png", "/local/file.png", "data:text/plain;base64,aGk=", "data:image/png,raw"),
             *("data:image/png;base64,@@@@", data_url(b"%PDF-1.7 not an image"), "https://ok.example/x.png"),
+            data_url(png, "image/bmp"),
         ]
     )
     cells = image_cells(strings, "photo")
-    assert cells.urls.to_pylist() == [None] * 8 + ["https://ok.example/x.png"]
+    assert cells.urls.to_pylist() == [None] * 8 + ["https://ok.example/x.png", None]
     assert cells.reasons == {
         0: "image column 'photo' is null",
         1: "image column 'photo': not an http(s) URL or a data:image/ URL",
@@ -94,6 +95,8 @@ def test_null_and_bad_cells_are_named_with_their_reason():
         5: "image column 'photo': a data: URL must be base64 (data:image/<type>;base64,...)",
         6: "image column 'photo': its data: URL is not valid base64",
         7: "image column 'photo': not a PNG, JPEG, GIF or WebP image",
+        9: "image column 'photo': a data: URL's type must be one of image/gif, image/jpeg, image/jpg, image/png, "
+        "image/webp",
     }
     binary = image_cells(pa.array([png, None, b"GIF8 nope"], pa.binary()), "raw")
     assert binary.urls.to_pylist() == [data_url(png), None, None]
