@@ -7,43 +7,24 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from openai.types import ModerationCreateResponse
-from openai.types.moderation import Categories
 
 from batchkit.errors import InputError
 from batchkit.results.merge import merge_partition, merged_schema
 from batchkit.results.moderations import answer_text
 from batchkit.results.result_line import parse_line
-from batchkit.results.results import result_batches, write_results
-from batchkit.split.batch_inputs import fingerprints
 from batchkit.split.splitter import split
 from batchkit.warehouse.duckdb_loader import load_duckdb
-from tests.helpers import error_line, split_config
-
-CATEGORIES = [f.alias or name for name, f in Categories.model_fields.items()]  # e.g. self-harm/intent
+from tests.helpers import moderated_partition, moderation_line, split_config
 
 
-def moderation(flagged: list[str], model: str = "omni-moderation-2024-09-26") -> dict:
-    """A moderation response body as the official SDK's types write it (aliases such as ``self-harm/intent``)."""
-    scores = {name: (0.9 if name in flagged else 0.01) for name in CATEGORIES}
-    result = {
-        "flagged": bool(flagged),
-        "categories": {name: name in flagged for name in CATEGORIES},
-        "category_scores": scores,
-        "category_applied_input_types": {name: ["text"] for name in CATEGORIES},
-    }
-    body = {"id": "modr-1", "model": model, "results": [result]}
-    return ModerationCreateResponse.model_validate(body).model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def output_line(custom_id: str, body: dict) -> dict:
-    response = {"status_code": 200, "request_id": "req", "body": body}
-    return {"id": f"batch_req_{custom_id}", "custom_id": custom_id, "response": response, "error": None}
+def body_of(line: dict) -> dict:
+    return line["response"]["body"]
 
 
 def test_a_moderation_answer_is_kept_as_its_result_json():
-    body = moderation(["violence", "self-harm/intent"])
-    result = parse_line(output_line("a", body), "b")
+    line = moderation_line("a", ["violence", "self-harm/intent"])
+    body = body_of(line)
+    result = parse_line(line, "b")
     assert result.status == "ok" and result.model == "omni-moderation-2024-09-26"
     assert json.loads(result.response_text) == body["results"][0]
     assert result.prompt_tokens is None and result.finish_reason is None
@@ -51,31 +32,15 @@ def test_a_moderation_answer_is_kept_as_its_result_json():
 
 
 def test_several_results_are_combined():
-    first, second = moderation(["hate"])["results"][0], moderation(["violence"])["results"][0]
+    first, second = (body_of(moderation_line("a", [name]))["results"][0] for name in ("hate", "violence"))
     combined = json.loads(answer_text({"results": [first, second]}))
     assert combined["flagged"] is True
     assert sorted(k for k, v in combined["categories"].items() if v) == ["hate", "violence"]
     assert combined["category_scores"]["hate"] == combined["category_scores"]["violence"] == 0.9
 
 
-def answered_split(tmp_path, write_parquet) -> tuple[str, list[str]]:
-    """A moderation split of 4 rows (one skipped) answered by a batch output file (and one error line)."""
-    src = write_parquet("p.parquet", {"id": ["a", "b", "c", "d"], "text": ["kind", "mean", "awful", None]})
-    config = split_config(model="omni-moderation-latest", endpoint="/v1/moderations", id_column="id")
-    split(str(src), tmp_path / "o", config)
-    answers = {"a": moderation([]), "b": moderation(["harassment"])}
-    output = tmp_path / "output.jsonl"
-    # c: unanswered (a retryable error), first: the file's first body is no moderation (Arrow's reader reads it)
-    lines = [error_line("c", 500, "server_error"), *(output_line(k, answers[k]) for k in "ab")]
-    output.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    ledger = tmp_path / "ledger" / "1-0.parquet"
-    source = lambda per_line: result_batches([output], "batch_1", per_line)  # noqa: E731
-    assert write_results(source, fingerprints(tmp_path / "o" / "batch-00000.jsonl"), 1, ledger, expected=3) == 3
-    return str(tmp_path / "o" / "rows.parquet"), [str(ledger)]
-
-
 def test_moderation_answers_become_typed_columns_that_load_into_duckdb(tmp_path, write_parquet):
-    rows, ledger = answered_split(tmp_path, write_parquet)
+    rows, ledger = moderated_partition(tmp_path, write_parquet)
     merged = tmp_path / "merged.parquet"
     counts = merge_partition(rows, ledger, merged, endpoint="/v1/moderations")
     assert counts["rows"] == 4 and counts["ok"] == 2
@@ -104,7 +69,7 @@ def test_moderation_answers_become_typed_columns_that_load_into_duckdb(tmp_path,
 
 
 def test_without_the_moderations_endpoint_there_are_no_moderation_columns(tmp_path, write_parquet):
-    rows, _ = answered_split(tmp_path, write_parquet)
+    rows, _ = moderated_partition(tmp_path, write_parquet)
     assert "flagged" not in merged_schema(pq.read_schema(rows), None, "/v1/chat/completions").names
 
 
