@@ -138,3 +138,16 @@ def test_anthropic_adopts_a_running_batch_only_when_nothing_else_could_be_it(ven
     vendor.submit("b0b0b0b0" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
     with pytest.raises(LookupAmbiguous, match="2 running batches"):
         vendor.find_batch(KEY, since, requests=3, pending=lambda: False)
+
+
+def test_anthropic_expired_and_cancelled_requests_come_back_as_openais(vendor_conn, tmp_path):
+    vendor = vendor_conn("anthropic", "--expire-rate", "1", "--seconds-per-request", "0.3", "--completion-window-seconds", "3")
+    path = batch_file(tmp_path, "claude-haiku-4-5")
+    expired = until_ended(vendor, vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions").id)
+    lines = results(vendor, expired, tmp_path, path)
+    codes = {(line.get("error") or {}).get("code") for line in lines.values()}
+    assert expired.status == "expired" and "batch_expired" in codes  # sent again by the next attempt
+    running = vendor.submit("c0ffee00" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
+    assert vendor.cancel_batch(running.id).status in ("cancelling", "cancelled")
+    cancelled = until_ended(vendor, running.id)
+    assert cancelled.status == "cancelled" and cancelled.cancelling_at
