@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ..batch_api import CANCELLABLE, BatchStatus
-from .checks import COMPLETION_WINDOWS, check_expiry, check_metadata, json_body, page
+from .checks import COMPLETION_WINDOWS, check_metadata, json_body, page
 from .config import EmulatorConfig
 from .errors import APIError
+from .lifetimes import check_expiry
 from .processor import Processor
 from .store import Store, new_id
 from .vendors import OPENAI_API, Vendor

@@ -1,5 +1,5 @@
-"""What the emulator's routes share: request bodies read and checked within bounds (size, nesting, metadata,
-output expiry) and list pages."""
+"""What the emulator's routes share: request bodies read and checked within bounds (size, nesting, metadata) and
+list pages (file lifetimes: ``lifetimes``)."""
 
 from typing import Any
 
@@ -38,25 +38,6 @@ def integer(value: Any) -> int | None:
     if type(value) is float and value.is_integer():
         return int(value)
     return value if type(value) is int else None
-
-
-def check_expiry(value: Any) -> dict | None:
-    """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or set(value) != {"anchor", "seconds"}
-        or value["anchor"] != "created_at"
-        or not 3600 <= (integer(value["seconds"]) or 0) <= 2_592_000
-    ):
-        raise APIError(
-            400,
-            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": 3600 to 2592000}.',
-            "output_expires_after",
-            "invalid_value",
-        )
-    return {"anchor": "created_at", "seconds": integer(value["seconds"])}
 
 
 def check_metadata(metadata: Any) -> dict[str, str] | None:

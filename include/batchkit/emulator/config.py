@@ -24,6 +24,19 @@ DEFAULT_MODELS = (
     "text-embedding-3-small",
     "text-embedding-3-large",
     "text-embedding-ada-002",
+    "gpt-3.5-turbo-instruct",  # /v1/completions
+    "davinci-002",
+    "babbage-002",
+    "omni-moderation-latest",  # /v1/moderations
+    "omni-moderation-2024-09-26",
+    "text-moderation-latest",
+    "text-moderation-stable",
+    "gpt-image-1",  # /v1/images/generations and /v1/images/edits
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "sora-2",  # /v1/videos
+    "sora-2-pro",
 )
 
 
@@ -78,6 +91,12 @@ class EmulatorConfig:
     )
     completion_window_seconds: float = flag(
         24.0 * 3600, "how long the '24h' window lasts here; small values test expiry", metavar="SECONDS"
+    )
+    file_expiry_scale: float = flag(
+        1.0,
+        "how fast file lifetimes pass here: expires_after, output_expires_after and the 30-day default of batch "
+        "input files last this fraction of their seconds (0.001: an hour in 3.6 s); small values test expiry",
+        metavar="FACTOR",
     )
     seconds_per_request: float = flag(0.0, "slow processing: time each request takes", metavar="SECONDS")
     validation_seconds: float = flag(0.2, "time a batch stays 'validating'", metavar="SECONDS")

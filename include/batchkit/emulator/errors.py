@@ -67,7 +67,7 @@ def input_deleted(file_id: str) -> dict[str, Any]:
     """A batch validation error (``batch.errors.data``): the input file went away first."""
     return {
         "code": "file_not_found",
-        "message": f"The input file {file_id} was deleted before the batch was validated.",
+        "message": f"The input file {file_id} was deleted (or expired) before the batch was validated.",
         "param": "input_file_id",
         "line": None,
     }

@@ -1,5 +1,5 @@
-"""The Files endpoints: upload (multipart, bounded), list, retrieve, delete, content; under /v1 for OpenAI and
-/openai/v1 for Azure OpenAI."""
+"""The Files endpoints: upload (multipart, bounded; ``expires_after`` as in ``lifetimes``), list, retrieve, delete,
+content; under /v1 for OpenAI and /openai/v1 for Azure OpenAI. An expired file is gone: 404, not listed."""
 
 import asyncio
 from typing import Annotated, Literal
@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from .checks import PURPOSES, page
 from .config import EmulatorConfig
 from .errors import APIError
+from .lifetimes import form_expiry, lifetime, upload_expiry
 from .store import Store, new_id
 from .uploads import BadUpload, UploadTooLarge, receive_upload
 from .vendors import OPENAI_API, Vendor
@@ -39,10 +40,15 @@ def files_router(store: Store, config: EmulatorConfig, vendor: Vendor = OPENAI_A
             target.unlink(missing_ok=True)
             raise
         purpose = fields.get("purpose")
-        if purpose not in PURPOSES:
+        try:
+            if purpose not in PURPOSES:
+                raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
+            expiry = upload_expiry(purpose, form_expiry(fields))
+        except APIError:
             target.unlink(missing_ok=True)
-            raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
-        stored = store.add_file(file_id, filename, purpose, size, vendor=vendor.name)
+            raise
+        lives = lifetime(expiry, config.file_expiry_scale)
+        stored = store.add_file(file_id, filename, purpose, size, lives, vendor=vendor.name)
         if config.upload_delay_seconds:
             await asyncio.sleep(config.upload_delay_seconds)  # stored already: a client may die before the answer
         return stored

@@ -6,8 +6,11 @@ import re
 from typing import Any
 
 from . import structured
-from .backends import ECHO_CHARS, LineResult, _digest, _text_of, _tokens
 from .errors import APIError, anthropic_body
+from .lines import ECHO_CHARS, LineResult
+from .lines import digest as _digest
+from .lines import text_of as _text_of
+from .lines import tokens as _tokens
 
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 

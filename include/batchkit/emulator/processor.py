@@ -16,6 +16,7 @@ from . import backends, messages, records
 from .config import EmulatorConfig
 from .errors import input_deleted, token_limit_error
 from .faults import Faults
+from .lifetimes import lifetime
 from .records import CANCELLED, EXPIRED
 from .store import Store
 from .validate import validate_input
@@ -43,11 +44,20 @@ class Processor:
 
     async def run_forever(self) -> None:
         while True:
+            self._purge()
             # Batches advance side by side, as the real service runs many at once.
             await asyncio.gather(*(self._safe_step(batch_id) for batch_id in self.store.active_batch_ids()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
+
+    def _purge(self) -> None:
+        """Remove the files past their ``expires_at`` (records and bytes)."""
+        try:
+            if expired := self.store.purge_expired():
+                log.info("expired %d file(s)", len(expired))
+        except Exception:  # keep processing batches; the next tick purges again
+            log.exception("purging expired files failed; will retry")
 
     async def _safe_step(self, batch_id: str) -> None:
         try:
@@ -162,6 +172,8 @@ class Processor:
         """Hard-link the input file into the batch's work area, as the service keeps its own copy."""
         kept = self.work_path(batch["id"], "in")
         if not kept.exists():
+            if self.store.get_file(batch["input_file_id"]) is None:  # deleted, or expired before validation
+                raise FileNotFoundError(batch["input_file_id"])
             os.link(self.store.blob_path(batch["input_file_id"]), kept)
         return kept
 
@@ -250,7 +262,8 @@ class Processor:
 
     def _finish(self, batch: dict, progress: dict, status: S) -> None:
         now, status = int(time.time()), S(status).value
-        records.publish(self.store, self.work_path, batch, progress, progress.get("vendor", OPENAI))
+        lives = lifetime(batch.get("output_expires_after"), self.config.file_expiry_scale)
+        records.publish(self.store, self.work_path, batch, progress, progress.get("vendor", OPENAI), lives)
         batch.update(status=status, **{f"{status}_at": now})
         self.store.save_batch(batch, progress)
         self.work_path(batch["id"], "in").unlink(missing_ok=True)

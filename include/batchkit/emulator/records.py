@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from .backends import LineResult
 from .errors import anthropic_body
+from .lines import LineResult
 from .store import Store, new_id
 from .vendors import ANTHROPIC
 
@@ -78,9 +78,17 @@ def add_usage(total: dict, usage: dict) -> None:
     total["total_tokens"] += given_in + given_out
 
 
-def publish(store: Store, work_path: Callable[[str, str], Path], batch: dict, progress: dict, vendor: str) -> None:
+def publish(
+    store: Store,
+    work_path: Callable[[str, str], Path],
+    batch: dict,
+    progress: dict,
+    vendor: str,
+    lifetime: int | None = None,
+) -> None:
     """Turn the batch's committed work files into files: ``output_file_id`` and ``error_file_id`` (OpenAI,
-    Azure), or one results file (Anthropic, kept as ``output_file_id``, shuffled)."""
+    Azure; each living ``lifetime`` seconds, for ever for None), or one results file (Anthropic, kept as
+    ``output_file_id``, shuffled)."""
     for kind in ("out", "err"):  # drop anything a crash left past the committed size
         path = work_path(batch["id"], kind)
         if path.exists():
@@ -109,7 +117,7 @@ def publish(store: Store, work_path: Callable[[str, str], Path], batch: dict, pr
         if size and path.exists():
             file_id = new_id("file")
             os.replace(path, store.blob_path(file_id))
-            store.add_file(file_id, f"{batch['id']}_{suffix}.jsonl", "batch_output", size, vendor=vendor)
+            store.add_file(file_id, f"{batch['id']}_{suffix}.jsonl", "batch_output", size, lifetime, vendor=vendor)
             batch[field] = file_id
         else:
             path.unlink(missing_ok=True)

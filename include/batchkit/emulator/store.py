@@ -20,11 +20,13 @@ CREATE TABLE IF NOT EXISTS files (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL,
     bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER
 );
+CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL,
     progress TEXT NOT NULL
 );
 """
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"  # a file not yet expired (the argument: now, in seconds)
 # Which API a record belongs to ("openai", "azure", "anthropic"): each API sees only its own files and batches.
 _VENDOR_COLUMNS = ("files", "batches")
 
@@ -79,10 +81,13 @@ class Store:
         filename: str,
         purpose: str,
         size: int,
-        expires_at: int | None = None,
+        lifetime: int | None = None,
         vendor: str = "openai",
     ) -> dict:
+        """Record a file whose bytes are at ``blob_path(file_id)``; it expires ``lifetime`` seconds after it is
+        created (never for None)."""
         now = int(time.time())
+        expires_at = None if lifetime is None else now + lifetime
         with self._tx() as db:
             db.execute(
                 "INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at, vendor) "
@@ -92,19 +97,20 @@ class Store:
         return self.get_file(file_id)
 
     def get_file(self, file_id: str, vendor: str | None = None) -> dict | None:
-        """The file ``file_id`` (None if it does not exist, or belongs to another vendor than ``vendor``)."""
+        """The file ``file_id`` (None if it does not exist, has expired, or belongs to another vendor than
+        ``vendor``)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id, filename, purpose, bytes, created_at, expires_at FROM files WHERE id = ? "
-                "AND coalesce(?, vendor) = vendor",
-                (file_id, vendor),
+                f"AND coalesce(?, vendor) = vendor AND {_LIVE}",
+                (file_id, vendor, int(time.time())),
             ).fetchone()
         return _file_object(row) if row else None
 
     def list_files(
         self, purpose: str | None, limit: int, after: str | None, order: str, vendor: str = "openai"
     ) -> tuple[list[dict], bool]:
-        clauses, args = ["vendor = ?"], [vendor]
+        clauses, args = ["vendor = ?", _LIVE], [vendor, int(time.time())]
         if purpose:
             clauses.append("purpose = ?")
             args.append(purpose)
@@ -127,6 +133,15 @@ class Store:
         if deleted:
             self.blob_path(file_id).unlink(missing_ok=True)
         return deleted
+
+    def purge_expired(self) -> list[str]:
+        """Delete every file past its ``expires_at``, record and bytes; the ids deleted."""
+        with self._tx() as db:
+            ids = [row[0] for row in db.execute(f"SELECT id FROM files WHERE NOT {_LIVE}", (int(time.time()),))]
+            db.executemany("DELETE FROM files WHERE id = ?", [(file_id,) for file_id in ids])
+        for file_id in ids:
+            self.blob_path(file_id).unlink(missing_ok=True)
+        return ids
 
     # Batches: "data" is the public batch object, "progress" the processor's private cursor
     def add_batch(self, batch: dict, progress: dict, vendor: str = "openai") -> None:
