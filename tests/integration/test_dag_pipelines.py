@@ -78,7 +78,7 @@ with DAG(
 ) as dag:
     for group, conn_id, model, table in (
         ("anthropic", "anthropic_emulator", "claude-haiku-4-5", "claude_sentiment"),
-        ("azure", "azure_emulator", "gpt-4o-mini-global-batch", "azure_sentiment"),  # the deployment's name
+        ("azure", "azure_emulator", "gpt-4o-mini", "azure_sentiment"),  # a deployment named after its model
     ):
         batch_pipeline(
             group, settings=SETTINGS, source=SOURCE, target_table=table, conn_id=conn_id, model=model,
@@ -213,6 +213,8 @@ def test_the_pipeline_runs_on_anthropic_and_azure_by_connection_once_per_file(st
         assert {r[1] for r in loaded} == {"ok"}, vendor
         assert {r[2] for r in loaded} <= {"positive", "negative", "neutral"} and all(0 <= r[3] <= 1 for r in loaded)
         assert all(r[4] > 0 for r in loaded), vendor  # usage mapped
+        load = stack.xcom(VENDOR_DAG_ID, "vendors_1", f"{vendor}.load")
+        assert load["cost_usd"] > 0 and load["estimated_cost_usd"] > 0, vendor  # at the vendor's batch prices
     assert not list(emulator_objects(stack, "batches")) or all(
         b["metadata"]["airflow_dag_id"] != VENDOR_DAG_ID for b in emulator_objects(stack, "batches")
     )  # nothing went to the OpenAI API

@@ -15,7 +15,6 @@ vendor cannot take fails the split, not the batch).
 
 from __future__ import annotations
 
-import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -59,9 +58,6 @@ class Limits:
     embeddings: bool = True
     metadata: bool = True
     endpoints: tuple[str, ...] = ENDPOINTS
-
-    def check_custom_id(self, custom_id: str) -> bool:
-        return self.custom_id is None or re.fullmatch(self.custom_id, custom_id) is not None
 
 
 class CreateRefused(Exception):

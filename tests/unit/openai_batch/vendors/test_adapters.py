@@ -13,7 +13,7 @@ from batchkit.sentiment import SENTIMENT_SCHEMA
 from batchkit.split.requests import RequestShape
 from openai_batch import triggers
 from openai_batch.vendors import for_connection
-from openai_batch.vendors.base import CreateRefused
+from openai_batch.vendors.base import CreateRefused, ModelMissing
 
 KEY = "5eed1234" + "0" * 24
 IDS = ["r-1", "r_2", "https://shop.example/r/3?x=1"]  # the last breaks Anthropic's custom_id rule
@@ -92,6 +92,8 @@ def test_azure_runs_a_batch_on_the_v1_paths_with_its_limits(vendor_conn, tmp_pat
 def test_anthropic_runs_a_batch_inline_and_maps_ids_and_answers_back(vendor_conn, tmp_path, monkeypatch):
     vendor = vendor_conn("anthropic")
     vendor.check_model("claude-sonnet-4-5")
+    with pytest.raises(ModelMissing):
+        vendor.check_model("gpt-4o")  # Anthropic's Models API (the emulator's claude-* models)
     path = batch_file(tmp_path, "claude-sonnet-4-5", SENTIMENT_SCHEMA)
     batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions")
     assert batch.status == "in_progress" and batch.request_counts.total == 3 and not batch.metadata
@@ -138,3 +140,16 @@ def test_anthropic_adopts_a_running_batch_only_when_nothing_else_could_be_it(ven
     vendor.submit("b0b0b0b0" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
     with pytest.raises(LookupAmbiguous, match="2 running batches"):
         vendor.find_batch(KEY, since, requests=3, pending=lambda: False)
+
+
+def test_anthropic_expired_and_cancelled_requests_come_back_as_openais(vendor_conn, tmp_path):
+    vendor = vendor_conn("anthropic", "--expire-rate", "1", "--seconds-per-request", "0.3", "--completion-window-seconds", "3")
+    path = batch_file(tmp_path, "claude-haiku-4-5")
+    expired = until_ended(vendor, vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions").id)
+    lines = results(vendor, expired, tmp_path, path)
+    codes = {(line.get("error") or {}).get("code") for line in lines.values()}
+    assert expired.status == "expired" and "batch_expired" in codes  # sent again by the next attempt
+    running = vendor.submit("c0ffee00" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
+    assert vendor.cancel_batch(running.id).status in ("cancelling", "cancelled")
+    cancelled = until_ended(vendor, running.id)
+    assert cancelled.status == "cancelled" and cancelled.cancelling_at
