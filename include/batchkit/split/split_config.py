@@ -1,33 +1,162 @@
-"""The parameters of one split, checked when they are made (imported by the splitter and the writers it drives)."""
+"""The parameters of one split, checked when they are made (imported by the splitter and the writers it drives).
 
-from dataclasses import dataclass, field
+Each option is declared once here (``options.option``): its ``batchkit split`` flag, its Param in the DAG's trigger
+form and its field on the split operator are all derived from that declaration."""
+
+from dataclasses import MISSING, dataclass
 from typing import Any
 
-from ..batch_api import DEFAULT_ENDPOINT, MAX_BYTES, MAX_REQUESTS
+from ..batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
 from ..cost.pricing import check_prices
 from ..errors import InputError
+from .options import json_object_arg, json_object_or_file_arg, option, size_arg
 
 
 @dataclass
 class SplitConfig:
     """Parameters of one split; defaults follow the OpenAI Batch API limits."""
 
-    model: str
-    endpoint: str = DEFAULT_ENDPOINT
-    prompt_column: str | None = None
-    prompt_template: str | None = None
-    system_prompt: str | None = None
-    id_column: str | None = None
-    max_requests: int = MAX_REQUESTS
-    max_bytes: int = MAX_BYTES
-    max_tokens: int | None = None
-    body_options: dict[str, Any] = field(default_factory=dict)
-    exact_tokens: bool = False
-    keep_columns: list[str] | None = None  # input columns kept beside the results (None: all)
-    max_files: int | None = None  # e.g. Airflow's [core] max_map_length: refuse before writing more files
-    output_schema: dict[str, Any] | None = None  # JSON Schema of every answer: typed columns (batchkit.structured)
-    expected_output_tokens: int | None = None  # per request, for the cost estimate (else the body's max_tokens)
-    prices: dict[str, Any] | None = None  # batch price overrides (batchkit.cost.pricing)
+    model: str = option(
+        MISSING,
+        "model for every request, e.g. gpt-4o-mini",
+        "string",
+        form={
+            "default": "gpt-4o-mini",
+            "title": "Model",
+            "description": "model every request names; checked before anything is split or submitted",
+            "examples": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
+        },
+    )
+    endpoint: str = option(
+        DEFAULT_ENDPOINT,
+        "Batch API endpoint (default: %(default)s)",
+        "string",
+        choices=ENDPOINTS,
+        form={"title": "Endpoint", "description": "Batch API endpoint the requests go to"},
+    )
+    prompt_column: str | None = option(
+        None,
+        "column holding the prompt text",
+        "string",
+        group="prompt",
+        form={"title": "Prompt column", "description": "column holding the prompt (if no template)"},
+    )
+    prompt_template: str | None = option(
+        None,
+        'template with {column} placeholders, e.g. "Summarise: {text}"',
+        "string",
+        group="prompt",
+        form={
+            "format": "multiline",
+            "title": "Prompt template",
+            "description": "the user prompt, with {column} placeholders filled from each row; leave empty to use "
+            "prompt_column",
+        },
+    )
+    system_prompt: str | None = option(
+        None,
+        "system message (chat) or instructions (responses)",
+        "string",
+        form={
+            "format": "multiline",
+            "title": "System prompt",
+            "description": "sent as the system message of every request (empty: none)",
+        },
+    )
+    id_column: str | None = option(
+        None,
+        "unique id column used as custom_id (default: <source index>-<row>)",
+        "string",
+        form={"title": "Id column", "description": "unique id column (empty: row position)"},
+    )
+    max_requests: int = option(
+        MAX_REQUESTS,
+        "requests per file (default: %(default)s)",
+        "integer",
+        param="max_requests_per_file",
+        form={
+            "minimum": 1,
+            "maximum": MAX_REQUESTS,
+            "title": "Requests per batch file",
+            "description": "at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
+        },
+    )
+    max_bytes: int = option(MAX_BYTES, "bytes per file, e.g. 200MB (default)", "integer", parse=size_arg)
+    max_tokens: int | None = option(
+        None,
+        "estimated input tokens per file (the model's enqueued-token limit)",
+        "integer",
+        param="max_tokens_per_file",
+        form={
+            "minimum": 1,
+            "title": "Tokens per batch file",
+            "description": "at most this many estimated input tokens per batch file, e.g. to stay under the "
+            "account's enqueued-token limit (empty: no limit)",
+        },
+    )
+    exact_tokens: bool = option(False, "count tokens with the model's tokenizer (offline, slower)", "boolean")
+    body_options: dict[str, Any] = option(
+        None,
+        "extra body fields, e.g. '{\"temperature\": 0}'",
+        "object",
+        flag="--body-json",
+        parse=json_object_arg,
+        factory=dict,
+        form={
+            "title": "Request body options",
+            "description": "extra request body fields, e.g. temperature, max_completion_tokens",
+            "examples": [{"temperature": 0}, {"temperature": 0, "max_completion_tokens": 50}],
+        },
+    )
+    keep_columns: list[str] | None = option(  # None: all
+        None,
+        "input columns kept beside the results",
+        "array",
+        flag="",
+        param="input_columns",
+        operator="input_columns",
+        form={
+            "default": [],
+            "items": {"type": "string"},
+            "title": "Input columns to keep",
+            "description": "input columns to keep in the table (empty: all)",
+        },
+    )
+    max_files: int | None = option(  # the operator sets Airflow's [core] max_map_length
+        None, "refuse before writing more batch files than this", "integer", flag="", operator=None
+    )
+    output_schema: dict[str, Any] | None = option(  # typed columns (batchkit.structured)
+        None,
+        "JSON Schema every answer must follow (structured outputs; its properties become typed columns): "
+        "the JSON itself or @path/to/schema.json",
+        "object",
+        parse=json_object_or_file_arg,
+        form={
+            "title": "Output schema",
+            "description": "structured outputs: a JSON Schema object every answer must follow (strict: every object "
+            "lists all its properties in required and sets additionalProperties false); its properties become "
+            "typed columns (README 'Structured outputs'); empty: free text in response_text",
+        },
+    )
+    expected_output_tokens: int | None = option(
+        None,
+        "output tokens per request for the cost estimate (default: the body's max_tokens, else not estimated)",
+        "integer",
+        form={
+            "minimum": 0,
+            "title": "Expected output tokens",
+            "description": "output tokens per request for the cost estimate; empty: the body's max_tokens (or "
+            "max_completion_tokens / max_output_tokens), if any",
+            "examples": [20, 200],
+        },
+    )
+    prices: dict[str, Any] | None = option(  # the DAG's come from its settings (the openai_batch_prices Variable)
+        None,
+        'batch prices per 1M tokens overriding the built-in table: {"model": {"input": 0.1, "output": 0.4}} '
+        "or @prices.json",
+        "object",
+        parse=json_object_or_file_arg,
+    )
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
