@@ -57,7 +57,7 @@ with DAG(
     **dag_callbacks(SETTINGS.notify),
     tags=["openai", "batch"],
     doc_md=__doc__,
-    params=inference_params(SETTINGS.data_root, SETTINGS.partition_format, DEFAULT_TABLE),
+    params=inference_params(SETTINGS.data_root, SETTINGS.partition_format, DEFAULT_TABLE, SETTINGS.conn_id),
 ) as dag:
     # Every choice of the pipeline is one of the Params above (the trigger form), at the top level of the DAG.
     batch_pipeline(settings=SETTINGS)

@@ -5,16 +5,20 @@ from enum import StrEnum
 
 
 class Endpoint(StrEnum):
-    """The endpoints a batch (and each of its lines) may target."""
+    """Every endpoint the Batch API lets a batch (and each of its lines) target; the emulator answers them all."""
 
     CHAT = "/v1/chat/completions"
     RESPONSES = "/v1/responses"
     EMBEDDINGS = "/v1/embeddings"
     COMPLETIONS = "/v1/completions"
     MODERATIONS = "/v1/moderations"
+    IMAGES_GENERATIONS = "/v1/images/generations"
+    IMAGES_EDITS = "/v1/images/edits"
+    VIDEOS = "/v1/videos"
 
 
-# What the split builds requests for (plain strings, for Params and CLI choices); the first is the default.
+# What the split builds requests for (plain strings, for Params and CLI choices); the first is the default. A
+# subset of Endpoint: only endpoints whose requests the split builds and whose answers collect and merge parse.
 ENDPOINTS = tuple(e.value for e in (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.EMBEDDINGS))
 DEFAULT_ENDPOINT = ENDPOINTS[0]
 TEXT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})  # answers are text: output schemas apply

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -33,6 +34,7 @@ from . import storage
 from .batch_api import RETRYABLE_CODES, RETRYABLE_HTTP_STATUS
 from .errors import LedgerError
 from .results.answers import ResultStatus
+from .results.result_schema import CACHE_SCHEMA, LEDGER_SCHEMA
 from .split.answered import Answered
 from .storage import LEDGER_DIR, pipeline_parts  # beside the run directories; prune keeps it
 
@@ -106,6 +108,13 @@ class Ledger:
         claim.batch_id = batch_id
         storage.write_bytes(self._claim_url(claim.key), claim.to_json())
 
+    def other_claims(self, exclude: str) -> list[Claim]:
+        """The partition's claims but that of key ``exclude``: a lost-create lookup without a server-side tag must
+        not adopt a batch another claim names, nor guess while another claim is still creating its batch."""
+        urls = storage.list_files(f"{self.root}/batches", ".json")
+        keys = [url.rsplit("/", 1)[-1].removesuffix(".json") for url in urls]
+        return [c for k in keys if k != exclude and (c := self.claim_of(k)) is not None]
+
     def record_cancel(self, claim: Claim) -> None:
         """The pipeline cancelled this batch for its deadline: its unfinished lines may go into the next attempt."""
         claim.cancelled_at = time.time()
@@ -150,7 +159,7 @@ def _read(urls: list[str], columns: list[str]) -> pa.Table:
     for url in urls:
         try:
             with storage.open_file(url) as handle:
-                tables.append(pq.read_table(handle, columns=columns))
+                tables.append(_with_columns(pq.read_table(handle, columns=_present(handle, columns)), columns))
         except (OSError, pa.ArrowException) as exc:
             raise LedgerError(
                 f"ledger results file {url} cannot be read ({exc}); the ledger decides what was answered, so "
@@ -158,8 +167,23 @@ def _read(urls: list[str], columns: list[str]) -> pa.Table:
                 "its requests)"
             ) from None
     if not tables:
-        return pa.table({c: pa.array([], RESULT_TYPES.get(c, pa.string())) for c in columns})
+        return _with_columns(pa.table({}), columns)
     return pa.concat_tables(tables)
 
 
-RESULT_TYPES = {"final": pa.bool_(), "http_status": pa.int32(), "attempts": pa.int32()}
+def _present(handle: Any, columns: list[str]) -> list[str]:
+    """``columns`` less those a file written before they existed lacks (the cache token counts)."""
+    names = set(pq.read_schema(handle).names)
+    handle.seek(0)
+    return [c for c in columns if c in names or c not in CACHE_SCHEMA.names]
+
+
+def _with_columns(table: pa.Table, columns: list[str]) -> pa.Table:
+    """``table`` with ``columns`` in that order, a missing one as nulls."""
+    n = table.num_rows
+    return pa.table({c: table.column(c) if c in table.column_names else pa.nulls(n, _type(c)) for c in columns})
+
+
+def _type(column: str) -> pa.DataType:
+    index = LEDGER_SCHEMA.get_field_index(column)
+    return LEDGER_SCHEMA.field(index).type if index >= 0 else pa.string()

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batchkit.ledger import Claim, Ledger
-    from openai_batch.hooks import OpenAIBatchHook
     from openai_batch.staging import RunStaging
+    from openai_batch.vendors.base import BatchVendor
 
 CANCEL_GRACE = timedelta(hours=1)  # how long a batch we cancelled for its deadline may take to stop
 
@@ -53,26 +53,26 @@ class AttemptLoop:
             the requests still unanswered.
         """
         from batchkit.ledger import is_retryable
-        from openai_batch.hooks import OpenAIBatchHook
         from openai_batch.staging import RunStaging, connect_storage
+        from openai_batch.vendors import for_connection
 
         run = TaskRun.of(context, self.pipeline_id)
-        hook = OpenAIBatchHook(conn_id=self.conn_id)
+        vendor = for_connection(self.conn_id)
         connect_storage(self.batch_file["path"], self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
         claims = self._claims(run, ledger)  # read once per resume; kept current below
-        chain = [first or self.first_batch(context, hook, claims[0])]
-        chain += [hook.get_batch(claim.batch_id) for claim in claims[1:] if claim and claim.batch_id]
+        chain = [first or self.first_batch(context, vendor, claims[0])]
+        chain += [vendor.get_batch(claim.batch_id) for claim in claims[1:] if claim and claim.batch_id]
         if isinstance(event, dict) and event.get("status") == DEADLINE_PASSED:
-            self._cancel_for_deadline(hook, ledger, chain, claims[-1])
+            self._cancel_for_deadline(vendor, ledger, chain, claims[-1])
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
             while True:
                 if chain[-1].status not in TERMINAL:
-                    self._defer(chain[-1], claims[-1], method)
+                    self._defer(vendor, chain[-1], claims[-1], method)
                 for attempt, batch in enumerate(chain, start=1):
                     if not ledger.has_results(batch.id):
-                        self._record(hook, staging, ledger, batch, attempt)
+                        self._record(vendor, staging, ledger, batch, attempt, self.attempt_key(run, attempt))
                 latest, resubmitted = self._latest(ledger, chain)
                 ours = {c.batch_id for c in claims if c is not None and c.cancelled_at and c.batch_id}
                 retry = {
@@ -86,16 +86,16 @@ class AttemptLoop:
                 if not waited and queue_full(chain[-1].errors):  # the chain counts the waits: none is forgotten
                     reason = f"batch {chain[-1].id} was refused for the enqueued-token limit"
                     wait_then_retry(self, refused - 1, method, {"waited": True}, reason)
-                batch, claim = self._resubmit(run, hook, staging, ledger, chain, retry, waits, method)
+                batch, claim = self._resubmit(run, vendor, staging, ledger, chain, retry, waits, method)
                 chain.append(batch)
                 claims.append(claim)
                 waited = False
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
         """Attempt 1's batch, as its ledger claim (``claim``) names it."""
         if claim is None or not claim.batch_id:
             raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
-        return hook.get_batch(claim.batch_id)
+        return vendor.get_batch(claim.batch_id)
 
     def attempt_key(self, run: TaskRun, attempt: int) -> str:
         scope = self.batch_file.get("key_scope", "")
@@ -114,26 +114,27 @@ class AttemptLoop:
         window = self.completion_window
         return window if isinstance(window, timedelta) else timedelta(hours=int(str(window).rstrip("h")))
 
-    def _defer(self, batch: Batch, claim: Claim | None, method: str) -> None:
+    def _defer(self, vendor: BatchVendor, batch: Batch, claim: Claim | None, method: str) -> None:
         """Wait on the triggerer for ``batch`` (the latest, with its ``claim``); the deadline is anchored on the
-        batch's creation (window + 1 h), or on our own cancel of it."""
+        batch's creation (window + 1 h; a vendor whose batches never expire: its ``max_runtime``), or on our own
+        cancel of it."""
         from openai_batch.triggers import OpenAIBatchStatusTrigger, deferral_timeout
 
         if claim is not None and claim.cancelled_at:
             deadline = claim.cancelled_at + CANCEL_GRACE.total_seconds()
         else:
-            deadline = batch.created_at + (self._window() + timedelta(hours=1)).total_seconds()
+            deadline = vendor.deadline(batch.created_at, self._window())
         self.log.info("batch %s is %s; waiting on the triggerer", batch.id, batch.status)
         self.defer(
             trigger=OpenAIBatchStatusTrigger(
                 batch_id=batch.id, conn_id=self.conn_id, poll_interval=self.poll_interval, deadline=deadline
             ),
             method_name=method,
-            timeout=deferral_timeout(deadline),
+            timeout=None if deadline is None else deferral_timeout(deadline),
         )
 
     def _cancel_for_deadline(
-        self, hook: OpenAIBatchHook, ledger: Ledger, chain: list[Batch], claim: Claim | None
+        self, vendor: BatchVendor, ledger: Ledger, chain: list[Batch], claim: Claim | None
     ) -> None:
         """The deadline passed: cancel the latest batch (its answered lines are kept; its unfinished lines go into
         the next attempt, unlike a cancel by a person), or give up when it did not even stop after our cancel.
@@ -143,14 +144,16 @@ class AttemptLoop:
         batch = chain[-1]
         if claim is not None and claim.cancelled_at:
             raise AirflowException(f"batch {batch.id} did not stop within {CANCEL_GRACE} of being cancelled")
-        self.log.warning("batch %s passed its deadline (%s window + 1 h); cancelling it", batch.id, self._window())
-        hook.cancel_batch(batch.id)
+        self.log.warning("batch %s passed its deadline; cancelling it", batch.id)
+        vendor.cancel_batch(batch.id)
         if claim is not None:
             ledger.record_cancel(claim)
-        chain[-1] = hook.get_batch(batch.id)
+        chain[-1] = vendor.get_batch(batch.id)
 
-    def _record(self, hook: OpenAIBatchHook, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int) -> None:
-        """Download a terminal batch's files once and record its results in the ledger."""
+    def _record(
+        self, vendor: BatchVendor, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int, key: str
+    ) -> None:
+        """Download a terminal batch's files once and record its results in the ledger (``key``: the batch's)."""
         from batchkit.results.results import from_results, result_batches, write_results
         from batchkit.split.batch_inputs import answer_check, batch_fingerprints
 
@@ -160,13 +163,9 @@ class AttemptLoop:
         with staging.scratch() as scratch:
             downloaded = []
             if batch.status == BatchStatus.FAILED:  # refused for the queue limit: nothing ran, every line is unanswered
-                source = from_results(self._refused_requests(hook, batch, scratch / f"{batch.id}-input.jsonl"))
+                source = from_results(self._refused_requests(vendor, batch, scratch / f"{batch.id}-input.jsonl"))
             else:
-                downloaded = [
-                    (kind, self._download(hook, file_id, batch.id, scratch / kind / name))
-                    for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id))
-                    if file_id
-                ]
+                downloaded = vendor.download(batch, scratch, name, self.batch_file["path"], key)
 
                 def source(per_line: bool) -> Any:
                     return result_batches([path for _, path in downloaded], batch.id, per_line)
@@ -184,11 +183,6 @@ class AttemptLoop:
                 staging.publish(path, kind, name)
         self.log.info("recorded %d result(s) of batch %s (%s) in %s", written, batch.id, batch.status, url)
 
-    def _download(self, hook: OpenAIBatchHook, file_id: str, batch_id: str, path: Path) -> Path:
-        size = hook.download(file_id, path)
-        self.log.info("downloaded file %s of %s (%d bytes)", file_id, batch_id, size)
-        return path
-
     @staticmethod
     def _latest(ledger: Ledger, chain: list[Batch]) -> tuple[Latest, int]:
         """Each request's best answer over the attempts (``batchkit.results.answers``), and how many results came from
@@ -204,12 +198,12 @@ class AttemptLoop:
         resubmitted = sum(1 for attempts in columns[6] if attempts > 1)
         return {custom_id: result for custom_id, (_, result) in best.items()}, resubmitted
 
-    def _refused_requests(self, hook: OpenAIBatchHook, batch: Batch, path: Path) -> list:
+    def _refused_requests(self, vendor: BatchVendor, batch: Batch, path: Path) -> list:
         import orjson
 
         from batchkit.results.result_line import Result
 
-        hook.download(batch.input_file_id, path)
+        vendor.download_input(batch, path)
         message = batch.errors.data[0].message
         with path.open("rb") as lines:
             return [
@@ -227,7 +221,7 @@ class AttemptLoop:
     def _resubmit(
         self,
         run: TaskRun,
-        hook: OpenAIBatchHook,
+        vendor: BatchVendor,
         staging: RunStaging,
         ledger: Ledger,
         chain: list[Batch],
@@ -236,10 +230,9 @@ class AttemptLoop:
         method: str,
     ) -> tuple[Batch, Claim]:
         """Send the ``retry`` lines as the next attempt; its batch and claim."""
-        import openai
-
         from batchkit.split.batch_inputs import request_lines
         from openai_batch.claims import submit_once
+        from openai_batch.vendors.base import CreateRefused
 
         attempt = len(chain) + 1
         key = self.attempt_key(run, attempt)
@@ -252,18 +245,19 @@ class AttemptLoop:
         metadata = {**(first.metadata or {}), METADATA_KEY: key, "attempt": str(attempt)}
         try:
             batch, claim = submit_once(
-                hook,
+                vendor,
                 ledger,
                 key,
                 run.actor,
                 self.batch_file["sha256"],
                 staged,
                 self.log,
+                len(retry),
                 endpoint=first.endpoint,
                 completion_window="24h",
                 metadata=metadata,
             )
-        except openai.RateLimitError as exc:
+        except CreateRefused as exc:
             wait_then_retry(self, waits, method, {"waited": True}, f"resubmission refused: {exc.message}")
         self.log.warning(
             "resubmitting %d line(s) as batch %s (attempt %d of %s)", len(retry), batch.id, attempt, self.max_attempts

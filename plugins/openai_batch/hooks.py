@@ -51,29 +51,14 @@ class OpenAIBatchHook(OpenAIHook):
         return None
 
     def create_batch_once(self, key: str, attempts: int = 3, **create: Any) -> Batch:
-        """Create a batch tagged with ``key`` without ever creating two.
+        """Create a batch tagged with ``key`` without ever creating two (``vendors.base.create_once``): the SDK
+        does not retry the create; after a transient failure the key is looked up first."""
+        from openai_batch.vendors.base import create_once
 
-        The SDK retries a POST that timed out or got a 5xx, but the first request may have created the batch
-        already: each automatic retry could bill the same file again. Here the SDK does not retry the create;
-        after a transient failure the key is looked up first, and the create is repeated only if no batch has it.
-        A few quick attempts only: a longer refusal (429) is the caller's to wait out without holding a worker.
-        """
-        client, started = self.conn.with_options(max_retries=0), time.time()
-        for attempt in range(1, attempts + 1):
-            try:
-                return client.batches.create(**create)
-            except TRANSIENT as exc:
-                self.log.warning(
-                    "creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__
-                )
-                time.sleep(2 ** (attempt - 1))  # 1, 2, 4 s: longer refusals are waited out on the triggerer
-                found = self.find_batch(key, since=started)
-                if found:
-                    self.log.info("the batch was created despite the error: adopting %s", found.id)
-                    return found
-                if attempt == attempts:
-                    raise
-        raise AssertionError("unreachable")
+        client = self.conn.with_options(max_retries=0)
+        return create_once(
+            lambda: client.batches.create(**create), lambda since: self.find_batch(key, since), TRANSIENT, self.log, attempts
+        )
 
     def submit_file(self, key: str, path: str | Path, **create: Any) -> Batch:
         """Upload a batch input file (local or remote, streamed; named after ``key``) and create its batch once

@@ -1,5 +1,6 @@
-"""The "OpenAI batch" link of the submit and wait tasks (the batch on platform.openai.com, or for any other base
-URL, the emulator, the batch's JSON there) and the "Run report" link of the report task.
+"""The "OpenAI batch" link of the submit and wait tasks (the batch where its vendor shows it: platform.openai.com for
+OpenAI, the batch's JSON for any other OpenAI-compatible base URL such as the emulator; each vendor adapter decides,
+``BatchVendor.batch_url``) and the "Run report" link of the report task.
 
 Airflow 3 evaluates a link on the worker at the end of every run of the task, a deferral included, and stores the
 URL as an XCom (``_link_OpenAIBatchLink``); the API server only reads that XCom (``XComOperatorLink``). So the
@@ -39,17 +40,18 @@ def base_url_of(conn: Any) -> str | None:
 
 
 class OpenAIBatchLink(BaseOperatorLink):
-    """Opens the task's batch: the operator's ``batch_id`` (rendered) on its ``conn_id``'s API; empty until known."""
+    """Opens the task's batch: the operator's ``batch_id`` (rendered) where its ``conn_id``'s vendor shows it; empty
+    until known, or when the vendor has no page for it."""
 
-    name = "OpenAI batch"
+    name = "OpenAI batch"  # its XCom key and the UI's label stay for every vendor
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         batch_id = getattr(operator, "batch_id", None)
         if not isinstance(batch_id, str) or not batch_id:
             return ""
-        from airflow.sdk import BaseHook
+        from openai_batch.vendors import for_connection
 
-        return batch_url(base_url_of(BaseHook.get_connection(operator.conn_id)), batch_id)
+        return for_connection(operator.conn_id).batch_url(batch_id)
 
 
 class RunReportLink(BaseOperatorLink):

@@ -16,7 +16,7 @@ from openai_batch.context import PARTITION_PATTERN
 # The trigger form: its sections in order, each with its Params in order
 FORM = {
     "Input": ("source", "partition", "partition_format", "id_column", "input_columns"),
-    "Requests": ("model", "endpoint", "prompt_template", "prompt_column", "system_prompt", "body_options"),
+    "Requests": ("conn_id", "model", "endpoint", "prompt_template", "prompt_column", "system_prompt", "body_options"),
     "Structured output": ("output_schema",),
     "Limits and retries": (
         "max_requests_per_file",
@@ -29,8 +29,11 @@ FORM = {
     "Cost": ("expected_output_tokens", "max_cost_usd"),
     "Run": ("dry_run", "reuse_results"),
 }
-# The shipped DAG's split options, fitted to the sample reviews (``make demo``), over their declarations
+VENDOR_MAX_REQUESTS = 100_000  # the largest batch of any built-in vendor (the split checks the connection's own)
+# The shipped DAG's form of the split options over their declarations: fitted to the sample reviews (``make demo``)
+# and to every vendor
 SAMPLE = {
+    "max_requests": {"maximum": VENDOR_MAX_REQUESTS},
     "id_column": {"default": "review_id"},
     "prompt_template": {
         "default": "Classify the sentiment of this review of {product} ({stars} stars) as positive, negative or "
@@ -48,9 +51,12 @@ def optional(kind: str, **schema: Any) -> Param:
     return Param(None, type=["null", kind], **schema)
 
 
-def inference_params(data_root: str, partition_format: str, default_table: str) -> dict[str, Param]:
+def inference_params(
+    data_root: str, partition_format: str, default_table: str, conn_id: str = "openai_default"
+) -> dict[str, Param]:
     """The DAG's Params; ``data_root`` is where the sample source lives, ``partition_format`` the default strftime
-    format of partition keys, ``default_table`` the default target table."""
+    format of partition keys, ``default_table`` the default target table, ``conn_id`` the default batch vendor
+    connection."""
     own = {
         "source": Param(
             f"{data_root}/reviews/dt={{partition}}",
@@ -75,6 +81,15 @@ def inference_params(data_root: str, partition_format: str, default_table: str) 
             description="strftime format of the partition key taken from the run's data interval "
             "(%Y-%m-%d daily, %Y-%m-%dT%H hourly)",
             examples=["%Y-%m-%d", "%Y-%m-%dT%H"],
+        ),
+        "conn_id": Param(
+            conn_id,
+            type="string",
+            minLength=1,
+            title="Batch API connection",
+            description="the connection whose vendor runs the batches: openai (OpenAI or any compatible API), an "
+            "openai connection on an Azure OpenAI resource, or anthropic (README 'Vendors'); one of "
+            "OPENAI_BATCH_ALLOWED_API_CONNS",
         ),
         "max_attempts": Param(
             3,

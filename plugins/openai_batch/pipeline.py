@@ -128,7 +128,7 @@ def batch_pipeline(
 def _options(dag: DAG, settings: PipelineSettings, given: dict[str, Any]) -> dict[str, Any]:
     """Each option: the value given, else the DAG's Param (a ``DagParam``: read natively, whatever the DAG's
     rendering), else the Param's default."""
-    defaults = inference_params(settings.data_root, settings.partition_format, DEFAULT_TABLE)
+    defaults = inference_params(settings.data_root, settings.partition_format, DEFAULT_TABLE, settings.conn_id)
     names = [name for name in defaults if name not in RUN_PARAMS]
     if unknown := sorted(set(given) - set(names)):
         raise TypeError(f"unknown pipeline options: {', '.join(unknown)}; known: {', '.join(names)}")
@@ -150,7 +150,8 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
         "allowed_warehouse_conns": _listed(s.allowed_warehouse_conns),
         "allowed_tables": _listed(s.allowed_tables),
     }
-    batches = {"conn_id": s.conn_id, "poll_interval": s.poll_seconds, "map_index_template": BATCH_FILE_LABEL}
+    batches = {"conn_id": o["conn_id"], "poll_interval": s.poll_seconds, "map_index_template": BATCH_FILE_LABEL}
+    api_conns = {"allowed_api_conns": _listed(s.allowed_api_conns)}
     split = SplitPartitionOperator(
         task_id="split",
         source=o["source"],
@@ -159,8 +160,9 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
         reuse_results=o["reuse_results"],
         max_cost_usd=o["max_cost_usd"],
         prices=s.prices,
-        conn_id=s.conn_id,
+        conn_id=o["conn_id"],
         allowed_sources=_listed(s.allowed_sources),
+        **api_conns,
         warehouse_conn_id=o["warehouse_conn_id"],
         table=o["target_table"],
         database=s.warehouse,
@@ -181,6 +183,7 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
             queue_wait=s.queue_wait,
             max_active_tis_per_dagrun=s.max_parallel_batches,  # deferred until its batches end: the in-flight bound
             pool=s.pool,
+            **api_conns,
             **storage,
             **batches,
             **common,

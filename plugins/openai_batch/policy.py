@@ -50,6 +50,12 @@ def check_warehouse(conn_id: str, table: str, conns: Sequence[str] | None, table
         _refuse("target_table", table, tables, "OPENAI_BATCH_ALLOWED_TABLES")
 
 
+def check_api_conn(conn_id: str, allowed: Sequence[str] | None) -> None:
+    """The batch vendor connection ``conn_id`` (the ``conn_id`` Param) must be allowed: it decides who is paid."""
+    if allowed is not None and conn_id not in allowed:
+        _refuse("conn_id", conn_id, allowed, "OPENAI_BATCH_ALLOWED_API_CONNS")
+
+
 def _normal(location: str) -> str:
     """A comparable form: ``scheme://bucket/normalised/key`` or an absolute normalised local path."""
     from batchkit.storage import is_remote

@@ -16,14 +16,17 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
 import aiohttp
 import orjson
 
-from openai_batch.hooks import TRANSIENT, OpenAIBatchHook
+from openai_batch.hooks import TRANSIENT
+
+if TYPE_CHECKING:
+    from openai_batch.vendors.base import BatchVendor
 
 POLL_TIMEOUT_SECONDS = 30.0  # one status request; the SDK's default 600 s would stall a deadline by minutes
 POLL_RETRIES = 1  # inside one poll through the SDK (credential providers); the trigger backs off and tries again
@@ -79,9 +82,10 @@ def sdk_trust(client: Any) -> ssl.SSLContext:
 @dataclass(eq=False)
 class Poller:
     """One connection's clients: the SDK client (cancels, and polls when auth is not a static header), an
-    aiohttp session for the status polls, and a gate bounding the polls in flight.
+    aiohttp session for the status polls, and a gate bounding the polls in flight; ``vendor`` is the connection's
+    adapter: where a batch is (``status_path``) and how its JSON maps onto an OpenAI batch's (``batch_view``).
 
-    A poll is a GET of ``batches/{id}``. Built by the SDK it cost a third of the poll's CPU at 1,000 waits
+    A poll is a GET of ``batches/{id}`` (Anthropic: ``v1/messages/batches/{id}``). Built by the SDK it cost a third of the poll's CPU at 1,000 waits
     (request options, header merging, retry wrapper); a plain httpx GET still cost twice an aiohttp GET
     (httpcore's pool and anyio). So polls use the SDK's own base URL, query and headers on an aiohttp session,
     with the SDK's CA trust (``sdk_trust``) and the proxy the environment names (``env_proxy``). Clients whose
@@ -90,37 +94,47 @@ class Poller:
 
     sdk: Any
     http: aiohttp.ClientSession | None
-    url: str = ""  # the SDK's base URL (it ends in "/")
+    vendor: Any = None  # the BatchVendor (None: OpenAI's shapes)
+    url: str = ""  # the SDK's base URL
     query: str = ""  # the SDK's default query, e.g. "?api-version=..."
     proxy: str | None = None
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(POLL_CONCURRENCY))
 
+    def __post_init__(self) -> None:
+        if self.vendor is None:
+            from openai_batch.vendors.openai import OpenAIVendor
+
+            self.vendor = OpenAIVendor("")  # its shapes need no connection
+
     @classmethod
-    def of(cls, client: Any) -> Poller:
-        """The pollers of an SDK client; inside the running event loop, which the session is bound to."""
+    def of(cls, client: Any, vendor: BatchVendor | None = None) -> Poller:
+        """The pollers of an SDK client (of ``vendor``, default OpenAI); inside the running event loop, which the
+        session is bound to."""
         auth = client.auth_headers  # empty when a credential provider signs each request
         if client.custom_auth is not None or not auth:
-            return cls(sdk=client, http=None)
+            return cls(sdk=client, http=None, vendor=vendor)
         headers = {**{k: v for k, v in client.default_headers.items() if isinstance(v, str)}, **auth}
         url, query = str(client.base_url), urlencode(client.default_query, doseq=True)
         connector = aiohttp.TCPConnector(limit=POLL_CONCURRENCY, ssl=sdk_trust(client))
         timeout = aiohttp.ClientTimeout(total=POLL_TIMEOUT_SECONDS)  # the gate is waited for before it starts
         http = aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout)
-        return cls(sdk=client, http=http, url=url, query=f"?{query}" if query else "", proxy=env_proxy(url))
+        query = f"?{query}" if query else ""
+        return cls(sdk=client, http=http, url=url, query=query, proxy=env_proxy(url), vendor=vendor)
 
     async def status(self, batch_id: str) -> dict[str, Any]:
-        """The batch as plain JSON (a poll needs its status and counts only: no SDK model is built)."""
+        """The batch as an OpenAI batch's plain JSON (a poll needs its status and counts only: no SDK model is
+        built)."""
         async with self.gate:
             if self.http is None:
-                return orjson.loads((await self.sdk.batches.with_raw_response.retrieve(batch_id)).content)
-            url = f"{self.url}batches/{batch_id}{self.query}"
+                return self.vendor.batch_view(orjson.loads(await self.vendor.araw_status(self.sdk, batch_id)))
+            url = f"{self.url.rstrip('/')}/{self.vendor.status_path(batch_id)}{self.query}"
             async with self.http.get(url, proxy=self.proxy, allow_redirects=False) as response:
                 body = await response.read()  # read even when refused: the connection stays reusable
         if response.status in RETRYABLE_STATUSES:
             raise PollRefused(f"HTTP {response.status}")
         if not 200 <= response.status < 300:  # the message names no header: the key stays out of logs
             raise PollFailed(f"HTTP {response.status} polling batch {batch_id}")
-        return orjson.loads(body)
+        return self.vendor.batch_view(orjson.loads(body))
 
     async def close(self) -> None:
         if self.http is not None:
@@ -152,9 +166,12 @@ class Pollers:
         return self.current
 
     async def _rebuild(self) -> None:
+        from openai_batch.vendors import afor_connection
+
         try:
-            client = await OpenAIBatchHook(conn_id=self.conn_id).aget_conn()
-            poller = Poller.of(client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES))
+            vendor = await afor_connection(self.conn_id)  # read at each rebuild: a connection may change vendor
+            client = await vendor.aclient()
+            poller = Poller.of(client.with_options(timeout=POLL_TIMEOUT_SECONDS, max_retries=POLL_RETRIES), vendor)
         except Exception as exc:
             if self.current is None:
                 raise

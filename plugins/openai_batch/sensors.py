@@ -13,7 +13,7 @@ from openai_batch.links import OpenAIBatchLink
 from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, BatchStatus, failure, progress, queue_full
 
 if TYPE_CHECKING:
-    from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.vendors.base import BatchVendor
 
 HANDED_ON = (BatchStatus.EXPIRED, BatchStatus.CANCELLED)  # partial results exist: the collect step decides what to do
 
@@ -28,7 +28,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
     ``AirflowSensorTimeout``.
 
     :param batch_id: the batch to wait for (templated).
-    :param conn_id: the ``openai`` connection.
+    :param conn_id: the batch vendor's connection (``openai``, Azure OpenAI or ``anthropic``: see ``vendors``).
     :param deferrable: poll on the triggerer (default) instead of a worker.
     :param poll_interval: seconds between status checks.
     :param completion_window: the batch's completion window.
@@ -37,7 +37,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
     :param batch_file: the split's descriptor of the batch's file (templated), for ``map_index_template`` only.
     """
 
-    template_fields = ("batch_id", "batch_file")
+    template_fields = ("batch_id", "batch_file", "conn_id")
     operator_extra_links = (OpenAIBatchLink(),)
 
     def __init__(
@@ -59,10 +59,13 @@ class OpenAIBatchSensor(BaseSensorOperator):
         self.poll_interval, self.cancel_on_kill = poll_interval, cancel_on_kill
 
     @property
-    def hook(self) -> OpenAIBatchHook:
-        from openai_batch.hooks import OpenAIBatchHook  # imported when run, keeping DAG parsing fast
+    def hook(self) -> BatchVendor:
+        """The connection's batch vendor adapter (built when run, keeping DAG parsing fast)."""
+        if getattr(self, "_vendor", None) is None:
+            from openai_batch.vendors import for_connection
 
-        return OpenAIBatchHook(conn_id=self.conn_id)
+            self._vendor = for_connection(self.conn_id)
+        return self._vendor
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:
@@ -98,7 +101,11 @@ class OpenAIBatchSensor(BaseSensorOperator):
 
     def deadline(self, created_at: float) -> float:
         """When to give up, as an epoch time: ``timeout`` after the batch was created, so a retry, a clear or a
-        triggerer restart never moves it later."""
+        triggerer restart never moves it later (a vendor whose batches never expire: its ``max_runtime`` when that
+        is later)."""
+        limits = self.hook.limits
+        if not limits.expires and limits.max_runtime is not None:
+            return created_at + max(self.timeout, limits.max_runtime.total_seconds())
         return created_at + self.timeout
 
     def poke(self, context: Any) -> PokeReturnValue | bool:

@@ -73,7 +73,7 @@ class PipelineSettings:
         variable="openai_batch_duckdb",
     )
     storage_conn_id: str = env("OPENAI_BATCH_STORAGE_CONN_ID", "aws_default")  # for s3:// source and staging
-    conn_id: str = "openai_default"  # the Batch API connection
+    conn_id: str = env("OPENAI_BATCH_CONN_ID", "openai_default")  # the batch vendor's connection (the Param's default)
     max_parallel_batches: int = env("OPENAI_BATCH_MAX_PARALLEL", 4, parse=int)  # batches in flight per run
     max_parallel_collects: int | None = env(  # None: as many as batches
         "OPENAI_BATCH_MAX_PARALLEL_COLLECT", None, parse=int, fallback=lambda s: str(s["max_parallel_batches"])
@@ -95,6 +95,9 @@ class PipelineSettings:
     )
     allowed_tables: tuple[str, ...] | None = env(
         "OPENAI_BATCH_ALLOWED_TABLES", None, parse=_names, fallback=DEFAULT_TABLE
+    )
+    allowed_api_conns: tuple[str, ...] | None = env(  # the connections the conn_id Param may name
+        "OPENAI_BATCH_ALLOWED_API_CONNS", None, parse=_names, fallback=lambda s: s["conn_id"]
     )
     # The shipped DAG's own settings (a DAG of yours may use them too)
     schedule: str = env("OPENAI_BATCH_SCHEDULE", "@daily")  # cron or preset; "none": manual and backfill runs

@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
-import openai
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from openai_batch.polling import POLL_ERRORS, Pollers, polling
@@ -41,7 +39,7 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
     Clients are shared per connection (``polling.polling``), requests time out fast, sleeps are jittered.
 
     :param batch_id: the batch to watch.
-    :param conn_id: the ``openai`` connection.
+    :param conn_id: the batch vendor's connection; its adapter (``vendors``) is chosen when the trigger runs.
     :param poll_interval: seconds between polls while the API answers normally.
     :param deadline: UNIX time after which the trigger fires ``timeout``; measured on a monotonic clock.
     :param cancel_on_kill: cancel the batch when a user marks the task failed/success or clears it.
@@ -146,10 +144,11 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             return
         try:
             async with polling(self.conn_id) as pollers:
-                await (await pollers.get()).sdk.batches.cancel(self.batch_id)
+                poller = await pollers.get()
+                await poller.vendor.acancel(poller.sdk, self.batch_id)
             self.log.info("cancelled batch %s because the task is %s", self.batch_id, state)
-        except (openai.APIError, httpx.HTTPError) as exc:
-            self.log.warning("could not cancel batch %s: %s", self.batch_id, exc)
+        except Exception as exc:  # any vendor's SDK or transport error: the cancel is best effort, and logged
+            self.log.warning("could not cancel batch %s: %s: %s", self.batch_id, type(exc).__name__, exc)
 
     async def _task_state(self, attempts: int = 3) -> str | None:
         """The deferred task instance's current state, asked of Airflow's execution API through the triggerer's

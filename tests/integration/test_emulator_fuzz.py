@@ -68,7 +68,7 @@ def test_emulator_answers_every_request_as_documented(emulator, subtests):
     emu = emulator(env={"BATCHKIT_EMULATOR_API_KEY": API_KEY})
     schema = schemathesis.openapi.from_url(emu.base_url.removesuffix("/v1") + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 15  # /health and the 14 /v1 operations
+    assert len(operations) == 17  # /health and the 16 /v1 operations
     for operation in operations:
         for mode in GenerationMode:
             if mode.is_negative and not (operation.body or any(operation.iter_parameters())):

@@ -1,9 +1,13 @@
-"""What a batch costs: Batch API prices per model, an estimate before submitting and the bill after.
+"""What a batch costs: batch prices per vendor and model, an estimate before submitting and the bill after.
 
-Prices are USD per 1M tokens at the **Batch API** rate (half the synchronous price), as OpenAI published them.
-They change: a deployment overrides or extends the table with ``{"model": {"input": x, "output": y}}`` (the
-``openai_batch_prices`` Airflow Variable, ``batchkit split --prices``). A dated snapshot such as
-``gpt-4o-mini-2024-07-18`` takes the price of its longest listed prefix.
+Prices are USD per 1M tokens at the vendor's **batch** rate, from genai-prices' bundled data
+(``batchkit.cost.price_source``; never fetched at run time). A deployment overrides or extends them with
+``{"model": {"input": x, "output": y, "cached_input": z}}`` (``cached_input`` optional: an input token read from
+the prompt cache, default ``input``; ``cache_write`` likewise for Anthropic's cache writes), the
+``openai_batch_prices`` Airflow Variable or ``batchkit split --prices``; overrides win. An entry
+``{"name": {"model": "gpt-4o"}}`` prices ``name`` as that model: an Azure deployment name mapped to the model it
+serves (a deployment with no entry is priced as the OpenAI model of the same name). An override named ``m`` also
+prices the dated snapshots ``m-...`` (the longest such name wins).
 """
 
 from dataclasses import asdict, dataclass
@@ -11,57 +15,75 @@ from typing import Any
 
 from ..batch_api import Endpoint
 from ..errors import InputError
+from .price_source import batch_rates, check_vendor
 
-BATCH_PRICES: dict[str, dict[str, float]] = {  # USD per 1M tokens, Batch API (50% of the synchronous price)
-    "gpt-5": {"input": 0.625, "output": 5.00},
-    "gpt-5-mini": {"input": 0.125, "output": 1.00},
-    "gpt-5-nano": {"input": 0.025, "output": 0.20},
-    "gpt-4.1": {"input": 1.00, "output": 4.00},
-    "gpt-4.1-mini": {"input": 0.20, "output": 0.80},
-    "gpt-4.1-nano": {"input": 0.05, "output": 0.20},
-    "gpt-4o": {"input": 1.25, "output": 5.00},
-    "gpt-4o-mini": {"input": 0.075, "output": 0.30},
-    "o3": {"input": 1.00, "output": 4.00},
-    "o3-mini": {"input": 0.55, "output": 2.20},
-    "o4-mini": {"input": 0.55, "output": 2.20},
-    "gpt-3.5-turbo": {"input": 0.25, "output": 0.75},
-    "text-embedding-3-small": {"input": 0.01, "output": 0.0},
-    "text-embedding-3-large": {"input": 0.065, "output": 0.0},
-    "text-embedding-ada-002": {"input": 0.05, "output": 0.0},
-}
 _OUTPUT_LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens")  # chat (new, old), responses
+_RATES = ("input", "output", "cached_input", "cache_write")
+DEFAULT_VENDOR = "openai"
 
 
 @dataclass(frozen=True)
 class Price:
-    model: str  # the table entry that priced it
+    model: str  # the override or genai-prices model that priced it
     input: float  # USD per 1M input tokens
     output: float  # USD per 1M output tokens
+    cached_input: float | None = None  # USD per 1M input tokens read from the prompt cache (None: ``input``)
+    cache_write: float | None = None  # USD per 1M input tokens written to the prompt cache (None: ``input``)
+    source: str = "override"
 
-    def usd(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input + output_tokens * self.output) / 1e6
+    def usd(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, cache_write_tokens: int = 0) -> float:
+        """The cost of ``input_tokens`` (all of them: cached and cache writes included) + ``output_tokens``."""
+        fresh = max(input_tokens - cached_tokens - cache_write_tokens, 0)
+        cached, written = _or(self.cached_input, self.input), _or(self.cache_write, self.input)
+        return (
+            fresh * self.input + cached_tokens * cached + cache_write_tokens * written + output_tokens * self.output
+        ) / 1e6
 
 
-def price_of(model: str, overrides: dict[str, Any] | None = None) -> Price | None:
-    """The batch price of ``model`` (overrides first), or None for a model nobody listed."""
-    table = {**BATCH_PRICES, **check_prices(overrides or {})}
-    for name in sorted((n for n in table if model == n or model.startswith(n + "-")), key=len, reverse=True):
-        return Price(name, float(table[name]["input"]), float(table[name]["output"]))
-    return None
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
-def check_prices(overrides: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """``overrides`` if every entry is a valid price, else an error naming the entry."""
+def price_of(model: str, overrides: dict[str, Any] | None = None, vendor: str = DEFAULT_VENDOR) -> Price | None:
+    """The batch price of ``model`` on ``vendor`` (overrides first), or None for a model nobody lists."""
+    check_vendor(vendor)
+    table = check_prices(overrides or {})
+    listed = _listed(model, table)
+    if listed is not None and "model" in table[listed]:  # a name (e.g. an Azure deployment) for another model
+        model = table[listed]["model"]
+        listed = _listed(model, table)
+    if listed is not None and "model" not in table[listed]:
+        entry = table[listed]
+        cached, written = (float(entry[k]) if k in entry else None for k in ("cached_input", "cache_write"))
+        return Price(listed, float(entry["input"]), float(entry["output"]), cached, written)
+    rates = batch_rates(vendor, model)
+    return Price(**asdict(rates)) if rates else None
+
+
+def _listed(model: str, table: dict[str, Any]) -> str | None:
+    """The override entry for ``model``: its own, else its longest listed prefix ending at a dash."""
+    names = [n for n in table if model == n or model.startswith(n + "-")]
+    return max(names, key=len) if names else None
+
+
+def check_prices(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` if every entry is a valid price or model mapping, else an error naming the entry."""
     for model, entry in overrides.items():
-        ok = isinstance(entry, dict) and all(
-            isinstance(entry.get(k), int | float) and not isinstance(entry.get(k), bool) and entry[k] >= 0
-            for k in ("input", "output")
-        )
-        if not ok:
+        if not _valid(entry):
             raise InputError(
-                f'price of {model!r} must be {{"input": USD, "output": USD}} per 1M tokens (>= 0), got {entry!r}'
+                f'price of {model!r} must be {{"input": USD, "output": USD}} per 1M tokens (>= 0; optional '
+                f'"cached_input", "cache_write"), or {{"model": "<the model it is priced as>"}}, got {entry!r}'
             )
     return overrides
+
+
+def _valid(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    if set(entry) == {"model"}:
+        return isinstance(entry["model"], str) and bool(entry["model"])
+    amounts = [entry.get(k) for k in _RATES if k in entry or k in ("input", "output")]
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in amounts)
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,7 @@ class Estimate:
     input_usd: float | None
     output_usd: float | None
     price: dict[str, Any] | None
+    vendor: str = DEFAULT_VENDOR  # whose batch prices (manifests written before vendors have none: openai)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,7 +110,7 @@ class Estimate:
         if self.output_tokens is not None:
             tokens += f" + up to {self.output_tokens:,} output tokens ({self.output_basis})"
         if self.usd is None:
-            return f"{self.requests:,} requests, {tokens}; no batch price for model {self.model!r} (add it to prices)"
+            return f"{self.requests:,} requests, {tokens}; no batch price for model {self.model!r} on {self.vendor} (add it to the price overrides)"
         output = f" + ${self.output_usd:,.4f} output" if self.output_usd is not None else " (output not estimated)"
         return f"{self.requests:,} requests, {tokens}: ${self.usd:,.4f} at batch prices (${self.input_usd:,.4f} input{output})"
 
@@ -100,9 +123,11 @@ def estimate(
     body_options: dict[str, Any] | None = None,
     expected_output_tokens: int | None = None,
     overrides: dict[str, Any] | None = None,
+    vendor: str = DEFAULT_VENDOR,
 ) -> Estimate:
-    """The expected cost of ``requests`` requests: output per request from ``expected_output_tokens``, else the
-    body's token limit (an upper bound), else unknown; embeddings produce no output tokens."""
+    """The expected cost of ``requests`` requests on ``vendor``: output per request from
+    ``expected_output_tokens``, else the body's token limit (an upper bound), else unknown; embeddings produce no
+    output tokens. No input is assumed to come from the prompt cache (an upper bound too)."""
     limit = next((body_options[k] for k in _OUTPUT_LIMITS if isinstance((body_options or {}).get(k), int)), None)
     if endpoint == Endpoint.EMBEDDINGS:
         output, basis = 0, "embeddings"
@@ -112,12 +137,21 @@ def estimate(
         output, basis = limit * requests, f"the body's limit of {limit:,} per request"
     else:
         output, basis = None, "not estimated: set max_tokens in the body or expected_output_tokens"
-    price = price_of(model, overrides)
+    price = price_of(model, overrides, vendor)
     input_usd = price.usd(input_tokens, 0) if price else None
     output_usd = price.usd(0, output) if price and output is not None else None
     usd = None if input_usd is None else input_usd + (output_usd or 0.0)
     return Estimate(
-        model, requests, input_tokens, output, basis, usd, input_usd, output_usd, asdict(price) if price else None
+        model,
+        requests,
+        input_tokens,
+        output,
+        basis,
+        usd,
+        input_usd,
+        output_usd,
+        asdict(price) if price else None,
+        vendor,
     )
 
 
@@ -127,8 +161,16 @@ def usd(value: float | None) -> str:
 
 
 def bill(
-    model: str | None, prompt_tokens: int, completion_tokens: int, overrides: dict[str, Any] | None = None
+    model: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    overrides: dict[str, Any] | None = None,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    vendor: str = DEFAULT_VENDOR,
 ) -> float | None:
-    """What ``prompt_tokens`` + ``completion_tokens`` of ``model`` cost at batch prices (None: no price)."""
-    price = price_of(model, overrides) if model else None
-    return price.usd(prompt_tokens, completion_tokens) if price else None
+    """What ``prompt_tokens`` (all input, of which ``cached_tokens`` were read from and ``cache_write_tokens``
+    written to the prompt cache) + ``completion_tokens`` of ``model`` cost at ``vendor``'s batch prices (None: no
+    price)."""
+    price = price_of(model, overrides, vendor) if model else None
+    return price.usd(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens) if price else None

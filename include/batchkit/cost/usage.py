@@ -7,44 +7,49 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..results.answers import ResultStatus
-from .pricing import bill
+from ..results.result_schema import CACHE_SCHEMA
+from .pricing import DEFAULT_VENDOR, bill
 
-USAGE_COLUMNS = ["batch_id", "model", "status", "prompt_tokens", "completion_tokens"]
+USAGE_COLUMNS = ["batch_id", "model", "status", "prompt_tokens", "completion_tokens", *CACHE_SCHEMA.names]
+_SUMMED = ["prompt_tokens", "completion_tokens", *CACHE_SCHEMA.names]
 
 
-def usage_by_batch(results: Iterable[pa.Table], prices: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """``batch_id -> {results, ok, prompt_tokens, completion_tokens, model, usd}`` (``usd`` None: no price), from
-    ledger tables read one at a time, each holding whole batches (``Ledger.each_result``): memory holds one
-    batch's results, not the run's."""
+def usage_by_batch(
+    results: Iterable[pa.Table], prices: dict[str, Any] | None = None, vendor: str = DEFAULT_VENDOR
+) -> dict[str, dict[str, Any]]:
+    """``batch_id -> {results, ok, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, model,
+    usd}`` (``usd`` None: no price) at ``vendor``'s batch prices, from ledger tables read one at a time, each
+    holding whole batches (``Ledger.each_result``): memory holds one batch's results, not the run's. Tables
+    without the cache columns count no cached tokens."""
     found: dict[str, dict[str, Any]] = {}
     for table in results:
         if table.num_rows == 0:
             continue
         ok = pc.cast(pc.equal(table.column("status"), ResultStatus.OK.value), pa.int64())
+        summed = [c for c in _SUMMED if c in table.column_names]
         grouped = (
             table.append_column("ok", ok)
             .group_by("batch_id")
-            .aggregate(
-                [
-                    ("ok", "sum"),
-                    ("ok", "count"),
-                    ("prompt_tokens", "sum"),
-                    ("completion_tokens", "sum"),
-                    ("model", "max"),
-                ]
-            )
+            .aggregate([("ok", "sum"), ("ok", "count"), *((c, "sum") for c in summed), ("model", "max")])
         )
         for row in grouped.to_pylist():
-            prompt, completion = row["prompt_tokens_sum"] or 0, row["completion_tokens_sum"] or 0
+            tokens = {c: row.get(f"{c}_sum") or 0 for c in _SUMMED}
             found[row["batch_id"]] = {
                 "results": row["ok_count"],
                 "ok": row["ok_sum"],
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
+                **tokens,
                 "model": row["model_max"],
-                "usd": bill(row["model_max"], prompt, completion, prices) if prompt or completion else 0.0,
+                "usd": _bill(row["model_max"], tokens, prices, vendor),
             }
     return found
+
+
+def _bill(model: str | None, tokens: dict[str, int], prices: dict[str, Any] | None, vendor: str) -> float | None:
+    """The batch's cost; a batch that used no tokens (errors only) costs nothing, priced or not."""
+    if not (tokens["prompt_tokens"] or tokens["completion_tokens"]):
+        return 0.0
+    prompt, completion, cached, written = (tokens[c] for c in _SUMMED)
+    return bill(model, prompt, completion, prices, cached_tokens=cached, cache_write_tokens=written, vendor=vendor)
 
 
 def total(usages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The emulator's HTTP API: OpenAI's Files, Batches and Models endpoints under /v1."""
+"""The emulator's HTTP API: OpenAI's Files, Batches and Models endpoints under /v1, the same Files and Batches
+for Azure OpenAI under /openai/v1, and Anthropic's Message Batches under /v1/messages/batches (``vendors``)."""
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from . import openapi
+from . import openapi, vendors
+from .anthropic import anthropic_router
 from .batches import batches_router
 from .config import EmulatorConfig
 from .errors import APIError
@@ -59,39 +60,33 @@ def create_app(config: EmulatorConfig) -> FastAPI:
 
     @app.middleware("http")
     async def auth_and_faults(request: Request, call_next: Any) -> Any:
-        if not request.url.path.startswith("/v1/"):
+        vendor = vendors.of_path(request.url.path)
+        if vendor is None:
             return await call_next(request)
-        if config.api_key:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {config.api_key}".encode()):
-                return APIError(
-                    401,
-                    "Incorrect API key provided. Send the key the emulator was started with "
-                    "(BATCHKIT_EMULATOR_API_KEY or --api-key-file).",
-                    code="invalid_api_key",
-                ).response()
+        if refused := vendors.auth_error(vendor, request.headers, config.api_key):
+            return vendors.error_response(vendor, refused)
         if error := processor.faults.api_error():
-            response = error.response()
+            response = vendors.error_response(vendor, error)
             response.headers["retry-after-ms"] = "50"
             return response
         return await call_next(request)
 
     @app.exception_handler(APIError)
-    async def api_error(_: Request, exc: APIError) -> JSONResponse:
-        return exc.response()
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        return vendors.error_response(vendors.of_path(request.url.path), exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         subject = f"'{param}'" if param else "request"
-        return APIError(
-            400, f"Invalid {subject}: {first.get('msg', 'malformed body')}", param, "invalid_value"
-        ).response()
+        error = APIError(400, f"Invalid {subject}: {first.get('msg', 'malformed body')}", param, "invalid_value")
+        return vendors.error_response(vendors.of_path(request.url.path), error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = APIError(exc.status_code, str(exc.detail)).response()
+        error = APIError(exc.status_code, str(exc.detail))
+        response = vendors.error_response(vendors.of_path(request.url.path), error)
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:  # Starlette's Allow names only the first route of the path (RFC 9110: all)
             response.headers["allow"] = ", ".join(allowed_methods(app, request))
@@ -101,7 +96,10 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "backend": config.backend}
 
+    app.include_router(anthropic_router(store, config, processor))
     app.include_router(files_router(store, config))
     app.include_router(batches_router(store, config, processor))
     app.include_router(models_router(config))
+    app.include_router(files_router(store, config, vendors.AZURE_API))
+    app.include_router(batches_router(store, config, processor, vendors.AZURE_API))
     return app

@@ -4,45 +4,17 @@ import asyncio
 import hashlib
 import math
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ..batch_api import Endpoint
-from . import structured
+from . import conversations, generations, moderations, structured
 from .checks import integer
-from .errors import envelope, server_error
-
-ECHO_CHARS = 200
-
-
-@dataclass
-class LineResult:
-    status_code: int
-    body: dict[str, Any]
-
-
-def _tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _digest(*parts: str) -> str:
-    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
-
-
-def _text_of(content: Any) -> str:
-    """Text of a message content: a string, or a list of parts with text."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def _bad_request(message: str, param: str | None, code: str = "missing_required_parameter") -> LineResult:
-    return LineResult(400, envelope(message, param=param, code=code))
-
+from .errors import server_error
+from .lines import LineError, LineResult
+from .lines import bad_request as _bad_request
+from .lines import tokens as _tokens
 
 MAX_DIMENSIONS = 3072  # the largest OpenAI embedding (text-embedding-3-large)
 MAX_EMBEDDING_INPUTS = 2048  # inputs in one embeddings request, as OpenAI limits it
@@ -64,6 +36,8 @@ def echo(
         return _echo(url, body, key, created, embedding_dimensions, invalid_output)
     except structured.SchemaError as exc:
         return _bad_request(str(exc), exc.param, "invalid_value")
+    except LineError as exc:
+        return exc.result()
     except (AttributeError, TypeError, ValueError, KeyError, OverflowError) as exc:
         return _bad_request(f"Invalid request body: {type(exc).__name__}", None, "invalid_request_error")
 
@@ -77,101 +51,17 @@ def _echo(
     if not isinstance(model, str) or not model:
         return _bad_request("you must provide a model parameter", "model")
     if url == Endpoint.CHAT:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return _bad_request("Missing required parameter: 'messages'.", "messages")
-        if not all(isinstance(m, dict) for m in messages):
-            return _bad_request(
-                "Invalid type for 'messages': each message must be an object.", "messages", "invalid_type"
-            )
-        prompt = "\n".join(_text_of(m.get("content")) for m in messages if isinstance(m, dict))
-        user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), prompt)
-        answer = structured.respond(url, body, user, invalid_output) or structured.Answer(f"echo: {user[:ECHO_CHARS]}")
-        p, c = _tokens(prompt) + 4 * len(messages), _tokens(answer.text or answer.refusal or "")
-        return LineResult(
-            200,
-            {
-                "id": f"chatcmpl-{_digest(key)}",
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {
-                            "role": "assistant",
-                            "content": answer.text,
-                            "refusal": answer.refusal,
-                            "annotations": [],
-                        },
-                        "logprobs": None,
-                        "finish_reason": "length" if answer.truncated else "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": p,
-                    "completion_tokens": c,
-                    "total_tokens": p + c,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                    "completion_tokens_details": {
-                        "reasoning_tokens": 0,
-                        "audio_tokens": 0,
-                        "accepted_prediction_tokens": 0,
-                        "rejected_prediction_tokens": 0,
-                    },
-                },
-                "service_tier": "default",
-                "system_fingerprint": "fp_emulator",
-            },
-        )
+        return conversations.chat(body, model, key, created, invalid_output)
     if url == Endpoint.RESPONSES:
-        if "input" not in body:
-            return _bad_request("Missing required parameter: 'input'.", "input")
-        given = body["input"]
-        if not isinstance(given, str | list):
-            return _bad_request("Invalid type for 'input': expected a string or an array.", "input", "invalid_type")
-        text = (
-            given
-            if isinstance(given, str)
-            else "\n".join(_text_of(item.get("content")) for item in given if isinstance(item, dict))
-        )
-        answer = structured.respond(url, body, text, invalid_output) or structured.Answer(f"echo: {text[:ECHO_CHARS]}")
-        p, c = _tokens(text + (body.get("instructions") or "")), _tokens(answer.text or answer.refusal or "")
-        status = "incomplete" if answer.truncated else "completed"
-        part = (
-            {"type": "refusal", "refusal": answer.refusal}
-            if answer.text is None
-            else {"type": "output_text", "text": answer.text, "annotations": []}
-        )
-        return LineResult(
-            200,
-            {
-                "id": f"resp_{_digest(key)}",
-                "object": "response",
-                "created_at": created,
-                "status": status,
-                "model": model,
-                "error": None,
-                "incomplete_details": {"reason": "max_output_tokens"} if answer.truncated else None,
-                "instructions": body.get("instructions"),
-                "output": [
-                    {
-                        "type": "message",
-                        "id": f"msg_{_digest(key, 'msg')}",
-                        "status": status,
-                        "role": "assistant",
-                        "content": [part],
-                    }
-                ],
-                "usage": {
-                    "input_tokens": p,
-                    "output_tokens": c,
-                    "total_tokens": p + c,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                },
-            },
-        )
+        return conversations.responses(body, model, key, created, invalid_output)
+    if url == Endpoint.MODERATIONS:
+        return moderations.moderate(body, model, key)
+    if url == Endpoint.COMPLETIONS:
+        return generations.completion(body, model, key, created)
+    if url in (Endpoint.IMAGES_GENERATIONS, Endpoint.IMAGES_EDITS):
+        return generations.images(url, body, model, key, created)
+    if url == Endpoint.VIDEOS:
+        return generations.video(body, model, key, created)
     if url == Endpoint.EMBEDDINGS:
         given = body.get("input")
         if given is None:

@@ -1,4 +1,5 @@
-"""The Batches endpoints: create (checked as OpenAI checks it), retrieve, list, cancel."""
+"""The Batches endpoints: create (checked as OpenAI checks it), retrieve, list, cancel; under /v1 for OpenAI and
+/openai/v1 for Azure OpenAI (``vendors.Vendor`` holds what differs)."""
 
 import asyncio
 import time
@@ -7,15 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ..batch_api import CANCELLABLE, BatchStatus
-from .checks import COMPLETION_WINDOWS, ENDPOINTS, check_expiry, check_metadata, json_body, page
+from .checks import COMPLETION_WINDOWS, check_metadata, json_body, page
 from .config import EmulatorConfig
 from .errors import APIError
+from .lifetimes import check_expiry
 from .processor import Processor
 from .store import Store, new_id
+from .vendors import OPENAI_API, Vendor
 
 
-def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+def batches_router(
+    store: Store, config: EmulatorConfig, processor: Processor, vendor: Vendor = OPENAI_API
+) -> APIRouter:
+    router = APIRouter(prefix=vendor.prefix, include_in_schema=vendor is OPENAI_API)
 
     @router.post("/batches")
     async def create_batch(request: Request) -> dict:
@@ -23,10 +28,10 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
         if refused := processor.faults.create_refused():
             raise refused
         endpoint, window = body.get("endpoint"), body.get("completion_window")
-        if endpoint not in ENDPOINTS:
+        if endpoint not in vendor.endpoints:
             raise APIError(
                 400,
-                f"Invalid value for 'endpoint': {endpoint!r}. Supported: {', '.join(ENDPOINTS)}.",
+                f"Invalid value for 'endpoint': {endpoint!r}. Supported: {', '.join(vendor.endpoints)}.",
                 "endpoint",
                 "invalid_value",
             )
@@ -41,7 +46,7 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
         input_file_id = body.get("input_file_id")
         if not isinstance(input_file_id, str):
             raise APIError(400, "Missing required parameter: 'input_file_id'.", "input_file_id")
-        input_file = store.get_file(input_file_id)
+        input_file = store.get_file(input_file_id, vendor.name)
         if not input_file:
             raise APIError(404, f"No such File object: {input_file_id}", "input_file_id")
         if input_file["purpose"] != "batch":
@@ -65,7 +70,7 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
             "error_file_id": None,
             "created_at": now,
             "in_progress_at": None,
-            "expires_at": int(now + config.completion_window_seconds),
+            "expires_at": int(now + config.completion_window_seconds) if vendor.expires else None,
             "finalizing_at": None,
             "completed_at": None,
             "failed_at": None,
@@ -85,14 +90,15 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
         expiry = check_expiry(body.get("output_expires_after"))
         if expiry is not None:
             batch["output_expires_after"] = expiry
-        store.add_batch(batch, {"offset": 0, "out_bytes": 0, "err_bytes": 0, "fault": None, "created": time.time()})
+        progress = {"offset": 0, "out_bytes": 0, "err_bytes": 0, "fault": None, "created": time.time()}
+        store.add_batch(batch, {**progress, "vendor": vendor.name}, vendor.name)
         processor.wake()
         if config.create_delay_seconds:
             await asyncio.sleep(config.create_delay_seconds)  # created already: a client that times out retries
         return batch
 
     def _batch_or_404(batch_id: str) -> dict:
-        found = store.get_batch(batch_id)
+        found = store.get_batch(batch_id, vendor.name)
         if not found:
             raise APIError(404, f"No such Batch object: {batch_id}", "batch_id")
         return found[0]
@@ -103,8 +109,8 @@ def batches_router(store: Store, config: EmulatorConfig, processor: Processor) -
 
     @router.get("/batches")
     async def list_batches(limit: Annotated[int, Query(ge=1, le=100)] = 20, after: str | None = None) -> dict:
-        data, more = store.list_batches(limit, after)
-        return page(data, more)
+        data, more = store.list_batches(limit, after, vendor.name)
+        return page([batch for batch, _ in data], more)
 
     @router.post("/batches/{batch_id}/cancel")
     async def cancel_batch(batch_id: str) -> dict:

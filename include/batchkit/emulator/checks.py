@@ -1,5 +1,5 @@
-"""What the emulator's routes share: request bodies read and checked within bounds (size, nesting, metadata,
-output expiry) and list pages."""
+"""What the emulator's routes share: request bodies read and checked within bounds (size, nesting, metadata) and
+list pages (file lifetimes: ``lifetimes``)."""
 
 from typing import Any
 
@@ -16,14 +16,14 @@ COMPLETION_WINDOWS = ("24h",)
 PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 
 
-async def json_body(request: Request) -> dict:
-    """The request's JSON object, read up to ``MAX_JSON_BYTES`` (413 beyond) and parsed by orjson, which refuses
+async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """The request's JSON object, read up to ``max_bytes`` (413 beyond) and parsed by orjson, which refuses
     nesting deeper than 1,024 levels (400) instead of recursing."""
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise APIError(413, f"The request body is larger than {MAX_JSON_BYTES:,} bytes.", None, "request_too_large")
+        if len(raw) > max_bytes:
+            raise APIError(413, f"The request body is larger than {max_bytes:,} bytes.", None, "request_too_large")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -38,25 +38,6 @@ def integer(value: Any) -> int | None:
     if type(value) is float and value.is_integer():
         return int(value)
     return value if type(value) is int else None
-
-
-def check_expiry(value: Any) -> dict | None:
-    """``output_expires_after``: ``{"anchor": "created_at", "seconds": 3600..2592000}``, as OpenAI accepts it."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, dict)
-        or set(value) != {"anchor", "seconds"}
-        or value["anchor"] != "created_at"
-        or not 3600 <= (integer(value["seconds"]) or 0) <= 2_592_000
-    ):
-        raise APIError(
-            400,
-            'Invalid \'output_expires_after\': expected {"anchor": "created_at", "seconds": 3600 to 2592000}.',
-            "output_expires_after",
-            "invalid_value",
-        )
-    return {"anchor": "created_at", "seconds": integer(value["seconds"])}
 
 
 def check_metadata(metadata: Any) -> dict[str, str] | None:

@@ -15,7 +15,9 @@ def add_emulator_command(commands: argparse._SubParsersAction) -> None:
         help="run the local OpenAI Batch API emulator",
         description="Serve OpenAI's Files, Batches and Models endpoints under /v1 on this machine, with the real "
         "lifecycle (validating -> in_progress -> finalizing -> completed, failed, expired, cancelled), limits and "
-        "error envelopes. State persists in --data-dir. Point the openai SDK at http://HOST:PORT/v1.",
+        "error envelopes; the same for Azure OpenAI under /openai/v1, and Anthropic's Message Batches under "
+        "/v1/messages/batches. State persists in --data-dir. Point the openai SDK at http://HOST:PORT/v1 (Azure: "
+        "http://HOST:PORT/openai/v1), the anthropic SDK at http://HOST:PORT.",
     )
     p.add_argument(
         "--host",

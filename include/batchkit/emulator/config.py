@@ -1,5 +1,6 @@
 """Emulator settings: limits, timing and injected faults, all fixed at start."""
 
+import fnmatch
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +24,25 @@ DEFAULT_MODELS = (
     "text-embedding-3-small",
     "text-embedding-3-large",
     "text-embedding-ada-002",
+    "gpt-3.5-turbo-instruct",  # /v1/completions
+    "davinci-002",
+    "babbage-002",
+    "omni-moderation-latest",  # /v1/moderations
+    "omni-moderation-2024-09-26",
+    "text-moderation-latest",
+    "text-moderation-stable",
+    "gpt-image-1",  # /v1/images/generations and /v1/images/edits
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "gpt-image-2",
+    "sora-2",  # /v1/videos
+    "sora-2-pro",
 )
+
+
+def names(value: str) -> tuple[str, ...]:
+    """A comma-separated list of names (models, deployments) as a tuple."""
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def flag(
@@ -73,6 +92,12 @@ class EmulatorConfig:
     completion_window_seconds: float = flag(
         24.0 * 3600, "how long the '24h' window lasts here; small values test expiry", metavar="SECONDS"
     )
+    file_expiry_scale: float = flag(
+        1.0,
+        "how fast file lifetimes pass here: expires_after, output_expires_after and the 30-day default of batch "
+        "input files last this fraction of their seconds (0.001: an hour in 3.6 s); small values test expiry",
+        metavar="FACTOR",
+    )
     seconds_per_request: float = flag(0.0, "slow processing: time each request takes", metavar="SECONDS")
     validation_seconds: float = flag(0.2, "time a batch stays 'validating'", metavar="SECONDS")
     tick_seconds: float = flag(0.2, "processor tick: how often batches advance", metavar="SECONDS")
@@ -109,9 +134,36 @@ class EmulatorConfig:
         0.0, "fault: answer file uploads this many seconds late (after storing the file)", metavar="SECONDS"
     )
     seed: int = flag(0, "seed for fault decisions")
+    # Other vendors' limits and names (see batchkit.emulator.vendors)
+    azure_max_requests: int = flag(100_000, "requests per Azure OpenAI batch (/openai/v1)")
+    azure_deployments: tuple[str, ...] = flag(
+        ("*",),
+        "comma-separated Azure deployment names a batch's 'model' may name; '*' accepts any",
+        parse=names,
+        metavar="NAMES",
+        shown="*",
+    )
+    anthropic_max_requests: int = flag(100_000, "requests per Anthropic message batch (/v1/messages/batches)")
+    anthropic_max_batch_bytes: int = flag(
+        256 * 1000 * 1000,
+        "Anthropic message batch size limit (the create request's body)",
+        parse=parse_size,
+        metavar="SIZE",
+        shown="256MB",
+    )
+    anthropic_models: tuple[str, ...] = flag(
+        ("claude-*",),
+        "comma-separated Anthropic models that exist, '*' wildcards allowed",
+        parse=names,
+        metavar="NAMES",
+        shown="claude-*",
+    )
 
     def accepts_model(self, model: str) -> bool:
-        return "*" in self.models or model in self.models
+        """Whether ``model`` exists: listed, or matched by a listed pattern with '*' ('*' alone accepts any)."""
+        if "*" in self.models or model in self.models:
+            return True
+        return any("*" in m and fnmatch.fnmatchcase(model, m) for m in self.models)
 
 
 def cli_flags() -> Iterator[tuple[str, str, dict[str, Any]]]:

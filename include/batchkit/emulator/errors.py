@@ -1,7 +1,8 @@
 """OpenAI's errors, built in one place: the envelope ``{"error": {"message", "type", "param", "code"}}`` of HTTP
 answers and error-file lines, and the batch-level errors of ``batch.errors`` (the line errors of an input file are
-recorded by ``validate``)."""
+recorded by ``validate``); and the same errors in Anthropic's shape (``anthropic_body``)."""
 
+import secrets
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -57,11 +58,16 @@ def server_failed() -> APIError:
     return APIError(500, message, type_="server_error")
 
 
+def overloaded() -> APIError:
+    """An injected 529, as Anthropic answers when it is overloaded."""
+    return APIError(529, "Overloaded (injected fault).", type_="overloaded_error")
+
+
 def input_deleted(file_id: str) -> dict[str, Any]:
     """A batch validation error (``batch.errors.data``): the input file went away first."""
     return {
         "code": "file_not_found",
-        "message": f"The input file {file_id} was deleted before the batch was validated.",
+        "message": f"The input file {file_id} was deleted (or expired) before the batch was validated.",
         "param": "input_file_id",
         "line": None,
     }
@@ -76,3 +82,26 @@ def token_limit_error(detail: str) -> dict[str, Any]:
         "message": f"Enqueued token limit reached for this model ({detail}). Try again once some in_progress "
         "batches have been completed.",
     }
+
+
+# Anthropic's error type for each HTTP status (https://docs.anthropic.com/en/api/errors)
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_ANTHROPIC_ONLY = frozenset(ANTHROPIC_TYPES.values()) - {"invalid_request_error"}
+
+
+def anthropic_body(status: int, message: str, type_: str | None = None) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}, "request_id"}``, as Anthropic answers an error; ``type_``
+    when it is one of Anthropic's types, else the type of ``status``."""
+    kind = type_ if type_ in _ANTHROPIC_ONLY else ANTHROPIC_TYPES.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": f"req_{secrets.token_hex(12)}"}

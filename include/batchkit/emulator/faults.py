@@ -6,7 +6,7 @@ import random
 
 from . import structured
 from .config import EmulatorConfig
-from .errors import APIError, rate_limited, server_failed
+from .errors import APIError, overloaded, rate_limited, server_failed
 
 
 def fraction(seed: int, *parts: str) -> float:
@@ -49,11 +49,15 @@ class Faults:
             return "expire"
         return None
 
-    def line_failure(self, batch_id: str, custom_id: str) -> APIError | None:
-        """A line answered 429 or 500 into the error file (``line_failure_rate``), half of each."""
+    def line_failure(self, batch_id: str, custom_id: str, vendor: str = "openai") -> APIError | None:
+        """A line answered 429 or 500 into the error file (``line_failure_rate``), half of each; on Anthropic an
+        ``errored`` result, half ``overloaded_error`` (529) and half ``api_error`` (500)."""
         roll = fraction(self.config.seed, batch_id, custom_id, "line")
         if roll < self.config.line_failure_rate:
-            return rate_limited() if roll < self.config.line_failure_rate / 2 else server_failed()
+            first = roll < self.config.line_failure_rate / 2
+            if vendor == "anthropic":
+                return overloaded() if first else APIError(500, server_failed().message, type_="api_error")
+            return rate_limited() if first else server_failed()
         return None
 
     def invalid_output(self, batch_id: str, custom_id: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The Files endpoints: upload (multipart, bounded), list, retrieve, delete, content."""
+"""The Files endpoints: upload (multipart, bounded; ``expires_after`` as in ``lifetimes``), list, retrieve, delete,
+content; under /v1 for OpenAI and /openai/v1 for Azure OpenAI. An expired file is gone: 404, not listed."""
 
 import asyncio
 from typing import Annotated, Literal
@@ -9,12 +10,14 @@ from fastapi.responses import FileResponse
 from .checks import PURPOSES, page
 from .config import EmulatorConfig
 from .errors import APIError
+from .lifetimes import form_expiry, lifetime, upload_expiry
 from .store import Store, new_id
 from .uploads import BadUpload, UploadTooLarge, receive_upload
+from .vendors import OPENAI_API, Vendor
 
 
-def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+def files_router(store: Store, config: EmulatorConfig, vendor: Vendor = OPENAI_API) -> APIRouter:
+    router = APIRouter(prefix=vendor.prefix, include_in_schema=vendor is OPENAI_API)
 
     @router.post("/files")
     async def upload_file(request: Request) -> dict:
@@ -37,10 +40,15 @@ def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
             target.unlink(missing_ok=True)
             raise
         purpose = fields.get("purpose")
-        if purpose not in PURPOSES:
+        try:
+            if purpose not in PURPOSES:
+                raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
+            expiry = upload_expiry(purpose, form_expiry(fields))
+        except APIError:
             target.unlink(missing_ok=True)
-            raise APIError(400, f"Invalid value for 'purpose': {purpose!r}.", "purpose")
-        stored = store.add_file(file_id, filename, purpose, size)
+            raise
+        lives = lifetime(expiry, config.file_expiry_scale)
+        stored = store.add_file(file_id, filename, purpose, size, lives, vendor=vendor.name)
         if config.upload_delay_seconds:
             await asyncio.sleep(config.upload_delay_seconds)  # stored already: a client may die before the answer
         return stored
@@ -52,11 +60,11 @@ def files_router(store: Store, config: EmulatorConfig) -> APIRouter:
         order: Literal["asc", "desc"] = "desc",
         after: str | None = None,
     ) -> dict:
-        data, more = store.list_files(purpose, limit, after, order)
+        data, more = store.list_files(purpose, limit, after, order, vendor.name)
         return page(data, more)
 
     def _file_or_404(file_id: str) -> dict:
-        found = store.get_file(file_id)
+        found = store.get_file(file_id, vendor.name)
         if not found:
             raise APIError(404, f"No such File object: {file_id}", "id")
         return found

@@ -34,6 +34,11 @@ class EmulatorProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def url(self) -> str:
+        """The server's root: the Anthropic SDK's base URL (it adds /v1); Azure's is ``url + "/openai/v1"``."""
+        return f"http://127.0.0.1:{self.port}"
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -11,8 +11,14 @@ from ..batch_api import BatchStatus
 from .backends import MAX_DIMENSIONS, MAX_EMBEDDING_INPUTS
 from .checks import COMPLETION_WINDOWS, ENDPOINTS, PURPOSES
 from .config import EmulatorConfig
+from .generations import MAX_CHOICES, MAX_COMPLETION_PROMPTS, MAX_COMPLETION_TOKENS
+from .moderations import MAX_INPUTS
 
 BATCH_STATUSES = tuple(status.value for status in BatchStatus)
+
+
+INT, STR = {"type": "integer"}, {"type": "string"}
+NULLABLE_INT, NULLABLE_STR = {"type": ["integer", "null"]}, {"type": ["string", "null"]}
 
 
 def _ref(name: str) -> dict:
@@ -22,10 +28,6 @@ def _ref(name: str) -> dict:
 def _object(required: dict[str, Any], **optional: Any) -> dict:
     """An object schema with ``required`` properties; others may appear (OpenAI adds fields over time)."""
     return {"type": "object", "required": list(required), "properties": {**required, **optional}}
-
-
-INT, STR = {"type": "integer"}, {"type": "string"}
-NULLABLE_INT, NULLABLE_STR = {"type": ["integer", "null"]}, {"type": ["string", "null"]}
 
 
 def _page(item: str) -> dict:
@@ -59,6 +61,15 @@ EXPIRY = {
     },
     "additionalProperties": False,
 }
+TOKENS = {"type": "array", "minItems": 1, "items": INT}
+MODERATION_TEXT = _object({"type": {"const": "text"}, "text": STR})
+# an http(s) URL (a data URL must also hold a real image, which a schema cannot say)
+MODERATION_IMAGE = _object(
+    {
+        "type": {"const": "image_url"},
+        "image_url": _object({"url": {"type": "string", "pattern": "^https?://[A-Za-z0-9-]+(/[A-Za-z0-9./_-]*)?$"}}),
+    }
+)
 SCHEMAS: dict[str, dict] = {
     "Error": _object({"error": _object({"message": STR, "type": STR, "param": NULLABLE_STR, "code": NULLABLE_STR})}),
     "File": _object(
@@ -108,7 +119,10 @@ SCHEMAS: dict[str, dict] = {
         metadata=METADATA,
         output_expires_after=EXPIRY,
     ),
-    "UploadFile": _object({"file": {"type": "string", "format": "binary"}, "purpose": {"enum": list(PURPOSES)}}),
+    "UploadFile": _object(
+        {"file": {"type": "string", "format": "binary"}, "purpose": {"enum": list(PURPOSES)}},
+        expires_after=EXPIRY,  # the openai SDK sends expires_after[anchor] and expires_after[seconds] (both read)
+    ),
     # The synchronous endpoints answer the echo backend's bodies (see backends.echo for what each needs)
     "ChatRequest": _object(
         {"model": _ref("ModelName"), "messages": {"type": "array", "minItems": 1, "items": {"type": "object"}}}
@@ -127,6 +141,33 @@ SCHEMAS: dict[str, dict] = {
             },
         },
         dimensions={"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS},
+    ),
+    "CompletionsRequest": _object(
+        {
+            "model": _ref("ModelName"),
+            "prompt": {
+                "anyOf": [
+                    STR,
+                    {"type": "array", "minItems": 1, "maxItems": MAX_COMPLETION_PROMPTS, "items": STR},
+                    TOKENS,
+                    {"type": "array", "minItems": 1, "maxItems": MAX_COMPLETION_PROMPTS, "items": TOKENS},
+                ]
+            },
+        },
+        n={"type": "integer", "minimum": 1, "maximum": MAX_CHOICES},
+        max_tokens={"type": "integer", "minimum": 1, "maximum": MAX_COMPLETION_TOKENS},
+    ),
+    "ModerationsRequest": _object(
+        {
+            "input": {
+                "anyOf": [
+                    STR,
+                    {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": STR},
+                    {"type": "array", "minItems": 1, "items": {"anyOf": [MODERATION_TEXT, MODERATION_IMAGE]}},
+                ]
+            }
+        },
+        model=_ref("ModelName"),
     ),
     "ModelResponse": {"type": "object"},
 }
@@ -157,6 +198,8 @@ OPERATIONS: dict[tuple[str, str], tuple[tuple[str, str] | None, str, tuple[int, 
     ("post", "/v1/chat/completions"): (("application/json", "ChatRequest"), "ModelResponse", (400, 404, 413)),
     ("post", "/v1/responses"): (("application/json", "ResponsesRequest"), "ModelResponse", (400, 404, 413)),
     ("post", "/v1/embeddings"): (("application/json", "EmbeddingsRequest"), "ModelResponse", (400, 404, 413)),
+    ("post", "/v1/completions"): (("application/json", "CompletionsRequest"), "ModelResponse", (400, 404, 413)),
+    ("post", "/v1/moderations"): (("application/json", "ModerationsRequest"), "ModelResponse", (400, 404, 413)),
 }
 
 

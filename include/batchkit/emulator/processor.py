@@ -3,7 +3,6 @@
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -13,18 +12,19 @@ from typing import Any
 import orjson
 
 from ..batch_api import BatchStatus as S
-from . import backends
+from . import backends, messages, records
 from .config import EmulatorConfig
 from .errors import input_deleted, token_limit_error
 from .faults import Faults
-from .store import Store, new_id
+from .lifetimes import lifetime
+from .records import CANCELLED, EXPIRED
+from .store import Store
 from .validate import validate_input
+from .vendors import ANTHROPIC, BY_NAME, OPENAI
 
 log = logging.getLogger("batchkit.emulator")
 
 CHUNK_LINES = 2000
-EXPIRED = ("batch_expired", "This request could not be executed before the completion window expired.")
-CANCELLED = ("batch_cancelled", "This request was not executed because the batch was cancelled.")
 
 
 class Processor:
@@ -44,11 +44,20 @@ class Processor:
 
     async def run_forever(self) -> None:
         while True:
+            self._purge()
             # Batches advance side by side, as the real service runs many at once.
             await asyncio.gather(*(self._safe_step(batch_id) for batch_id in self.store.active_batch_ids()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
+
+    def _purge(self) -> None:
+        """Remove the files past their ``expires_at`` (records and bytes)."""
+        try:
+            if expired := self.store.purge_expired():
+                log.info("expired %d file(s)", len(expired))
+        except Exception:  # keep processing batches; the next tick purges again
+            log.exception("purging expired files failed; will retry")
 
     async def _safe_step(self, batch_id: str) -> None:
         try:
@@ -63,7 +72,7 @@ class Processor:
         batch, progress = found
         now = time.time()
         status = batch["status"]
-        if status in (S.VALIDATING, S.IN_PROGRESS) and now >= batch["expires_at"]:
+        if status in (S.VALIDATING, S.IN_PROGRESS) and self._due(batch, progress, now):
             await asyncio.to_thread(self._drain, batch, progress, EXPIRED)
             self._finish(batch, progress, S.EXPIRED)
         elif status == S.VALIDATING:
@@ -77,6 +86,15 @@ class Processor:
             await asyncio.to_thread(self._drain, batch, progress, CANCELLED)
             self._finish(batch, progress, S.CANCELLED)
 
+    @staticmethod
+    def _due(batch: dict, progress: dict, now: float) -> bool:
+        """Whether the batch expires now: its window has passed or, with no window (Azure), the ``expire`` fault
+        has stopped it halfway."""
+        if batch["expires_at"] is not None:
+            return now >= batch["expires_at"]
+        counts = batch["request_counts"]
+        return progress.get("fault") == "expire" and counts["completed"] + counts["failed"] >= counts["total"] // 2
+
     async def _validate(self, batch: dict, progress: dict) -> None:
         if self.faults.fails_validation(batch["id"]):
             errors, total, model = [token_limit_error("injected fault")], 0, None
@@ -86,10 +104,12 @@ class Processor:
             except FileNotFoundError:
                 errors, total, model = [input_deleted(batch["input_file_id"])], 0, None
             else:
-                result = await asyncio.to_thread(validate_input, path, batch["endpoint"], self.config)
+                vendor = BY_NAME[progress.get("vendor", OPENAI)]
+                endpoint, limits = batch["endpoint"], vendor.limits(self.config)
+                result = await asyncio.to_thread(validate_input, path, endpoint, limits, vendor.urls(endpoint))
                 errors, total, model = result.errors, result.total, result.model
                 progress["tokens"] = result.tokens
-                enqueued = self._enqueued_tokens(model, batch["id"])
+                enqueued = self.enqueued_tokens(vendor.name, model, batch["id"])
                 limit = self.config.enqueued_token_limit
                 if not errors and limit is not None and enqueued + result.tokens > limit:
                     errors = [token_limit_error(f"{enqueued:,} enqueued + {result.tokens:,} in this batch > {limit:,}")]
@@ -109,12 +129,18 @@ class Processor:
             progress["fault"] = self.faults.batch_fault(batch["id"])
         self.store.save_batch(batch, progress)
 
-    def _enqueued_tokens(self, model: str | None, exclude: str) -> int:
-        """Tokens of this model's batches that are in progress: what OpenAI's enqueued-token limit counts."""
+    def enqueued_tokens(self, vendor: str, model: str | None, exclude: str) -> int:
+        """Tokens of this vendor's and model's batches that are in progress: what OpenAI's enqueued-token limit
+        counts (Anthropic batches mix models: theirs are counted together)."""
         total = 0
         for batch_id in self.store.active_batch_ids():
             other, progress = self.store.get_batch(batch_id)
-            if batch_id != exclude and other["status"] == S.IN_PROGRESS and other.get("model") == model:
+            if (
+                batch_id != exclude
+                and other["status"] == S.IN_PROGRESS
+                and progress.get("vendor", OPENAI) == vendor
+                and other.get("model") == model
+            ):
                 total += progress.get("tokens", 0)
         return total
 
@@ -129,7 +155,7 @@ class Processor:
             limit = max(1, int(self.config.tick_seconds / self.config.seconds_per_request))
         lines, next_offset = await asyncio.to_thread(self._read_lines, batch, progress["offset"], limit)
         if lines:
-            results = await self._run_lines(batch, lines)
+            results = await self._run_lines(batch, lines, progress.get("vendor", OPENAI))
             if self.config.seconds_per_request > 0:
                 await asyncio.sleep(self.config.seconds_per_request * len(lines))
             await asyncio.to_thread(self._append_results, batch, progress, results)
@@ -146,6 +172,8 @@ class Processor:
         """Hard-link the input file into the batch's work area, as the service keeps its own copy."""
         kept = self.work_path(batch["id"], "in")
         if not kept.exists():
+            if self.store.get_file(batch["input_file_id"]) is None:  # deleted, or expired before validation
+                raise FileNotFoundError(batch["input_file_id"])
             os.link(self.store.blob_path(batch["input_file_id"]), kept)
         return kept
 
@@ -161,24 +189,27 @@ class Processor:
                     lines.append(orjson.loads(raw))
             return lines, source.tell()
 
-    async def _run_lines(self, batch: dict, lines: list[dict]) -> list[tuple[dict, backends.LineResult]]:
+    async def _run_lines(self, batch: dict, lines: list[dict], vendor: str) -> list[tuple[dict, backends.LineResult]]:
         injected = {}
         for index, line in enumerate(lines):
-            if failure := self.faults.line_failure(batch["id"], line["custom_id"]):
+            if failure := self.faults.line_failure(batch["id"], line["custom_id"], vendor):
                 injected[index] = backends.LineResult(failure.status, failure.body())
+            elif vendor == ANTHROPIC and not BY_NAME[vendor].limits(self.config).accepts_model(line["body"]["model"]):
+                injected[index] = messages.model_not_found(line["body"]["model"])
         if self.forwarder:
             pending = [injected.get(i) or self.forwarder.run(line["url"], line["body"]) for i, line in enumerate(lines)]
             results = await asyncio.gather(*(_as_coroutine(p) for p in pending))
         else:
-            results = await asyncio.to_thread(self._echo_all, batch, lines, injected)
+            results = await asyncio.to_thread(self._echo_all, batch, lines, injected, vendor)
         return list(zip(lines, results))
 
-    def _echo_all(self, batch: dict, lines: list[dict], injected: dict) -> list[backends.LineResult]:
+    def _echo_all(self, batch: dict, lines: list[dict], injected: dict, vendor: str) -> list[backends.LineResult]:
         created = batch.get("in_progress_at") or batch["created_at"]
+        echo, canonical = messages.echo if vendor == ANTHROPIC else backends.echo, BY_NAME[vendor].canonical
         return [
             injected.get(i)
-            or backends.echo(
-                line["url"],
+            or echo(
+                canonical(line["url"]),
                 line["body"],
                 f"{batch['id']}/{line['custom_id']}",
                 created,
@@ -190,23 +221,14 @@ class Processor:
 
     def _append_results(self, batch: dict, progress: dict, results: list[tuple[dict, backends.LineResult]]) -> None:
         out, err = [], []
-        usage = batch["usage"]
+        usage, vendor = batch["usage"], progress.get("vendor", OPENAI)
         for line, result in results:
-            record = {
-                "id": f"batch_req_{_key(batch['id'], line['custom_id'])}",
-                "custom_id": line["custom_id"],
-                "response": {
-                    "status_code": result.status_code,
-                    "request_id": f"req_{_key(batch['id'], line['custom_id'], 'r')}",
-                    "body": result.body,
-                },
-                "error": None,
-            }
+            record = records.answered(vendor, batch["id"], line["custom_id"], result)
             if result.status_code == 200:
-                out.append(orjson.dumps(record))
-                _add_usage(usage, result.body.get("usage") or {})
+                out.append(record)
+                records.add_usage(usage, result.body.get("usage") or {})
             else:
-                err.append(orjson.dumps(record))
+                err.append(record)
         batch["request_counts"]["completed"] += len(out)
         batch["request_counts"]["failed"] += len(err)
         progress["out_bytes"] = self._append(batch["id"], "out", progress["out_bytes"], out)
@@ -216,21 +238,11 @@ class Processor:
         """Write every line not yet run to the error file with ``reason`` (expired or cancelled)."""
         if batch.get("request_counts", {}).get("total", 0) == 0:
             return
-        code, message = reason
-        err = []
         lines, _ = self._read_lines(batch, progress["offset"], 10**9)
-        for line in lines:
-            err.append(
-                orjson.dumps(
-                    {
-                        "id": f"batch_req_{_key(batch['id'], line['custom_id'])}",
-                        "custom_id": line["custom_id"],
-                        "response": None,
-                        "error": {"code": code, "message": message},
-                    }
-                )
-            )
+        vendor = progress.get("vendor", OPENAI)
+        err = [records.unanswered(vendor, batch["id"], line["custom_id"], reason) for line in lines]
         batch["request_counts"]["failed"] += len(err)
+        progress["unrun"] = len(err)
         progress["err_bytes"] = self._append(batch["id"], "err", progress["err_bytes"], err)
         progress["offset"] = self.work_path(batch["id"], "in").stat().st_size
 
@@ -250,18 +262,8 @@ class Processor:
 
     def _finish(self, batch: dict, progress: dict, status: S) -> None:
         now, status = int(time.time()), S(status).value
-        for kind, key, suffix in (("out", "output_file_id", "output"), ("err", "error_file_id", "error")):
-            size = progress[f"{kind}_bytes"]
-            path = self.work_path(batch["id"], kind)
-            if size and path.exists():
-                file_id = new_id("file")
-                with path.open("ab") as handle:
-                    handle.truncate(size)
-                os.replace(path, self.store.blob_path(file_id))
-                self.store.add_file(file_id, f"{batch['id']}_{suffix}.jsonl", "batch_output", size)
-                batch[key] = file_id
-            else:
-                path.unlink(missing_ok=True)
+        lives = lifetime(batch.get("output_expires_after"), self.config.file_expiry_scale)
+        records.publish(self.store, self.work_path, batch, progress, progress.get("vendor", OPENAI), lives)
         batch.update(status=status, **{f"{status}_at": now})
         self.store.save_batch(batch, progress)
         self.work_path(batch["id"], "in").unlink(missing_ok=True)
@@ -282,17 +284,5 @@ class Processor:
             await self.forwarder.close()
 
 
-def _key(*parts: str) -> str:
-    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:24]
-
-
 async def _as_coroutine(value: Any) -> Any:
     return (await value) if asyncio.iscoroutine(value) else value
-
-
-def _add_usage(total: dict, usage: dict) -> None:
-    given_in = usage.get("input_tokens", usage.get("prompt_tokens", 0)) or 0
-    given_out = usage.get("output_tokens", usage.get("completion_tokens", 0)) or 0
-    total["input_tokens"] += given_in
-    total["output_tokens"] += given_out
-    total["total_tokens"] += given_in + given_out

@@ -20,11 +20,15 @@ CREATE TABLE IF NOT EXISTS files (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL,
     bytes INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER
 );
+CREATE INDEX IF NOT EXISTS files_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL,
     progress TEXT NOT NULL
 );
 """
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"  # a file not yet expired (the argument: now, in seconds)
+# Which API a record belongs to ("openai", "azure", "anthropic"): each API sees only its own files and batches.
+_VENDOR_COLUMNS = ("files", "batches")
 
 
 def new_id(prefix: str) -> str:
@@ -44,6 +48,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table in _VENDOR_COLUMNS:  # data dirs from before vendors get the column (every record is OpenAI's)
+            if "vendor" not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN vendor TEXT NOT NULL DEFAULT 'openai'")
         self._lock = threading.RLock()
 
     @contextmanager
@@ -68,24 +75,42 @@ class Store:
             raise KeyError(file_id)
         return self.files_dir / file_id
 
-    def add_file(self, file_id: str, filename: str, purpose: str, size: int, expires_at: int | None = None) -> dict:
+    def add_file(
+        self,
+        file_id: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        lifetime: int | None = None,
+        vendor: str = "openai",
+    ) -> dict:
+        """Record a file whose bytes are at ``blob_path(file_id)``; it expires ``lifetime`` seconds after it is
+        created (never for None)."""
         now = int(time.time())
+        expires_at = None if lifetime is None else now + lifetime
         with self._tx() as db:
             db.execute(
-                "INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (file_id, filename, purpose, size, now, expires_at),
+                "INSERT INTO files (id, filename, purpose, bytes, created_at, expires_at, vendor) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (file_id, filename, purpose, size, now, expires_at, vendor),
             )
         return self.get_file(file_id)
 
-    def get_file(self, file_id: str) -> dict | None:
+    def get_file(self, file_id: str, vendor: str | None = None) -> dict | None:
+        """The file ``file_id`` (None if it does not exist, has expired, or belongs to another vendor than
+        ``vendor``)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, filename, purpose, bytes, created_at, expires_at FROM files WHERE id = ?", (file_id,)
+                "SELECT id, filename, purpose, bytes, created_at, expires_at FROM files WHERE id = ? "
+                f"AND coalesce(?, vendor) = vendor AND {_LIVE}",
+                (file_id, vendor, int(time.time())),
             ).fetchone()
         return _file_object(row) if row else None
 
-    def list_files(self, purpose: str | None, limit: int, after: str | None, order: str) -> tuple[list[dict], bool]:
-        clauses, args = [], []
+    def list_files(
+        self, purpose: str | None, limit: int, after: str | None, order: str, vendor: str = "openai"
+    ) -> tuple[list[dict], bool]:
+        clauses, args = ["vendor = ?", _LIVE], [vendor, int(time.time())]
         if purpose:
             clauses.append("purpose = ?")
             args.append(purpose)
@@ -93,7 +118,7 @@ class Store:
         if after:
             clauses.append(f"seq {op} (SELECT seq FROM files WHERE id = ?)")
             args.append(after)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = f"WHERE {' AND '.join(clauses)}"
         with self._lock:
             rows = self._db.execute(
                 f"SELECT id, filename, purpose, bytes, created_at, expires_at FROM files {where} "
@@ -109,18 +134,34 @@ class Store:
             self.blob_path(file_id).unlink(missing_ok=True)
         return deleted
 
+    def purge_expired(self) -> list[str]:
+        """Delete every file past its ``expires_at``, record and bytes; the ids deleted."""
+        with self._tx() as db:
+            ids = [row[0] for row in db.execute(f"SELECT id FROM files WHERE NOT {_LIVE}", (int(time.time()),))]
+            db.executemany("DELETE FROM files WHERE id = ?", [(file_id,) for file_id in ids])
+        for file_id in ids:
+            self.blob_path(file_id).unlink(missing_ok=True)
+        return ids
+
     # Batches: "data" is the public batch object, "progress" the processor's private cursor
-    def add_batch(self, batch: dict, progress: dict) -> None:
+    def add_batch(self, batch: dict, progress: dict, vendor: str = "openai") -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT INTO batches (id, status, data, progress) VALUES (?, ?, ?, ?)",
-                (batch["id"], batch["status"], json.dumps(batch), json.dumps(progress)),
+                "INSERT INTO batches (id, status, data, progress, vendor) VALUES (?, ?, ?, ?, ?)",
+                (batch["id"], batch["status"], json.dumps(batch), json.dumps(progress), vendor),
             )
 
-    def get_batch(self, batch_id: str) -> tuple[dict, dict] | None:
+    def get_batch(self, batch_id: str, vendor: str | None = None) -> tuple[dict, dict] | None:
+        """The batch and its progress (None if it does not exist, or belongs to another vendor than ``vendor``)."""
         with self._lock:
-            row = self._db.execute("SELECT data, progress FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT data, progress FROM batches WHERE id = ? AND coalesce(?, vendor) = vendor", (batch_id, vendor)
+            ).fetchone()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
+
+    def delete_batch(self, batch_id: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM batches WHERE id = ?", (batch_id,)).rowcount > 0
 
     def save_batch(self, batch: dict, progress: dict) -> None:
         with self._tx() as db:
@@ -141,17 +182,26 @@ class Store:
             )
         return batch
 
-    def list_batches(self, limit: int, after: str | None) -> tuple[list[dict], bool]:
-        args: list[Any] = []
-        where = ""
+    def list_batches(
+        self, limit: int, after: str | None, vendor: str = "openai", before: str | None = None
+    ) -> tuple[list[tuple[dict, dict]], bool]:
+        """A page of ``vendor``'s batches with their progress, newest first: older than ``after``, or the ``limit``
+        just newer than ``before``; and whether more lie beyond the page in that direction."""
+        where, args = "WHERE vendor = ?", [vendor]
         if after:
-            where = "WHERE seq < (SELECT seq FROM batches WHERE id = ?)"
+            where += " AND seq < (SELECT seq FROM batches WHERE id = ?)"
             args.append(after)
+        order = "DESC"
+        if before:
+            where += " AND seq > (SELECT seq FROM batches WHERE id = ?)"
+            args.append(before)
+            order = "ASC"
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM batches {where} ORDER BY seq DESC LIMIT ?", [*args, limit + 1]
+                f"SELECT data, progress FROM batches {where} ORDER BY seq {order} LIMIT ?", [*args, limit + 1]
             ).fetchall()
-        return [json.loads(r[0]) for r in rows[:limit]], len(rows) > limit
+        page = [(json.loads(r[0]), json.loads(r[1])) for r in rows[:limit]]
+        return (page[::-1] if before else page), len(rows) > limit
 
     def active_batch_ids(self) -> list[str]:
         live = sorted(s.value for s in LIVE)

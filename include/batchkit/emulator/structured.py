@@ -40,20 +40,29 @@ def respond(url: str, body: dict[str, Any], prompt: str, invalid: str | None) ->
     schema, derived from ``prompt``, or the ``invalid`` kind of bad answer (one of INVALID_KINDS)."""
     param = "text.format" if url == Endpoint.RESPONSES else "response_format"
     schema = _requested_schema(body, param)
-    if schema is None:
-        return None
-    try:
-        value = _Generator(schema, prompt).value(schema, "$", 0)
-    except SchemaError as exc:
-        raise SchemaError(f"Invalid schema for '{param}': {exc}", param) from None
+    return None if schema is None else answer(schema, prompt, invalid, param)
+
+
+def answer(schema: dict[str, Any], prompt: str, invalid: str | None, param: str) -> Answer:
+    """Compact JSON following ``schema`` (the request's ``param``), derived from ``prompt``, or the ``invalid``
+    kind of bad answer."""
+    value = instance(schema, prompt, param)
     text = _compact(value)
     if invalid == "truncated":
         return Answer(text[: len(text) // 2], truncated=True)
     if invalid == "refusal":
         return Answer(None, REFUSAL)
     if invalid == "mismatch":
-        return Answer(_compact(_mismatch(schema, value)))
+        return Answer(_compact(mismatch(schema, value)))
     return Answer(text)
+
+
+def instance(schema: dict[str, Any], prompt: str, param: str) -> Any:
+    """A deterministic instance of ``schema`` derived from ``prompt``; a SchemaError names ``param``."""
+    try:
+        return _Generator(schema, prompt).value(schema, "$", 0)
+    except SchemaError as exc:
+        raise SchemaError(f"Invalid schema for '{param}': {exc}", param) from None
 
 
 def _requested_schema(body: dict[str, Any], param: str) -> dict[str, Any] | None:
@@ -85,7 +94,7 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _mismatch(schema: dict[str, Any], value: Any) -> Any:
+def mismatch(schema: dict[str, Any], value: Any) -> Any:
     """Valid JSON that breaks the schema: the first required property left out, else not an object at all."""
     required = schema.get("required")
     dropped = next((n for n in required if n in value), None) if isinstance(required, list) else None

@@ -24,8 +24,10 @@ class Validation:
             self.errors.append({"code": code, "message": message, "param": param, "line": line})
 
 
-def validate_input(path: Path, endpoint: str, config: EmulatorConfig) -> Validation:
-    """Check every line of a batch input file; stream it, never load it whole."""
+def validate_input(path: Path, endpoint: str, config: EmulatorConfig, urls: frozenset[str] | None = None) -> Validation:
+    """Check every line of a batch input file; stream it, never load it whole. A line's ``url`` must be one of
+    ``urls`` (default: the batch's ``endpoint``)."""
+    urls = urls or frozenset({endpoint})
     result = Validation()
     size = path.stat().st_size
     if size > config.max_batch_input_bytes:
@@ -43,7 +45,7 @@ def validate_input(path: Path, endpoint: str, config: EmulatorConfig) -> Validat
                 continue
             result.total += 1
             result.tokens += len(raw) // 4 + 1
-            _check_line(raw, number, endpoint, seen, result)
+            _check_line(raw, number, endpoint, urls, seen, result)
     if result.total == 0:
         result.error("empty_file", "The input file contains no requests.", param="input_file_id")
     elif result.total > config.max_requests_per_batch:
@@ -58,7 +60,9 @@ def validate_input(path: Path, endpoint: str, config: EmulatorConfig) -> Validat
     return result
 
 
-def _check_line(raw: bytes, number: int, endpoint: str, seen: set[str], result: Validation) -> None:
+def _check_line(
+    raw: bytes, number: int, endpoint: str, urls: frozenset[str], seen: set[str], result: Validation
+) -> None:
     try:
         line = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -81,7 +85,7 @@ def _check_line(raw: bytes, number: int, endpoint: str, seen: set[str], result: 
         seen.add(custom_id)
     if line.get("method") != "POST":
         result.error("invalid_method", "Only the POST method is supported.", number, "method")
-    if line.get("url") != endpoint:
+    if line.get("url") not in urls:
         result.error(
             "invalid_url", f"The URL '{line.get('url')}' does not match the batch endpoint '{endpoint}'.", number, "url"
         )

@@ -1,5 +1,5 @@
 """The fast path of result parsing: a batch output/error file read in blocks by Arrow's JSON reader (C++, no
-per-row Python objects) into ``RESULT_SCHEMA`` record batches. Shapes it cannot type raise ``NeedsPerLine``."""
+per-row Python objects) into ``PARSED_SCHEMA`` record batches. Shapes it cannot type raise ``NeedsPerLine``."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +11,7 @@ import pyarrow.json as pj
 
 from ..errors import ResultsUnreadable
 from .answers import ResultStatus
-from .result_schema import RESULT_SCHEMA
+from .result_schema import PARSED_SCHEMA
 
 
 class NeedsPerLine(Exception):
@@ -20,6 +20,8 @@ class NeedsPerLine(Exception):
 
 _ERROR = pa.struct([("code", pa.string()), ("message", pa.string())])
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens")
+# usage.prompt_tokens_details (chat; cache_write_tokens: an Anthropic answer as a chat completion), input_tokens_details
+_CACHED = pa.struct([("cached_tokens", pa.int64()), ("cache_write_tokens", pa.int64())])
 _LINE = pa.schema(
     [
         ("custom_id", pa.string()),
@@ -49,7 +51,13 @@ _LINE = pa.schema(
                                     ),
                                 ),
                                 ("data", pa.list_(pa.struct([("embedding", pa.list_(pa.float32()))]))),
-                                ("usage", pa.struct([(name, pa.int64()) for name in _USAGE])),
+                                (
+                                    "usage",
+                                    pa.struct(
+                                        [(name, pa.int64()) for name in _USAGE]
+                                        + [("prompt_tokens_details", _CACHED), ("input_tokens_details", _CACHED)]
+                                    ),
+                                ),
                                 ("error", _ERROR),
                             ]
                         ),
@@ -142,6 +150,13 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
         "prompt_tokens": when_ok(pc.coalesce(_field(usage, "prompt_tokens"), _field(usage, "input_tokens"))),
         "completion_tokens": when_ok(pc.coalesce(_field(usage, "completion_tokens"), _field(usage, "output_tokens"))),
         "total_tokens": when_ok(_field(usage, "total_tokens")),
+        "cached_tokens": when_ok(
+            pc.coalesce(
+                _field(usage, "prompt_tokens_details", "cached_tokens"),
+                _field(usage, "input_tokens_details", "cached_tokens"),
+            )
+        ),
+        "cache_write_tokens": when_ok(_field(usage, "prompt_tokens_details", "cache_write_tokens")),
         "error_code": pc.if_else(ok, nothing, code),
         "error_message": pc.if_else(ok, nothing, message),
         "http_status": status_code,
@@ -149,4 +164,4 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
     }
     if pc.any(pc.is_null(columns["custom_id"])).as_py():
         raise ResultsUnreadable("a result line has no custom_id")
-    return pa.record_batch([columns[f.name] for f in RESULT_SCHEMA], RESULT_SCHEMA)
+    return pa.record_batch([columns[f.name] for f in PARSED_SCHEMA], PARSED_SCHEMA)

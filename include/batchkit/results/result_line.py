@@ -29,6 +29,8 @@ class Result:
     error_code: str | None = None
     error_message: str | None = None
     attempts: int = 1
+    cached_tokens: int | None = None  # of prompt_tokens, read from the prompt cache
+    cache_write_tokens: int | None = None  # of prompt_tokens, written to the prompt cache (Anthropic)
 
     @property
     def retryable(self) -> bool:
@@ -69,9 +71,7 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
     status_code = response.get("status_code") if response else None
     body = (response or {}).get("body") or {}
     if status_code == 200 and not error:
-        usage = body.get("usage") or {}
-        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        prompt, completion, total, cached, written = token_counts(body.get("usage") or {})
         return Result(
             custom_id=line["custom_id"],
             batch_id=batch_id,
@@ -84,7 +84,9 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
             model=body.get("model"),
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=usage.get("total_tokens"),
+            total_tokens=total,
+            cached_tokens=cached,
+            cache_write_tokens=written,
         )
     detail = error or body.get("error") or {}
     return Result(
@@ -95,6 +97,22 @@ def parse_line(line: dict[str, Any], batch_id: str) -> Result:
         error_code=detail.get("code") or (f"http_{status_code}" if status_code else "unknown_error"),
         error_message=detail.get("message") or "no error message in the result line",
     )
+
+
+def token_counts(usage: dict[str, Any]) -> tuple[int | None, ...]:
+    """``(prompt, completion, total, cached, cache_write)`` tokens of a usage object: chat completions
+    (``prompt_tokens``), responses (``input_tokens``) or Anthropic messages, whose ``input_tokens`` leave out the
+    cache reads and writes: ``prompt`` is every input token, as OpenAI counts it. An Anthropic answer converted to a
+    chat completion (``openai_batch.vendors.anthropic``) carries its cache writes as
+    ``prompt_tokens_details.cache_write_tokens``."""
+    read, written = usage.get("cache_read_input_tokens"), usage.get("cache_creation_input_tokens")
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    if (read is not None or written is not None) and prompt is not None:  # Anthropic
+        prompt += (read or 0) + (written or 0)
+    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    written = details.get("cache_write_tokens", written)
+    return prompt, completion, usage.get("total_tokens"), details.get("cached_tokens", read), written
 
 
 def _response_text(body: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ import simdjson
 from ..errors import ResultsUnreadable
 from .answers import ResultStatus
 from .result_line import Result, parse_line, typed
-from .result_schema import RESULT_SCHEMA
+from .result_schema import PARSED_SCHEMA
 
 T = TypeVar("T")
 CHUNK_ROWS = 1024  # lines a record batch
@@ -27,7 +27,7 @@ READ_BUFFER = 1 << 20  # lines of ~30 KB (embeddings) read 4x faster than throug
 
 
 def line_batches(path: Path, batch_id: str) -> Iterator[pa.RecordBatch]:
-    """The results in one file as ``RESULT_SCHEMA`` record batches of ``CHUNK_ROWS`` lines, in file order."""
+    """The results in one file as ``PARSED_SCHEMA`` record batches of ``CHUNK_ROWS`` lines, in file order."""
     chunk, vectors, parser = [], Vectors(), simdjson.Parser()
     for result, vector in _parsed(path, lambda raw: typed(parser, raw, batch_id)):
         if result.status != ResultStatus.OK or vector is None:
@@ -61,14 +61,14 @@ def _parsed(path: Path, parse: Callable[[bytes], T]) -> Iterator[T]:
 
 
 def results_batch(results: list[Result], embeddings: pa.Array | None = None) -> pa.RecordBatch:
-    """Result objects (a chunk) as one ``RESULT_SCHEMA`` record batch (``embeddings``: their vectors, if taken)."""
+    """Result objects (a chunk) as one ``PARSED_SCHEMA`` record batch (``embeddings``: their vectors, if taken)."""
     if embeddings is None:
         embeddings = Vectors.of(r.embedding for r in results)
     columns = [
         embeddings if f.name == "embedding" else pa.array([getattr(r, f.name) for r in results], f.type)
-        for f in RESULT_SCHEMA
+        for f in PARSED_SCHEMA
     ]
-    return pa.record_batch(columns, RESULT_SCHEMA)
+    return pa.record_batch(columns, PARSED_SCHEMA)
 
 
 class Vectors:

@@ -22,7 +22,7 @@ from .answers import ResultStatus
 from .arrow_results import NeedsPerLine, arrow_batches
 from .result_line import Result
 from .result_lines import line_batches, results_batch
-from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
+from .result_schema import CACHE_SCHEMA, LEDGER_SCHEMA, RESULT_SCHEMA
 
 _DICTIONARY = [f.name for f in LEDGER_SCHEMA if f.name != "embedding"]  # floats: dictionaries only cost time
 
@@ -37,7 +37,7 @@ def write_results(
 ) -> int:
     """Stream one batch's results into a ledger Parquet file at ``out``, in bounded memory.
 
-    :param source: ``source(per_line)`` yields the results as ``RESULT_SCHEMA`` record batches
+    :param source: ``source(per_line)`` yields the results as ``PARSED_SCHEMA`` record batches
         (``result_batches``); called again with ``per_line=True`` when Arrow's reader cannot type a file.
     :param fingerprints: the batch's requests (``batch_inputs.fingerprints``); a result for another custom_id is refused.
     :param check: the output schema's check (structured outputs): answers failing it become ``invalid_output``.
@@ -67,6 +67,10 @@ def _write(
                 unknown = ids[prints.index(None)]
                 raise ResultsUnreadable(f"results name custom_id {unknown!r}, which is not among the batch's requests")
             columns = {name: batch.column(name) for name in RESULT_SCHEMA.names}
+            columns |= {  # RESULT_SCHEMA batches (no cache counts) do too
+                f.name: batch.column(f.name) if f.name in batch.schema.names else pa.nulls(batch.num_rows, f.type)
+                for f in CACHE_SCHEMA
+            }
             if check is not None:
                 columns.update(_checked(columns, check))
             # final: ok, or an error sending the same body again would repeat (see batchkit.ledger)
@@ -102,7 +106,7 @@ def _checked(columns: dict[str, pa.Array], check: AnswerCheck) -> dict[str, pa.A
 
 
 def result_batches(paths: list[Path], batch_id: str, per_line: bool = False) -> Iterator[pa.RecordBatch]:
-    """The results in ``paths`` (output and error files of one batch) as ``RESULT_SCHEMA`` record batches."""
+    """The results in ``paths`` (output and error files of one batch) as ``PARSED_SCHEMA`` record batches."""
     for path in paths:
         yield from (line_batches if per_line else arrow_batches)(path, batch_id)
 

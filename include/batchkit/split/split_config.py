@@ -7,14 +7,17 @@ from dataclasses import MISSING, dataclass
 from typing import Any
 
 from ..batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
-from ..cost.pricing import check_prices
+from ..cost.price_source import check_vendor
+from ..cost.pricing import DEFAULT_VENDOR, check_prices
 from ..errors import InputError
 from .options import json_object_arg, json_object_or_file_arg, option, size_arg
 
 
 @dataclass
 class SplitConfig:
-    """Parameters of one split; defaults follow the OpenAI Batch API limits."""
+    """Parameters of one split; defaults follow the OpenAI Batch API limits. ``request_limit`` and ``byte_limit``
+    are the batch vendor's own (the Airflow layer passes its adapter's): ``max_requests``/``max_bytes`` may not pass
+    them."""
 
     model: str = option(
         MISSING,
@@ -23,8 +26,9 @@ class SplitConfig:
         form={
             "default": "gpt-4o-mini",
             "title": "Model",
-            "description": "model every request names; checked before anything is split or submitted",
-            "examples": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small"],
+            "description": "model every request names (Azure OpenAI: the Global-Batch deployment name); checked "
+            "before anything is split or submitted",
+            "examples": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small", "claude-haiku-4-5"],
         },
     )
     endpoint: str = option(
@@ -74,11 +78,12 @@ class SplitConfig:
         "requests per file (default: %(default)s)",
         "integer",
         param="max_requests_per_file",
-        form={
+        form={  # the DAG's largest value: params.VENDOR_MAX_REQUESTS
+            "default": None,
             "minimum": 1,
-            "maximum": MAX_REQUESTS,
             "title": "Requests per batch file",
-            "description": "at most this many requests per batch file, i.e. per batch (OpenAI allows 50,000)",
+            "description": "at most this many requests per batch file, i.e. per batch; empty: the vendor's limit "
+            "(OpenAI 50,000; Azure OpenAI and Anthropic 100,000)",
         },
     )
     max_bytes: int = option(MAX_BYTES, "bytes per file, e.g. 200MB (default)", "integer", parse=size_arg)
@@ -152,21 +157,32 @@ class SplitConfig:
     )
     prices: dict[str, Any] | None = option(  # the DAG's come from its settings (the openai_batch_prices Variable)
         None,
-        'batch prices per 1M tokens overriding the built-in table: {"model": {"input": 0.1, "output": 0.4}} '
-        "or @prices.json",
+        'batch prices per 1M tokens overriding genai-prices: {"model": {"input": 0.1, "output": 0.4}} or @prices.json',
         "object",
         parse=json_object_or_file_arg,
+    )
+    # Set by the Airflow layer from the connection's vendor (the command line splits for OpenAI)
+    request_limit: int = option(MAX_REQUESTS, "the vendor's requests per batch", "integer", flag="", operator=None)
+    byte_limit: int = option(MAX_BYTES, "the vendor's bytes per batch", "integer", flag="", operator=None)
+    vendor: str = option(
+        DEFAULT_VENDOR,
+        "whose batch prices the estimate takes (openai, anthropic, azure)",
+        "string",
+        flag="",
+        operator=None,
     )
 
     def __post_init__(self) -> None:
         if (self.prompt_column is None) == (self.prompt_template is None):
             raise InputError("give exactly one of --prompt-column or --prompt-template")
-        if not 1 <= self.max_requests <= MAX_REQUESTS:
-            raise InputError(f"--max-requests must be between 1 and {MAX_REQUESTS}, got {self.max_requests}")
-        if not 1 <= self.max_bytes <= MAX_BYTES:
-            raise InputError(f"--max-bytes must be between 1 byte and 200MB, got {self.max_bytes}")
+        if not 1 <= self.max_requests <= self.request_limit:
+            raise InputError(f"--max-requests must be between 1 and {self.request_limit}, got {self.max_requests}")
+        if not 1 <= self.max_bytes <= self.byte_limit:
+            limit = f"{self.byte_limit / 1e6:g}MB"
+            raise InputError(f"--max-bytes must be between 1 byte and {limit}, got {self.max_bytes}")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise InputError(f"--max-tokens must be positive, got {self.max_tokens}")
+        check_vendor(self.vendor)
         if self.prices:
             check_prices(self.prices)
         if self.expected_output_tokens is not None and self.expected_output_tokens < 0:

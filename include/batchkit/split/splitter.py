@@ -128,6 +128,7 @@ def split(
             config.body_options,
             config.expected_output_tokens,
             config.prices,
+            config.vendor,
         )
         manifest = Manifest(
             sources=[{"path": f.path, "rows": f.rows} for f in files],

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batchkit.ledger import Claim
-    from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.vendors.base import BatchVendor
 
 
 class CollectResultsOperator(AttemptLoop, BaseOperator):
@@ -30,7 +30,7 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     :param pipeline_id: as for ``SplitPartitionOperator``.
     """
 
-    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts")
+    template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts", "conn_id")
 
     def __init__(
         self,
@@ -84,8 +84,8 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
             "resubmitted": resubmitted,
         }
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
-        return hook.get_batch(self.batch_id)
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
+        return vendor.get_batch(self.batch_id)
 
 
 def _timeline(batch: Batch) -> dict[str, Any]:

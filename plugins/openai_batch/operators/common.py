@@ -22,6 +22,11 @@ def as_list(value: Any) -> list[str]:
     return list(value or [])
 
 
+def price_vendor(split: dict[str, Any]) -> str:
+    """Whose batch prices the run's bill takes: the vendor of the split's estimate (splits before vendors: openai)."""
+    return str((split.get("estimate") or {}).get("vendor") or "openai")
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """A templated JSON object that may arrive as its text."""
     if isinstance(value, str):

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from batchkit.memory import DEFAULT_TASK_MEMORY_MB
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
-from openai_batch.operators.common import as_bool
+from openai_batch.operators.common import as_bool, price_vendor
 from openai_batch.warehouses import load_partition, table_uri
 
 NUMBERS_KEY = "numbers"  # the load's XCom of reconciliation, usage and cost, pushed before its checks
@@ -117,7 +117,7 @@ class LoadToWarehouseOperator(BaseOperator):
         results = [r for r in ([given] if isinstance(given, dict) else given) if r]
         report = self._reconcile(manifest.totals, results, counts)
         self.log.info("partition %s: %s", partition, ", ".join(f"{k} {v}" for k, v in report.items()))
-        usage = self._usage(staging.ledger(), results)
+        usage = self._usage(staging.ledger(), results, price_vendor(split))
         self.log.info(
             "this run used %d prompt + %d completion tokens: %s at batch prices (estimated before: %s)",
             usage["prompt_tokens"],
@@ -147,12 +147,13 @@ class LoadToWarehouseOperator(BaseOperator):
             raise AirflowException(f"loaded {rows} rows but the partition has {counts['rows']}")
         return {"warehouse": target, "table": self.table, **numbers}
 
-    def _usage(self, ledger: Any, results: list[dict[str, Any]]) -> dict[str, Any]:
-        """Tokens and USD this run's batches used, per batch file and in total (answers reused cost nothing)."""
+    def _usage(self, ledger: Any, results: list[dict[str, Any]], vendor: str) -> dict[str, Any]:
+        """Tokens and USD this run's batches used at ``vendor``'s prices, per batch file and in total (answers
+        reused cost nothing)."""
         from batchkit.cost.usage import USAGE_COLUMNS, total, usage_by_batch
 
         batch_ids = [b for r in results for b in r.get("batch_ids", [])]
-        by_batch = usage_by_batch(ledger.each_result(batch_ids, USAGE_COLUMNS), self.prices or None)
+        by_batch = usage_by_batch(ledger.each_result(batch_ids, USAGE_COLUMNS), self.prices or None, vendor)
         files = []
         for r in results:
             used = [by_batch[b] for b in r.get("batch_ids", []) if b in by_batch]

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from batchkit.results.answers import BEST_ANSWER_COLUMNS
 from openai_batch.context import TaskRun
 from openai_batch.links import RunReportLink
-from openai_batch.operators.common import as_bool
+from openai_batch.operators.common import as_bool, price_vendor
 
 REPORT_COLUMNS = [
     "custom_id",
@@ -21,6 +21,8 @@ REPORT_COLUMNS = [
     "error_message",
     "prompt_tokens",
     "completion_tokens",
+    "cached_tokens",  # the bill prices cached input as such (batchkit.cost.usage)
+    "cache_write_tokens",
     *BEST_ANSWER_COLUMNS,
 ]
 
@@ -81,7 +83,7 @@ class RunReportOperator(BaseOperator):
         def chains() -> Iterator[Any]:  # one batch file's attempts at a time: a run's answers may not fit in memory
             for result in collected:
                 answers = ledger.read_results(result.get("batch_ids", []), REPORT_COLUMNS)
-                usage.update(usage_by_batch([answers], self.prices or None))
+                usage.update(usage_by_batch([answers], self.prices or None, price_vendor(split)))
                 yield answers
 
         codes, examples = errors_of(chains())

@@ -13,13 +13,16 @@ from batchkit.split.split_config import SplitConfig
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.operators.common import as_bool
+from openai_batch.operators.split_checks import check_budget, check_model, check_request
 from openai_batch.operators.split_options import OPTIONS, config_value, operator_default, with_options
 
 
 class SplitPartitionOperator(BaseOperator):
     """Split the run's partition into batch input files in the run's staging directory.
 
-    Checks the model exists before anything else, so a typo fails the run before anything is submitted.
+    Checks the model exists before anything else, so a typo fails the run before anything is submitted. The
+    connection's batch vendor (``vendors``) sets the limits the files are cut at and checks one request as it would
+    send it (e.g. Anthropic refuses embeddings and body options it has no equivalent for).
 
     :param model: / ``endpoint``, ``prompt_template`` or ``prompt_column``, ``system_prompt``, ``id_column``,
         ``body_options``, ``max_requests``, ``max_tokens``, ``max_bytes``, ``exact_tokens``, ``prices``...: the
@@ -31,9 +34,12 @@ class SplitPartitionOperator(BaseOperator):
         (``<root>/<dag_id>/<partition>/<run_id>/inputs`` for this step).
     :param storage_conn_id: the ``aws`` connection for ``s3://`` source and staging (empty: default credentials).
     :param allowed_sources: roots the rendered source must lie under (``None``: any; see ``policy``).
+    :param conn_id: the batch vendor's connection (templated); ``allowed_api_conns`` the ones it may name.
     :param warehouse_conn_id: / ``table`` / ``database``: where the load will write, checked before anything is
         sent (``allowed_warehouse_conns`` / ``allowed_tables``, the connection's existence and type, and that the
         merged rows fit the table as it is); ``table=None`` skips the checks.
+    :param max_requests: requests per batch file (empty: the vendor's limit: OpenAI 50,000, Azure and Anthropic
+        100,000); more than the vendor allows fails the split.
     :param dry_run: split and report only; return no files, so nothing is submitted.
     :param input_columns: (``SplitConfig.keep_columns``) input columns kept beside the results in the table
         (empty: all); they are staged with the run (``inputs/rows.parquet``), so later steps never re-read a source
@@ -59,6 +65,7 @@ class SplitPartitionOperator(BaseOperator):
         "warehouse_conn_id",
         "table",
         "database",
+        "conn_id",
     )
 
     def __init__(
@@ -73,6 +80,7 @@ class SplitPartitionOperator(BaseOperator):
         storage_conn_id: str | None = None,
         check_model: bool = True,
         allowed_sources: list[str] | None = None,
+        allowed_api_conns: list[str] | None = None,
         warehouse_conn_id: str | None = None,
         table: str | None = None,
         database: str = "",
@@ -90,6 +98,7 @@ class SplitPartitionOperator(BaseOperator):
         self.allowed_sources, self.max_cost_usd, self.pipeline_id = allowed_sources, max_cost_usd, pipeline_id
         self.storage_conn_id, self.reuse_results, self.dry_run = storage_conn_id, reuse_results, dry_run
         self.source, self.staging_root, self.conn_id, self.check_model = source, staging_root, conn_id, check_model
+        self.allowed_api_conns = allowed_api_conns
 
     __init__.__signature__ = with_options(__init__)  # type: ignore[attr-defined]  # read by Airflow: see with_options
 
@@ -97,24 +106,29 @@ class SplitPartitionOperator(BaseOperator):
         from batchkit.results.merge import merged_schema
         from batchkit.split.source import open_parquet
         from batchkit.split.splitter import split
-        from openai_batch.policy import check_source
+        from openai_batch.policy import check_api_conn, check_source
         from openai_batch.staging import RunStaging, connect_storage
+        from openai_batch.vendors import for_connection
 
         run = TaskRun.of(context, self.pipeline_id)
         partition = run.partition
         source = run.source(self.source)
         check_source(source, self.allowed_sources)
+        check_api_conn(self.conn_id, self.allowed_api_conns)
         self._check_target()
         connect_storage(source, self.storage_conn_id)
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
+        vendor = for_connection(self.conn_id)
+        config = self._config(vendor)
+        check_request(vendor, config, self.conn_id)
         if self.check_model:
-            self._check_model()
+            check_model(vendor, self.model)
         reuse = as_bool(self.reuse_results)
         with staging.scratch() as scratch, airflow_errors(f"cannot split partition {partition} ({source})"):
             answered = staging.ledger().answered() if reuse else None
             rows_url = staging.url("inputs", ROWS_NAME)  # streamed there: never whole on local disk
             publish = self._publisher(staging)
-            manifest = split(source, scratch / "split", self._config(), self._progress, answered, publish, rows_url)
+            manifest = split(source, scratch / "split", config, self._progress, answered, publish, rows_url)
             paths = [staging.url("inputs", f.path) for f in manifest.files]
             rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
             merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
@@ -157,28 +171,10 @@ class SplitPartitionOperator(BaseOperator):
         if dry_run:
             self.log.info("DRY RUN: nothing is submitted; the estimate above is what this run would cost")
             return []
-        self._check_budget(cost)
+        check_budget(cost, self.max_cost_usd, self.log)
         self._check_table(merged)
         # a full re-ask (no reuse) adopts no other run's batches
         return batch_files(manifest, paths, manifest_url, partition, "" if reuse else run.run_id)
-
-    def _check_budget(self, cost: Any) -> None:
-        """Stop the run before any submit when its estimate is over ``max_cost_usd`` (or cannot be priced)."""
-        if self.max_cost_usd in (None, ""):
-            return
-        cap = float(self.max_cost_usd)
-        if cost.usd is None:
-            raise AirflowFailException(
-                f"max_cost_usd is ${cap:,.2f} but model {cost.model!r} has no batch price, so the run cannot be "
-                "checked against it: add the model to the openai_batch_prices Variable. Nothing was submitted."
-            )
-        if cost.usd > cap:
-            raise AirflowFailException(
-                f"estimated cost ${cost.usd:,.4f} is over max_cost_usd ${cap:,.2f} ({cost.describe()}). Nothing "
-                "was submitted: raise max_cost_usd, or split the partition into smaller runs."
-            )
-        if cost.output_tokens is None:
-            self.log.warning("max_cost_usd checks input tokens only: %s", cost.output_basis)
 
     def _publisher(self, staging: Any) -> Any:
         """Publish each batch file as soon as it is complete and drop the local copy (the manifest comes last)."""
@@ -190,15 +186,29 @@ class SplitPartitionOperator(BaseOperator):
 
         return publish
 
-    def _config(self) -> Any:
+    def _config(self, vendor: Any) -> Any:
+        """The core's split parameters, cut at the vendor's limits."""
         from airflow.sdk.configuration import conf
 
+        limits = vendor.limits
+        if self.max_requests not in (None, "") and int(self.max_requests) > limits.max_requests:
+            raise AirflowFailException(
+                f"max_requests_per_file is {int(self.max_requests):,} but {vendor.title} takes at most "
+                f"{limits.max_requests:,} requests per batch; nothing was submitted"
+            )
+        defaults = {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes}  # when left empty
         with airflow_errors("invalid split parameters"):
             values = {
-                each.name: config_value(getattr(self, name), each, spec) for name, (each, spec) in OPTIONS.items()
+                each.name: config_value(getattr(self, name), each, spec, defaults)
+                for name, (each, spec) in OPTIONS.items()
             }
-            # the mapped tasks cannot expand past Airflow's [core] max_map_length
-            return SplitConfig(**values, max_files=conf.getint("core", "max_map_length"))
+            return SplitConfig(
+                **values,
+                request_limit=limits.max_requests,
+                byte_limit=limits.max_bytes,
+                vendor=vendor.price_vendor,
+                max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
+            )
 
     def _check_target(self) -> None:
         """The load's refusals that do not depend on the answers, before anything is sent (and paid for): the
@@ -224,19 +234,6 @@ class SplitPartitionOperator(BaseOperator):
                 check_table(self.warehouse_conn_id, self.database, self.table, merged)
             except WarehouseUnavailable as exc:
                 self.log.warning("the table could not be checked before submitting (the load checks it): %s", exc)
-
-    def _check_model(self) -> None:
-        import openai
-
-        from openai_batch.hooks import OpenAIBatchHook
-
-        try:
-            OpenAIBatchHook(conn_id=self.conn_id).conn.models.retrieve(self.model)
-        except openai.NotFoundError:
-            raise AirflowFailException(
-                f"model {self.model!r} does not exist at this endpoint (or this key has no "
-                "access to it); nothing was submitted"
-            ) from None
 
     def _progress(self, rows: int, files: int) -> None:
         if rows and rows % 500_000 < 4096:

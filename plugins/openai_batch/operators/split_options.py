@@ -4,7 +4,7 @@ from its declaration on ``SplitConfig`` (``batchkit.split.options``), and its re
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field
 from typing import Any
 
@@ -14,11 +14,13 @@ from openai_batch.operators.common import as_bool, as_list
 
 # The operator's keyword of each split option it takes -> (the SplitConfig field, its declaration)
 OPTIONS = {spec.operator: (each, spec) for each, spec in declared(SplitConfig) if spec.operator}
+VENDOR_LIMITS = ("max_requests", "max_bytes")  # left empty (their default here): the connection's vendor's limit
 
 
 def operator_default(option: Field) -> Any:
-    """An option's default on the operator: the field's, None for one made by a factory (MISSING: required)."""
-    return None if option.default_factory is not MISSING else option.default
+    """An option's default on the operator: the field's; None for one made by a factory or one the vendor limits
+    (MISSING: required)."""
+    return None if option.default_factory is not MISSING or option.name in VENDOR_LIMITS else option.default
 
 
 def with_options(init: Callable[..., None]) -> inspect.Signature:
@@ -39,14 +41,15 @@ def with_options(init: Callable[..., None]) -> inspect.Signature:
     return signature.replace(parameters=[*given, *options, *rest])
 
 
-def config_value(value: Any, option: Field, spec: Option) -> Any:
-    """A rendered option as ``SplitConfig`` takes it: empty (None, "", [], {}) is the option's default."""
+def config_value(value: Any, option: Field, spec: Option, empty: Mapping[str, Any]) -> Any:
+    """A rendered option as ``SplitConfig`` takes it: empty (None, "", [], {}) is its value in ``empty`` (by field
+    name, e.g. the vendor's limits), else the option's default."""
     if option.name == "output_schema":
         from batchkit.structured import load_schema
 
         return load_schema(value)  # a JSON Schema, a Pydantic model or its dotted path
     if value is None or (isinstance(value, str | list | dict) and not value):
-        default = default_of(option)
+        default = empty.get(option.name, default_of(option))
         return value if default is MISSING else default
     if spec.kind == "integer":
         return int(value)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from openai.types import Batch
 
     from batchkit.ledger import Claim
-    from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.vendors.base import BatchVendor
 
 
 class SubmitBatchOperator(AttemptLoop, BaseOperator):
@@ -43,10 +43,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         are passed to ``batches.create``.
     :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
     :param pipeline_id: as for ``SplitPartitionOperator``.
+    :param conn_id: the batch vendor's connection (templated; ``vendors`` picks the adapter); ``allowed_api_conns``
+        the ones it may name (``None``: any).
     :returns: the first batch's id (also ``self.batch_id`` once known, for the ``OpenAIBatchLink``).
     """
 
-    template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts")
+    template_fields = ("batch_file", "staging_root", "endpoint", "metadata", "max_attempts", "conn_id")
     operator_extra_links = (OpenAIBatchLink(),)
     batch_id: str | None = None
 
@@ -67,10 +69,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
         pipeline_id: str = "",
+        allowed_api_conns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.batch_file, self.endpoint, self.conn_id, self.staging_root = batch_file, endpoint, conn_id, staging_root
+        self.allowed_api_conns = allowed_api_conns
         self.pipeline_id = pipeline_id
         self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
         self.completion_window, self.metadata, self.output_expires_after = (
@@ -108,24 +112,25 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, hook: OpenAIBatchHook, claim: Claim | None) -> Batch:
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = hook.get_batch(saved) if saved else super().first_batch(context, hook, claim)
+        batch = vendor.get_batch(saved) if saved else super().first_batch(context, vendor, claim)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
     def _create_once(self, context: Any, waits: int) -> Batch:
-        import openai
-
         from openai_batch.claims import submit_once
-        from openai_batch.hooks import OpenAIBatchHook
+        from openai_batch.policy import check_api_conn
         from openai_batch.staging import RunStaging, connect_storage
+        from openai_batch.vendors import for_connection
+        from openai_batch.vendors.base import CreateRefused
 
-        hook, run = OpenAIBatchHook(conn_id=self.conn_id), TaskRun.of(context, self.pipeline_id)
+        check_api_conn(self.conn_id, self.allowed_api_conns)
+        vendor, run = for_connection(self.conn_id), TaskRun.of(context, self.pipeline_id)
         sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
         saved = context["task_state_store"].get("batch_id")
-        if saved:  # recorded by an earlier try (also by versions before the ledger): adopt it if it is this file's
-            batch = hook.get_batch(saved)
+        if saved and vendor.limits.metadata:  # recorded by an earlier try (also before the ledger): adopt it if it
+            batch = vendor.get_batch(saved)  # is this file's (without metadata, the ledger's claim decides below)
             if (batch.metadata or {}).get("file_sha256") == sha[:32]:
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch
@@ -146,19 +151,20 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
                 batch, _ = submit_once(
-                    hook,
+                    vendor,
                     ledger,
                     key,
                     run.actor,
                     sha,
                     self.batch_file["path"],
                     self.log,
+                    int(self.batch_file["requests"]),
                     endpoint=self.endpoint,
                     completion_window=self.completion_window,
                     metadata=metadata,
                     **extra,
                 )
                 return batch
-        except openai.RateLimitError as exc:
+        except CreateRefused as exc:
             wait_then_retry(self, waits, "execute", {}, f"batch creation refused: {exc.message}")
             raise AssertionError("unreachable: wait_then_retry defers or raises") from exc

@@ -123,3 +123,36 @@ def test_results_that_do_not_match_the_batch_are_refused(tmp_path):
         write_results(
             from_results([Result("a", "b", "ok", http_status=200)]), {"a": "f"}, 1, tmp_path / "r.parquet", expected=2
         )
+
+
+def test_results_files_from_before_the_cache_columns_still_read_bill_and_merge(tmp_path, write_parquet):
+    from batchkit.cost.usage import USAGE_COLUMNS, usage_by_batch
+    from batchkit.results.result_schema import CACHE_SCHEMA
+
+    ledger = Ledger(str(tmp_path / "ledger"))
+    source = write_parquet("src/a.parquet", table(4))
+    split(str(source), tmp_path / "run1", cfg())
+    prints = fingerprints(tmp_path / "run1" / "batch-00000.jsonl")
+    ids = sorted(prints)
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    answered = [Result(c, "b_old", "ok", http_status=200, model="gpt-4o-mini", prompt_tokens=1000) for c in ids[:2]]
+    write_results(from_results(answered), prints, 1, old)
+    pq.write_table(pq.read_table(old).drop_columns(CACHE_SCHEMA.names), old)  # as an older version wrote it
+    ledger.record_results("b_old", old)
+    cached = [
+        Result(c, "b_new", "ok", http_status=200, model="gpt-5", prompt_tokens=1000, cached_tokens=800) for c in ids[2:]
+    ]
+    write_results(from_results(cached), prints, 1, new)
+    ledger.record_results("b_new", new)
+    read = ledger.read_results(["b_old", "b_new"], USAGE_COLUMNS)
+    assert read.column("cached_tokens").to_pylist() == [None, None, 800, 800]
+    used = usage_by_batch(ledger.each_result(["b_old", "b_new"], USAGE_COLUMNS))
+    assert used["b_old"]["usd"] == pytest.approx(2000 * 0.075 / 1e6), "an old file: all input at the full rate"
+    assert used["b_new"]["usd"] == pytest.approx(2 * (200 * 0.625 + 800 * 0.0625) / 1e6)
+    merged = tmp_path / "merged.parquet"
+    counts = merge_partition(str(tmp_path / "run1" / "rows.parquet"), ledger.result_files(), merged)
+    assert counts["ok"] == 4 and not set(CACHE_SCHEMA.names) & set(pq.read_schema(merged).names)
+    recorded = ledger.results_url("b_new")
+    pq.write_table(pq.read_table(recorded).drop_columns(["fingerprint"]), recorded)  # only cache columns may lack
+    with pytest.raises(LedgerError, match="cannot be read"):
+        ledger.read_results(["b_new"], ["custom_id", "fingerprint"])

@@ -136,7 +136,7 @@ def test_a_given_option_wins_over_the_dags_param_and_mistakes_fail_at_parse_time
         pipeline = batch_pipeline(settings=settings, model="gpt-4.1-mini")
     assert pipeline.split.model == "gpt-4.1-mini"
     assert pipeline.split.source.serialize()["name"] == "source"  # the Param, read natively when the task runs
-    assert pipeline.split.max_requests == 50_000  # no such Param: its default
+    assert pipeline.split.max_requests is None  # no such Param: its default (the vendor's limit)
     with DAG("q", schedule=None, render_template_as_native_obj=True), pytest.raises(TypeError, match="tabel"):
         batch_pipeline(settings=settings, source="/s", tabel="x")
     with DAG("r", schedule=None), pytest.raises(ValueError, match="render_template_as_native_obj=True"):

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.errors import BatchkitError
-from batchkit.results.result_line import parse_line
+from batchkit.results.result_line import parse_line, token_counts
 from batchkit.results.result_lines import parse_lines
 from batchkit.results.results import result_batches, write_results
 from batchkit.split.batch_inputs import request_lines
@@ -156,3 +156,43 @@ def test_files_arrow_cannot_type_are_parsed_line_by_line(tmp_path):
     broken.write_bytes(json.dumps(responses).encode() + b"\n{not json\n")
     with pytest.raises(BatchkitError, match=r"broken.jsonl: line 2 is not a valid batch result"):
         write_results(lambda per_line: result_batches([broken], "b", per_line), prints, 1, out)
+
+
+def cached_line(custom_id: str, cached: int) -> dict:
+    """A chat answer whose usage reports ``cached`` prompt tokens read from the cache (as OpenAI and Azure do)."""
+    line = ok_line(custom_id)
+    usage = {"prompt_tokens": 100, "completion_tokens": 2, "total_tokens": 102}
+    usage |= {"prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0}}
+    line["response"]["body"]["usage"] = usage
+    return line
+
+
+def test_cached_prompt_tokens_reach_the_ledger_by_either_parser(tmp_path):
+    lines = write_jsonl(tmp_path / "o.jsonl", [cached_line("a", 64), ok_line("b"), error_line("c", 500, None)])
+    fast = pa.Table.from_batches(list(result_batches([lines], "b1")))
+    slow = pa.Table.from_batches(list(result_batches([lines], "b1", per_line=True)))
+    assert fast.to_pylist() == slow.to_pylist()
+    assert fast.column("cached_tokens").to_pylist() == [64, None, None]
+    out = tmp_path / "ledger.parquet"
+    write_results(lambda per_line: result_batches([lines], "b1", per_line), {"a": "f", "b": "g", "c": "h"}, 1, out)
+    table = pq.read_table(out)
+    assert table.column("cached_tokens").to_pylist() == [64, None, None]
+    assert table.column("prompt_tokens").to_pylist() == [100, 10, None], "prompt_tokens still counts them all"
+
+
+def test_token_counts_of_responses_and_anthropic_usage():
+    responses = {
+        "input_tokens": 50,
+        "output_tokens": 5,
+        "total_tokens": 55,
+        "input_tokens_details": {"cached_tokens": 20},
+    }
+    assert token_counts(responses) == (50, 5, 55, 20, None)
+    anthropic = {
+        "input_tokens": 10,
+        "cache_read_input_tokens": 300,
+        "cache_creation_input_tokens": 40,
+        "output_tokens": 7,
+    }
+    assert token_counts(anthropic) == (350, 7, None, 300, 40), "prompt: every input token, as OpenAI counts them"
+    assert token_counts({}) == (None, None, None, None, None)

@@ -13,11 +13,15 @@ from batchkit.split.split_config import SplitConfig
 from openai_batch.operators import SplitPartitionOperator
 from openai_batch.operators.split_options import OPTIONS
 from openai_batch.params import FORM, inference_params
+from openai_batch.vendors import vendor_class
+
+OPENAI = vendor_class("openai")("unused")
 
 # What a surface does not offer, on purpose; a new option must appear here or everywhere
-NOT_ON_CLI = {"keep_columns", "max_files"}  # the CLI keeps every column; max_files is Airflow's max_map_length
-NOT_IN_FORM = {"max_bytes", "exact_tokens", "prices", "max_files"}  # prices: the openai_batch_prices Variable
-NOT_ON_OPERATOR = {"max_files"}  # set from Airflow's [core] max_map_length
+VENDOR = {"request_limit", "byte_limit", "vendor"}  # the Airflow layer's, from the connection's vendor
+NOT_ON_CLI = {"keep_columns", "max_files", *VENDOR}  # the CLI keeps every column; max_files: max_map_length
+NOT_IN_FORM = {"max_bytes", "exact_tokens", "prices", "max_files", *VENDOR}  # prices: the openai_batch_prices Variable
+NOT_ON_OPERATOR = {"max_files", *VENDOR}  # set from Airflow's [core] max_map_length and the vendor
 
 
 def split_flags() -> dict[str, object]:
@@ -61,7 +65,7 @@ def test_the_trigger_form_keeps_its_params_order_sections_defaults_and_types():
         "prompt_column": (None, ["null", "string"]),
         "system_prompt": ("Answer with one word.", "string"),
         "id_column": ("review_id", "string"),
-        "max_requests_per_file": (50_000, "integer"),
+        "max_requests_per_file": (None, ["null", "integer"]),  # empty: the vendor's limit
         "max_tokens_per_file": (None, ["null", "integer"]),
         "body_options": ({"temperature": 0}, "object"),
         "input_columns": ([], "array"),
@@ -70,7 +74,7 @@ def test_the_trigger_form_keeps_its_params_order_sections_defaults_and_types():
     }
     assert params["prompt_template"].value.startswith("Classify the sentiment of this review of {product}")
     assert params["endpoint"].schema["enum"] == ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]
-    assert params["max_requests_per_file"].schema["maximum"] == 50_000
+    assert params["max_requests_per_file"].schema["maximum"] == 100_000  # the largest vendor's
     again = inference_params("/data", "%Y-%m-%d", "review_sentiment")
     again["body_options"].value["temperature"] = 1  # one DAG's Params never change another's
     assert params["body_options"].value == {"temperature": 0}
@@ -115,7 +119,7 @@ def test_the_cli_and_the_operator_make_the_same_config_from_the_same_choices(mon
         **{name: getattr(CONFIG, each.name) for name, (each, _) in OPTIONS.items()},
     )
     monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "9")
-    assert operator._config() == SplitConfig(**{**vars(CONFIG), "max_files": 9})
+    assert operator._config(OPENAI) == SplitConfig(**{**vars(CONFIG), "max_files": 9})
 
 
 def test_empty_rendered_values_take_the_options_defaults(monkeypatch):
@@ -125,13 +129,17 @@ def test_empty_rendered_values_take_the_options_defaults(monkeypatch):
     operator = SplitPartitionOperator(
         task_id="s", source="s", staging_root="/st", model="m", prompt_template="{t}", **blank
     )
-    config = operator._config()
+    config = operator._config(OPENAI)
     assert config == SplitConfig(model="m", prompt_template="{t}", max_files=1024)
+    anthropic = vendor_class("anthropic")("unused")  # empty limits: the vendor's own
+    config = operator._config(anthropic)
+    assert (config.max_requests, config.max_bytes) == (100_000, anthropic.limits.max_bytes)
+    assert (config.request_limit, config.vendor) == (100_000, "anthropic")
     rendered = {"max_requests": "40", "input_columns": "a, b", "exact_tokens": "True"}
     operator = SplitPartitionOperator(
         task_id="s", source="s", staging_root="/st", model="m", prompt_column="t", **rendered
     )
-    config = operator._config()
+    config = operator._config(OPENAI)
     assert (config.max_requests, config.keep_columns, config.exact_tokens) == (40, ["a", "b"], True)
 
 
@@ -142,10 +150,10 @@ def test_split_options_are_operator_arguments_to_airflow():
         mapped = SplitPartitionOperator.partial(
             task_id="mapped", staging_root="/st", model="m", prompt_column="t"
         ).expand(source=["a", "b"])
-    assert (split.model, split.max_requests, split.endpoint, split.body_options) == (
+    assert (split.model, split.max_requests, split.max_bytes, split.body_options) == (
         "from-default-args",
         5,
-        "/v1/chat/completions",
+        None,
         None,
     )
     assert mapped.partial_kwargs["model"] == "m"
