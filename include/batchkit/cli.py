@@ -1,16 +1,13 @@
 """The ``batchkit`` command line."""
 
 import argparse
-import json
 import sys
 import time
 
-from .batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
 from .cost.pricing import Estimate
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
-from .sizes import parse_size
-from .split.requests import DETAILS
+from .split.options import cli_arguments, declared
 from .split.split_config import SplitConfig
 from .split.splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
@@ -46,8 +43,8 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         "split",
         help="split a Parquet partition into Batch API input files",
         description="Split a Parquet file, partition directory or glob into OpenAI Batch input files "
-        "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty (or whose image "
-        "cell is null or not an image) are skipped and reported in the manifest.",
+        "(DIR/batch-NNNNN.jsonl) and DIR/manifest.json. Rows whose prompt is null or empty are "
+        "skipped and reported in the manifest.",
     )
     p.add_argument("source", help="a Parquet file, a directory of Parquet files (e.g. dt=2026-11-24/) or a glob")
     p.add_argument(
@@ -55,48 +52,11 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="output directory, local or s3://bucket/prefix (created; a previous split there is replaced)",
     )
-    p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
-    p.add_argument(
-        "--endpoint", default=DEFAULT_ENDPOINT, choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
-    )
-    prompt = p.add_mutually_exclusive_group(required=True)
-    prompt.add_argument("--prompt-column", help="column holding the prompt text")
-    prompt.add_argument("--prompt-template", help='template with {column} placeholders, e.g. "Summarise: {text}"')
-    p.add_argument("--system-prompt", help="system message (chat) or instructions (responses)")
-    p.add_argument("--id-column", help="unique id column used as custom_id (default: <source index>-<row>)")
-    p.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="requests per file (default: %(default)s)")
-    p.add_argument("--max-bytes", type=_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
-    p.add_argument("--max-tokens", type=int, help="estimated input tokens per file (the model's enqueued-token limit)")
-    p.add_argument(
-        "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
-    )
-    p.add_argument("--body-json", type=_json_object, default={}, help="extra body fields, e.g. '{\"temperature\": 0}'")
-    p.add_argument(
-        "--output-schema",
-        type=_json_object_or_file,
-        help="JSON Schema every answer must follow (structured outputs; its properties become typed columns): "
-        "the JSON itself or @path/to/schema.json",
-    )
-    p.add_argument(
-        "--expected-output-tokens",
-        type=int,
-        help="output tokens per request for the cost estimate (default: the body's max_tokens, else not estimated)",
-    )
-    p.add_argument(
-        "--prices",
-        type=_json_object_or_file,
-        help='batch prices per 1M tokens overriding genai-prices: {"model": {"input": 0.1, "output": 0.4}} '
-        "or @prices.json",
-    )
-    p.add_argument(
-        "--image-column",
-        action="append",
-        dest="image_columns",
-        help="column of images sent beside the prompt (repeat for more): http(s) or data: URLs, or image bytes",
-    )
-    p.add_argument(
-        "--image-detail", default="auto", choices=DETAILS, help="detail of each image (default: %(default)s)"
-    )
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for flag, group, keywords in cli_arguments(SplitConfig):
+        if group and group not in groups:
+            groups[group] = p.add_mutually_exclusive_group(required=True)
+        (groups[group] if group else p).add_argument(flag, **keywords)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
 
@@ -161,61 +121,8 @@ def _run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(text: str) -> int:
-    """``parse_size`` for argparse, which shows the message of an ``ArgumentTypeError`` only."""
-    try:
-        return parse_size(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _json_object(text: str) -> dict:
-    """A JSON object as the API will receive it: strict JSON (no NaN/Infinity, which would silently become null),
-    at most 1,024 levels deep."""
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not JSON (the API cannot receive it)")
-
-    try:
-        value = json.loads(text, parse_constant=refuse)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise argparse.ArgumentTypeError(f"not valid JSON: {reason}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
-def _json_object_or_file(text: str) -> dict:
-    """``_json_object`` of the text, or of the file named after an ``@``."""
-    if not text.startswith("@"):
-        return _json_object(text)
-    try:
-        with open(text[1:], encoding="utf-8") as handle:
-            return _json_object(handle.read())
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror or exc}") from None
-
-
 def _run_split(args: argparse.Namespace) -> int:
-    config = SplitConfig(
-        model=args.model,
-        endpoint=args.endpoint,
-        prompt_column=args.prompt_column,
-        prompt_template=args.prompt_template,
-        system_prompt=args.system_prompt,
-        id_column=args.id_column,
-        max_requests=args.max_requests,
-        max_bytes=args.max_bytes,
-        max_tokens=args.max_tokens,
-        body_options=args.body_json,
-        exact_tokens=args.exact_tokens,
-        output_schema=args.output_schema,
-        expected_output_tokens=args.expected_output_tokens,
-        prices=args.prices,
-        image_columns=args.image_columns,
-        image_detail=args.image_detail,
-    )
+    config = SplitConfig(**{each.name: getattr(args, each.name) for each, spec in declared(SplitConfig) if spec.flag})
     started = time.monotonic()
     last = [started]
 

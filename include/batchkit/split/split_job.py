@@ -66,6 +66,8 @@ class SplitJob:
     answered: Answered
     skipped: SkippedRows = field(default_factory=SkippedRows)
     reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
+    rows_written: int = 0  # rows committed to the rows file so far
+    kept_written: int = 0  # of them, rows with a prompt
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="batchkit-prepare")
     )
@@ -140,6 +142,8 @@ class SplitJob:
         """Write one prepared batch: its rows, then the requests the ledger has no answer for."""
         config, shape, batch = self.config, self.shape, ready.batch
         rows = np.flatnonzero(ready.keep)
+        offset, kept = self.rows_written, self.kept_written  # where this batch's rows begin in the rows file
+        self.rows_written, self.kept_written = offset + batch.num_rows, kept + len(rows)
         row_prints: list[str | None] = ready.prints
         skipped: list[str | None] | None = None
         if len(rows) < batch.num_rows:
@@ -150,6 +154,7 @@ class SplitJob:
         self.rows.write(batch, ready.all_ids, row_prints, skipped)
         lines, prompts, image_tokens = ready.lines, ready.prompts, ready.image_tokens
         send = self._not_answered(ready.ids, ready.prints)
+        ranks = np.arange(len(rows)) if send is None else send  # among the batch's rows with a prompt
         if send is not None:
             rows, lines, prompts, image_tokens = (
                 rows[send],
@@ -163,7 +168,8 @@ class SplitJob:
             estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
         else:
             estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(ready.file, ready.start, rows, lines, estimates + image_tokens)
+        estimates = estimates + image_tokens
+        self.writer.write_rows(ready.file, ready.start, rows, lines, estimates, offset + rows, kept + ranks)
 
     def _not_answered(self, ids: pa.Array, prints: list[str]) -> np.ndarray | None:
         """Positions of the requests to send (None: all); counts new, changed, retried and reused requests."""
