@@ -177,10 +177,12 @@ class AttemptLoop:
                     source = from_results(self._refused_requests(vendor, batch, scratch / f"{batch.id}-input.jsonl"))
                 else:
                     downloaded = vendor.download(batch, scratch, name, self.batch_file["path"], key)
-            except Gone as exc:
-                if ledger.has_results(batch.id):  # another task (an overlapping run) recorded it and deleted them
+            except Exception as exc:
+                if ledger.has_results(batch.id):  # an overlapping run recorded it and had its results deleted
                     self.log.info("batch %s was recorded meanwhile by another task (%s)", batch.id, exc)
                     return
+                if not isinstance(exc, Gone):
+                    raise
                 raise AirflowFailException(
                     f"the results of batch {batch.id} are gone at {vendor.title} before they were recorded ({exc}): "
                     "they outlived their lifetime (OPENAI_BATCH_OUTPUT_EXPIRY_DAYS) or were deleted by hand. To "
