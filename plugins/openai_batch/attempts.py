@@ -35,8 +35,9 @@ Latest = dict[str, tuple[str, "int | None", "str | None", str]]  # custom_id -> 
 
 class AttemptLoop:
     """Mixin for operators with ``batch_file``, ``staging_root``, ``conn_id``, ``storage_conn_id``,
-    ``max_attempts``, ``poll_interval``, ``completion_window``, ``queue_wait``, ``max_queue_waits`` and
-    ``pipeline_id``."""
+    ``max_attempts``, ``poll_interval``, ``completion_window``, ``queue_wait``, ``max_queue_waits``,
+    ``pipeline_id`` and ``lifetimes`` (``retention.Lifetimes``: how long the vendor keeps each batch's files,
+    and whether they are deleted once recorded)."""
 
     def follow_attempts(
         self,
@@ -62,8 +63,8 @@ class AttemptLoop:
         staging = RunStaging(self.staging_root, run, self.storage_conn_id)
         ledger = staging.ledger()
         claims = self._claims(run, ledger)  # read once per resume; kept current below
-        chain = [first or self.first_batch(context, vendor, claims[0])]
-        chain += [vendor.get_batch(claim.batch_id) for claim in claims[1:] if claim and claim.batch_id]
+        chain = [first or self.first_batch(context, vendor, claims[0], ledger)]
+        chain += [self._batch(vendor, ledger, claim.batch_id) for claim in claims[1:] if claim and claim.batch_id]
         if isinstance(event, dict) and event.get("status") == DEADLINE_PASSED:
             self._cancel_for_deadline(vendor, ledger, chain, claims[-1])
         with airflow_errors(f"following the batches of {self.batch_file['path']}"):
@@ -91,11 +92,17 @@ class AttemptLoop:
                 claims.append(claim)
                 waited = False
 
-    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None, ledger: Ledger) -> Batch:
         """Attempt 1's batch, as its ledger claim (``claim``) names it."""
         if claim is None or not claim.batch_id:
             raise AirflowException(f"no batch was recorded for {self.batch_file['path']}; clear the submit task")
-        return vendor.get_batch(claim.batch_id)
+        return self._batch(vendor, ledger, claim.batch_id)
+
+    def _batch(self, vendor: BatchVendor, ledger: Ledger, batch_id: str) -> Batch:
+        """The batch, or what the ledger recorded of it once the vendor no longer has it (``retention``)."""
+        from openai_batch.retention import batch_or_recorded
+
+        return batch_or_recorded(vendor, ledger, batch_id, self.batch_file["path"])
 
     def attempt_key(self, run: TaskRun, attempt: int) -> str:
         scope = self.batch_file.get("key_scope", "")
@@ -153,19 +160,35 @@ class AttemptLoop:
     def _record(
         self, vendor: BatchVendor, staging: RunStaging, ledger: Ledger, batch: Batch, attempt: int, key: str
     ) -> None:
-        """Download a terminal batch's files once and record its results in the ledger (``key``: the batch's)."""
+        """Download a terminal batch's files once, record its results in the ledger (``key``: the batch's), then
+        have the vendor forget them (unless ``lifetimes.keep``)."""
         from batchkit.results.results import from_results, result_batches, write_results
         from batchkit.split.batch_inputs import answer_check, batch_fingerprints
+        from openai_batch.retention import forget
+        from openai_batch.vendors.base import Gone
 
         if batch.status == BatchStatus.FAILED and not queue_full(batch.errors):
             raise AirflowFailException(failure(batch.id, batch.errors))
         name = f"{self.batch_file['index']:05d}/attempt-{attempt}.jsonl"
         with staging.scratch() as scratch:
             downloaded = []
-            if batch.status == BatchStatus.FAILED:  # refused for the queue limit: nothing ran, every line is unanswered
-                source = from_results(self._refused_requests(vendor, batch, scratch / f"{batch.id}-input.jsonl"))
-            else:
-                downloaded = vendor.download(batch, scratch, name, self.batch_file["path"], key)
+            try:
+                if batch.status == BatchStatus.FAILED:  # refused for the queue limit: nothing ran, all unanswered
+                    source = from_results(self._refused_requests(vendor, batch, scratch / f"{batch.id}-input.jsonl"))
+                else:
+                    downloaded = vendor.download(batch, scratch, name, self.batch_file["path"], key)
+            except Exception as exc:
+                if ledger.has_results(batch.id):  # an overlapping run recorded it and had its results deleted
+                    self.log.info("batch %s was recorded meanwhile by another task (%s)", batch.id, exc)
+                    return
+                if not isinstance(exc, Gone):
+                    raise
+                raise AirflowFailException(
+                    f"the results of batch {batch.id} are gone at {vendor.title} before they were recorded ({exc}): "
+                    "they outlived their lifetime (OPENAI_BATCH_OUTPUT_EXPIRY_DAYS) or were deleted by hand. To "
+                    f"send its requests again, delete its claim {ledger.root}/batches/{key}.json, then clear the run"
+                ) from None
+            if batch.status != BatchStatus.FAILED:
 
                 def source(per_line: bool) -> Any:
                     return result_batches([path for _, path in downloaded], batch.id, per_line)
@@ -182,6 +205,8 @@ class AttemptLoop:
             for kind, path in downloaded:
                 staging.publish(path, kind, name)
         self.log.info("recorded %d result(s) of batch %s (%s) in %s", written, batch.id, batch.status, url)
+        if not self.lifetimes.keep:  # only now: the ledger has the answers, nothing needs the vendor's copy again
+            forget(vendor, batch, self.log)
 
     @staticmethod
     def _latest(ledger: Ledger, chain: list[Batch]) -> tuple[Latest, int]:
@@ -256,6 +281,7 @@ class AttemptLoop:
                 endpoint=first.endpoint,
                 completion_window="24h",
                 metadata=metadata,
+                lifetimes=self.lifetimes,
             )
         except CreateRefused as exc:
             wait_then_retry(self, waits, method, {"waited": True}, f"resubmission refused: {exc.message}")

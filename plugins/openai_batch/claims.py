@@ -40,8 +40,10 @@ def submit_once(
     deadline = time.monotonic() + CLAIM_WAIT_SECONDS
     while True:
         if claim.batch_id:
+            from openai_batch.retention import batch_or_recorded
+
             log.info("adopting batch %s of key %s (created by %s)", claim.batch_id, key, claim.owner)
-            return vendor.get_batch(claim.batch_id), claim
+            return batch_or_recorded(vendor, ledger, claim.batch_id, path), claim
         others = Others(ledger, key)
         found = vendor.find_batch(key, claim.claimed_at, requests=requests, owned=others.owned, pending=others.pending)
         if found:

@@ -60,14 +60,17 @@ class OpenAIBatchHook(OpenAIHook):
             lambda: client.batches.create(**create), lambda since: self.find_batch(key, since), TRANSIENT, self.log, attempts
         )
 
-    def submit_file(self, key: str, path: str | Path, **create: Any) -> Batch:
-        """Upload a batch input file (local or remote, streamed; named after ``key``) and create its batch once
-        (``create_batch_once``)."""
+    def submit_file(self, key: str, path: str | Path, upload: dict[str, Any] | None = None, **create: Any) -> Batch:
+        """Upload a batch input file (local or remote, streamed; named after ``key``; ``upload``: more
+        ``files.create`` arguments, e.g. ``expires_after``) and create its batch once (``create_batch_once``).
+        Arguments whose value is None are left out."""
         from batchkit.storage import open_file
 
         name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        upload = {k: v for k, v in (upload or {}).items() if v is not None}
         with open_file(path) as handle:
-            uploaded = self.conn.files.create(file=(f"{key}-{name}", handle), purpose="batch")
+            uploaded = self.conn.files.create(file=(f"{key}-{name}", handle), purpose="batch", **upload)
+        create = {k: v for k, v in create.items() if v is not None}
         batch = self.create_batch_once(key, input_file_id=uploaded.id, **create)
         self.log.info("created batch %s from %s (file %s)", batch.id, name, uploaded.id)
         return batch

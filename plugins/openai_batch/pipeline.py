@@ -144,8 +144,13 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
     """The tasks, wired in the current task group; ``s``: the settings, ``o``: every option resolved."""
     task = {"retries": s.retries, "retry_delay": s.retry_delay, "retry_exponential_backoff": True}
     task |= task_callbacks(s.notify)
-    common = {**task, "pipeline_id": pipeline_id}  # the sensor has no staging: no pipeline_id
+    common = {**task, "pipeline_id": pipeline_id}
     storage = {"staging_root": s.staging_root, "storage_conn_id": s.storage_conn_id}
+    vendor_files = {  # README "Retention at the vendor"
+        "expires_after": s.file_expiry,
+        "output_expires_after": s.output_expiry,
+        "keep_vendor_files": s.keep_vendor_files,
+    }
     allowed = {
         "allowed_warehouse_conns": _listed(s.allowed_warehouse_conns),
         "allowed_tables": _listed(s.allowed_tables),
@@ -183,6 +188,7 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
             queue_wait=s.queue_wait,
             max_active_tis_per_dagrun=s.max_parallel_batches,  # deferred until its batches end: the in-flight bound
             pool=s.pool,
+            **vendor_files,
             **api_conns,
             **storage,
             **batches,
@@ -196,6 +202,8 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
             batch_id=submit.output,
             batch_file=batch_file,
             max_active_tis_per_dagrun=s.max_parallel_batches,
+            pipeline_id=pipeline_id,  # with the staging: a batch deleted once recorded is read from the ledger
+            **storage,
             **batches,
             **task,
             doc_md="The batch's verdict: waits on the triggerer until it is terminal (here it already is: submit "
@@ -209,6 +217,7 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
             queue_wait=s.queue_wait,
             max_attempts=o["max_attempts"],
             max_active_tis_per_dagrun=s.collects_in_flight,
+            **vendor_files,
             **storage,
             **batches,
             **common,

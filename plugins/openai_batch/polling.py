@@ -47,6 +47,10 @@ class PollFailed(Exception):
     """The API answered a poll with an error that trying again will not mend (e.g. 401, 404)."""
 
 
+class PollGone(PollFailed):
+    """The API has no such batch (404): deleted once its answers were recorded, or never made."""
+
+
 # What a poll raises that the trigger waits out (it backs off and polls again): the SDK's transient errors (polls
 # through the SDK) and aiohttp's transport errors: no connection, a timeout, a cut or malformed answer, a proxy's
 # refusal (aiohttp.ClientResponseError: no status check raises it here, see Poller.status).
@@ -132,6 +136,8 @@ class Poller:
                 body = await response.read()  # read even when refused: the connection stays reusable
         if response.status in RETRYABLE_STATUSES:
             raise PollRefused(f"HTTP {response.status}")
+        if response.status == 404:
+            raise PollGone(f"HTTP 404 polling batch {batch_id}")
         if not 200 <= response.status < 300:  # the message names no header: the key stays out of logs
             raise PollFailed(f"HTTP {response.status} polling batch {batch_id}")
         return self.vendor.batch_view(orjson.loads(body))

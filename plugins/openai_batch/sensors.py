@@ -10,9 +10,11 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
 from openai_batch.links import OpenAIBatchLink
-from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, BatchStatus, failure, progress, queue_full
+from openai_batch.statuses import DEADLINE_PASSED, GONE, TERMINAL, BatchStatus, failure, progress, queue_full
 
 if TYPE_CHECKING:
+    from openai.types import Batch
+
     from openai_batch.vendors.base import BatchVendor
 
 HANDED_ON = (BatchStatus.EXPIRED, BatchStatus.CANCELLED)  # partial results exist: the collect step decides what to do
@@ -34,10 +36,12 @@ class OpenAIBatchSensor(BaseSensorOperator):
     :param completion_window: the batch's completion window.
     :param grace: extra time after the window before giving up.
     :param cancel_on_kill: cancel the batch when a user kills the task (mark failed/success, clear).
-    :param batch_file: the split's descriptor of the batch's file (templated), for ``map_index_template`` only.
+    :param batch_file: the split's descriptor of the batch's file (templated), for ``map_index_template``, and
+        with ``staging_root`` (templated), ``storage_conn_id`` and ``pipeline_id``: a batch the vendor no longer has
+        (deleted once collect recorded it) is read from the partition's ledger instead (``retention``).
     """
 
-    template_fields = ("batch_id", "batch_file", "conn_id")
+    template_fields = ("batch_id", "batch_file", "conn_id", "staging_root")
     operator_extra_links = (OpenAIBatchLink(),)
 
     def __init__(
@@ -51,11 +55,15 @@ class OpenAIBatchSensor(BaseSensorOperator):
         completion_window: timedelta = timedelta(hours=24),
         grace: timedelta = timedelta(hours=1),
         cancel_on_kill: bool = True,
+        staging_root: str | None = None,
+        storage_conn_id: str | None = None,
+        pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("timeout", (completion_window + grace).total_seconds())
         super().__init__(poke_interval=poll_interval, **kwargs)
         self.batch_id, self.conn_id, self.deferrable, self.batch_file = batch_id, conn_id, deferrable, batch_file
+        self.staging_root, self.storage_conn_id, self.pipeline_id = staging_root, storage_conn_id, pipeline_id
         self.poll_interval, self.cancel_on_kill = poll_interval, cancel_on_kill
 
     @property
@@ -74,7 +82,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
             except AirflowSensorTimeout:
                 self._cancel("the sensor timed out")
                 raise
-        batch = self.hook.get_batch(self.batch_id)
+        batch = self._batch(context)
         if batch.status in TERMINAL:
             return self._finish(batch.status, batch.request_counts.model_dump() if batch.request_counts else None)
         deadline = self.deadline(batch.created_at)
@@ -109,7 +117,7 @@ class OpenAIBatchSensor(BaseSensorOperator):
         return created_at + self.timeout
 
     def poke(self, context: Any) -> PokeReturnValue | bool:
-        batch = self.hook.get_batch(self.batch_id)
+        batch = self._batch(context)
         counts = batch.request_counts.model_dump() if batch.request_counts else None
         self.log.info("batch %s %s", self.batch_id, progress(batch.status, counts, batch.in_progress_at, time.time()))
         if batch.status not in TERMINAL:
@@ -123,7 +131,27 @@ class OpenAIBatchSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"batch {self.batch_id} did not finish before the deadline; cancelled it")
         if status in TERMINAL:
             return self._finish(status, event.get("request_counts"))
+        if status == GONE:  # deleted at the vendor (by collect, once recorded): the ledger tells, or this fails
+            batch = self._batch(context)
+            return self._finish(batch.status, batch.request_counts.model_dump() if batch.request_counts else None)
         raise AirflowException(f"unexpected event for batch {self.batch_id}: {event}")
+
+    def _batch(self, context: Any) -> Batch:
+        """The batch; one the vendor no longer has, as the partition's ledger recorded it (in a pipeline)."""
+        from openai_batch.vendors.base import Gone
+
+        try:
+            return self.hook.get_batch(self.batch_id)
+        except Gone as exc:
+            if not self.staging_root or not self.batch_file:
+                raise AirflowFailException(f"batch {self.batch_id}: {exc}") from None
+        from openai_batch.context import TaskRun
+        from openai_batch.retention import batch_or_recorded
+        from openai_batch.staging import RunStaging, connect_storage
+
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
+        ledger = RunStaging(self.staging_root, TaskRun.of(context, self.pipeline_id), self.storage_conn_id).ledger()
+        return batch_or_recorded(self.hook, ledger, self.batch_id, self.batch_file["path"])
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Any) -> Any:
         if next_method == "__fail__" and (next_kwargs or {}).get("error") == "Trigger timeout":

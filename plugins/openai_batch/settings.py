@@ -18,6 +18,8 @@ from typing import Any
 from batchkit.memory import DEFAULT_TASK_MEMORY_MB
 from openai_batch.notify import NotifySettings
 from openai_batch.policy import names, run_time
+from openai_batch.retention import DEFAULT as VENDOR_LIFETIME
+from openai_batch.retention import Lifetimes, check_lifetime
 
 DEFAULT_TABLE = "review_sentiment"
 PRICES = "{{ var.json.get('openai_batch_prices', {}) }}"  # overrides of batchkit.cost.pricing's batch prices (USD/1M)
@@ -47,6 +49,15 @@ def _seconds(text: str) -> timedelta:
 
 def _days(text: str) -> timedelta:
     return timedelta(days=float(text))
+
+
+def _lifetime(text: str) -> timedelta | None:
+    """Days, or ``none`` (the vendor's own default)."""
+    return None if text.strip().lower() in ("", "none") else _days(text)
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -85,6 +96,11 @@ class PipelineSettings:
     retention: timedelta = env("OPENAI_BATCH_STAGING_RETENTION_DAYS", RETENTION, parse=_days)
     task_memory_mb: int = env("OPENAI_BATCH_TASK_MEMORY_MB", DEFAULT_TASK_MEMORY_MB, parse=int)  # the load's
     pool: str = env("OPENAI_BATCH_POOL", "default_pool")  # the submit tasks' (e.g. one counting deferred tasks)
+    # What stays at the vendor, and how long (README "Retention at the vendor"): input files' expires_after, batches'
+    # output_expires_after (None: the vendor's default), and whether a recorded batch's files are kept
+    file_expiry: timedelta | None = env("OPENAI_BATCH_FILE_EXPIRY_DAYS", VENDOR_LIFETIME, parse=_lifetime)
+    output_expiry: timedelta | None = env("OPENAI_BATCH_OUTPUT_EXPIRY_DAYS", VENDOR_LIFETIME, parse=_lifetime)
+    keep_vendor_files: bool = env("OPENAI_BATCH_KEEP_VENDOR_FILES", False, parse=_flag)
     prices: str | dict[str, Any] = PRICES
     # What the Params may reach (README "Security"); None: anything
     allowed_sources: tuple[str, ...] | None = env(
@@ -104,6 +120,10 @@ class PipelineSettings:
     partition_format: str = env("OPENAI_BATCH_PARTITION_FORMAT", "%Y-%m-%d")  # e.g. %Y-%m-%dT%H for hourly
     notify: NotifySettings = field(default=NotifySettings(), metadata={"read": NotifySettings.from_env})
 
+    def __post_init__(self) -> None:
+        check_lifetime("OPENAI_BATCH_FILE_EXPIRY_DAYS (file_expiry)", self.file_expiry)
+        check_lifetime("OPENAI_BATCH_OUTPUT_EXPIRY_DAYS (output_expiry)", self.output_expiry)
+
     @classmethod
     def from_env(cls, **given: Any) -> PipelineSettings:
         """Each setting from ``given``, else its environment variable, else its deployment default."""
@@ -118,6 +138,10 @@ class PipelineSettings:
     @property
     def collects_in_flight(self) -> int:
         return self.max_parallel_collects or self.max_parallel_batches
+
+    @property
+    def lifetimes(self) -> Lifetimes:
+        return Lifetimes(self.file_expiry, self.output_expiry, self.keep_vendor_files)
 
 
 def _read(setting: Field, before: Mapping[str, Any]) -> Any:

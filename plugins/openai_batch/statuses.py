@@ -7,6 +7,7 @@ from batchkit.batch_api import METADATA_KEY, QUEUE_FULL, TERMINAL, BatchStatus
 
 __all__ = [
     "DEADLINE_PASSED",
+    "GONE",
     "METADATA_KEY",
     "QUEUE_FULL",
     "TERMINAL",
@@ -17,6 +18,7 @@ __all__ = [
 ]
 
 DEADLINE_PASSED = "timeout"  # the trigger's event status when the deadline passed before the batch ended
+GONE = "gone"  # the trigger's event status when the vendor has no such batch (deleted once its answers were recorded)
 
 
 def queue_full(errors: object) -> bool:

@@ -11,8 +11,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from openai_batch.polling import POLL_ERRORS, Pollers, polling
-from openai_batch.statuses import DEADLINE_PASSED, TERMINAL, progress
+from openai_batch.polling import POLL_ERRORS, Pollers, PollGone, polling
+from openai_batch.statuses import DEADLINE_PASSED, GONE, TERMINAL, progress
 
 JITTER = 0.2  # +-20% on every sleep, and a random first delay, so restarted triggers do not poll in lockstep
 STATE_READ_SECONDS = 8.0  # one read of the task's state in on_kill (three at most, then "unknown": keep the batch)
@@ -35,7 +35,8 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
     """Poll a batch until it reaches a terminal status or ``deadline`` (a UNIX time) passes.
 
     State is only serialisable ids and numbers, so a restarted triggerer resumes where it left off.
-    Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task.
+    Transient API errors back off exponentially (up to ``max_poll_interval``) instead of failing the task; a batch
+    the vendor no longer has (404: deleted once another task recorded it) fires ``gone``.
     Clients are shared per connection (``polling.polling``), requests time out fast, sleeps are jittered.
 
     :param batch_id: the batch to watch.
@@ -94,6 +95,8 @@ class OpenAIBatchStatusTrigger(BaseTrigger):
             try:  # the current poller at each poll: it is rebuilt every CLIENT_REFRESH_SECONDS
                 batch = await (await pollers.get()).status(self.batch_id)
                 interval = self.poll_interval
+            except PollGone:  # another task recorded it and had it deleted; the task reads the ledger (or fails)
+                return _event(GONE, self.batch_id, "the vendor has no such batch (any more)", None)
             except POLL_ERRORS as exc:
                 interval = min(interval * 2, self.max_poll_interval)
                 self.log.warning(

@@ -3,7 +3,8 @@
 
 The emulator fails 5% of lines with 429/500 so the collect step's resubmission runs too, and makes 10% of
 structured answers invalid (truncated, refused, off-schema). Image inputs and moderations run on small partitions
-of their own (``inputs_runs``), loaded into tables of their own.
+of their own (``inputs_runs``), loaded into tables of their own. The stack runs with the default retention: once a
+batch's answers are in the ledger, its input, output and error files are deleted at the emulator.
 """
 
 import re
@@ -57,6 +58,13 @@ def loaded(stack: Stack, partition: str) -> tuple[int, int, dict[str, int]]:
     return total, distinct, statuses
 
 
+def left_at_the_vendor(stack: Stack, batches: list[dict]) -> set[str]:
+    """The input, output and error files of ``batches`` the emulator still holds."""
+    files = {b[kind] for b in batches for kind in ("input_file_id", "output_file_id", "error_file_id") if b[kind]}
+    assert files, "the batches name no file"
+    return files & {f["id"] for f in emulator_objects(stack, "files")}
+
+
 def report_of(stack: Stack, partition: str, run_id: str) -> tuple[str, bytes]:
     folder = stack.data_dir / "staging" / DAG_ID / partition / run_id / "report"
     return (folder / "report.html").read_text(), (folder / "report.png").read_bytes()
@@ -88,6 +96,7 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     created = emulator_objects(stack, "batches")
     originals = [b for b in created if "attempt" not in (b["metadata"] or {})]
     assert len(originals) == ROWS // PER_FILE and len(created) > len(originals)  # retry batches ran
+    assert not left_at_the_vendor(stack, created), "a recorded batch's files were left at the vendor"
     for batch in originals:
         meta = batch["metadata"]
         assert meta["airflow_dag_id"] == DAG_ID and meta["airflow_run_id"] == "it_1"
@@ -100,7 +109,8 @@ def test_run_defers_on_the_triggerer_loads_every_row_once_and_reruns_idempotentl
     new = [b for b in emulator_objects(stack, "batches") if b["id"] not in {c["id"] for c in created}]
     first_tries = [b for b in new if "attempt" not in (b["metadata"] or {})]
     assert sum(b["request_counts"]["total"] for b in first_tries) == unanswered  # answered lines are never re-sent
-    assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)
+    assert loaded(stack, "2026-11-24")[:2] == (ROWS, ROWS)  # after deletion: the ledger had every answer
+    assert not new or not left_at_the_vendor(stack, new)
 
 
 def test_fast_batches_resume_on_the_first_try_with_retries_at_zero(stack):

@@ -8,6 +8,9 @@ and counts what the emulator was sent, not just whether the run succeeded.
 (c) a rerun after adding 10% rows and changing 5% of prompts: exactly those requests are sent
 (d) two runs of one partition at once: one batch per file, rows once
 (e) the source rewritten between split and collect: every row keeps the answer to its own prompt
+
+The stack keeps the batches' files at the vendor (``OPENAI_BATCH_KEEP_VENDOR_FILES``), so the tests can read what
+was sent from the input files; (c) checks they stay, with the lifetime they were uploaded and created with.
 """
 
 from collections.abc import Iterator
@@ -32,8 +35,9 @@ ECHO = {"prompt_template": "", "prompt_column": "text", "system_prompt": ""}  # 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
+    keep = {"OPENAI_BATCH_KEEP_VENDOR_FILES": "true"}  # what was sent stays readable at the emulator
     with running_stack(
-        tmp_path_factory.mktemp("ledger"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=NORMAL
+        tmp_path_factory.mktemp("ledger"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=NORMAL, extra_env=keep
     ) as stack:
         yield stack
 
@@ -137,6 +141,10 @@ def test_c_a_rerun_sends_only_new_and_changed_requests(stack):
     conf = {"partition": partition, "max_requests_per_file": 400, **ECHO}
     assert run(stack, "c_1", conf)["state"] == "success"
     before = {b["id"] for b in batches_of(stack, partition)}
+    kept = {f["id"]: f for f in emulator_objects(stack, "files")}
+    for batch in batches_of(stack, partition):  # kept by the setting, each with the lifetime it was given (7 days)
+        for kind in ("input_file_id", "output_file_id"):
+            assert kept[batch[kind]]["expires_at"] - kept[batch[kind]]["created_at"] == 7 * 86400, kind
 
     source = stack.data_dir / "reviews" / f"dt={partition}"
     parts = sorted(source.glob("*.parquet"))

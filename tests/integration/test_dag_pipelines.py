@@ -8,7 +8,8 @@
 - the same pipeline on the other vendors the emulator speaks, chosen by connection only: Anthropic Message Batches
   (an ``anthropic`` connection) and Azure OpenAI (an ``openai`` connection on its v1 paths), with typed columns from
   an output schema; two runs of one partition at once make one batch per file, and a clear after success sends
-  nothing again.
+  nothing again. Once recorded, every Anthropic message batch and every Azure batch file is deleted at the emulator;
+  a clear of the wait and collect steps of a deleted Anthropic batch reads its answers from the ledger.
 """
 
 import json
@@ -193,6 +194,24 @@ def vendor_batches(stack: Stack) -> dict[str, list[dict]]:
     return {"anthropic": anthropic.json()["data"], "azure": azure.json()["data"]}
 
 
+def recorded(stack: Stack, group: str) -> set[str]:
+    """The batch ids the ledger's claims of the vendor pipeline ``group`` name."""
+    claims = stack.data_dir / "staging" / VENDOR_DAG_ID / "_pipelines" / group / PARTITION / "_ledger" / "batches"
+    return {json.loads(p.read_bytes())["batch_id"] for p in claims.glob("*.json")}
+
+
+def azure_files(stack: Stack) -> list[dict]:
+    base = f"http://127.0.0.1:{stack.emulator.port}/openai/v1"
+    return httpx.get(f"{base}/files", params={"limit": 100}, headers={"api-key": "k"}).json()["data"]
+
+
+def clear_tasks(stack: Stack, dag_id: str, run_id: str, task_ids: list[str]) -> None:
+    body = {"dag_run_id": run_id, "task_ids": task_ids, "dry_run": False, "only_failed": False,
+            "include_downstream": True, "reset_dag_runs": True}  # fmt: skip
+    response = stack.api("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+    assert response.status_code == 200, response.text
+
+
 def test_the_pipeline_runs_on_anthropic_and_azure_by_connection_once_per_file(stack):
     rows, files = ROWS["reviews"], ROWS["reviews"] // PER_FILE
     stack.wait_for_dag(VENDOR_DAG_ID)
@@ -203,9 +222,11 @@ def test_the_pipeline_runs_on_anthropic_and_azure_by_connection_once_per_file(st
         assert run["state"] == "success", run["tasks"]
         assert {t["task_id"]: t["try_number"] for t in run["tasks"] if t["try_number"] != 1} == {}  # retries 0
     made = vendor_batches(stack)
-    assert {vendor: len(batches) for vendor, batches in made.items()} == {"anthropic": files, "azure": files}
-    assert all(b["request_counts"]["succeeded"] == PER_FILE for b in made["anthropic"])
+    assert {vendor: len(recorded(stack, vendor)) for vendor in VENDOR_TABLES} == {"anthropic": files, "azure": files}
+    assert made["anthropic"] == [], "every message batch was recorded, then deleted (a duplicate would be left)"
+    assert {b["id"] for b in made["azure"]} == recorded(stack, "azure")  # Azure's batches stay, their files go
     assert all(not (b.get("metadata") or {}).get("attempt") for b in made["azure"])
+    assert not azure_files(stack), "a recorded Azure batch's files were left at the vendor"
     for vendor, name in VENDOR_TABLES.items():
         with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
             loaded = con.execute(f"SELECT review_id, status, label, confidence, prompt_tokens FROM {name}").fetchall()
@@ -219,10 +240,17 @@ def test_the_pipeline_runs_on_anthropic_and_azure_by_connection_once_per_file(st
         b["metadata"]["airflow_dag_id"] != VENDOR_DAG_ID for b in emulator_objects(stack, "batches")
     )  # nothing went to the OpenAI API
 
+    claims = {vendor: recorded(stack, vendor) for vendor in VENDOR_TABLES}
+    clear_tasks(stack, VENDOR_DAG_ID, "vendors_2", ["anthropic.batch.wait"])  # its batches are deleted: the ledger
+    rerun = stack.wait_for_run(VENDOR_DAG_ID, "vendors_2", timeout=300, progress=lambda message: None)
+    assert rerun["state"] == "success", rerun["tasks"]
+    cleared = [t for t in rerun["tasks"] if t["task_id"] in ("anthropic.batch.wait", "anthropic.batch.collect")]
+    assert len(cleared) == 2 * files and all(t["state"] == "success" and t["try_number"] > 1 for t in cleared)
     stack.clear(VENDOR_DAG_ID, "vendors_1")
     rerun = stack.wait_for_run(VENDOR_DAG_ID, "vendors_1", timeout=300, progress=lambda message: None)
     assert rerun["state"] == "success", rerun["tasks"]
-    assert {vendor: len(batches) for vendor, batches in vendor_batches(stack).items()} == {
-        "anthropic": files,
-        "azure": files,
-    }  # a clear after success sends nothing again
+    assert {vendor: recorded(stack, vendor) for vendor in VENDOR_TABLES} == claims  # clears send nothing again
+    assert vendor_batches(stack)["anthropic"] == [] and len(vendor_batches(stack)["azure"]) == files
+    for name in VENDOR_TABLES.values():
+        with duckdb.connect(str(stack.duckdb_path), read_only=True) as con:
+            assert con.execute(f"SELECT count(*), count(DISTINCT review_id) FROM {name}").fetchone() == (rows, rows)

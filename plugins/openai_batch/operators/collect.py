@@ -9,11 +9,12 @@ from airflow.sdk import BaseOperator
 
 from batchkit.results.answers import ResultStatus
 from openai_batch.attempts import AttemptLoop
+from openai_batch.retention import DEFAULT, Lifetimes, as_lifetime
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Claim
+    from batchkit.ledger import Claim, Ledger
     from openai_batch.vendors.base import BatchVendor
 
 
@@ -28,6 +29,8 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
     :returns: ``{"index", "rows", "ok", "errors", "batch_ids", "batches", "manifest", "requests", "resubmitted"}``
         for this file; ``batches`` gives each batch's status, request counts and timestamps (for the run report).
     :param pipeline_id: as for ``SplitPartitionOperator``.
+    :param expires_after: as for ``SubmitBatchOperator`` (for resubmissions), and ``output_expires_after``,
+        ``keep_vendor_files`` (whether a recorded batch's files stay at the vendor).
     """
 
     template_fields = ("batch_file", "batch_id", "staging_root", "max_attempts", "conn_id")
@@ -46,10 +49,14 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
         queue_wait: timedelta = timedelta(minutes=10),
         max_queue_waits: int = 12,
         pipeline_id: str = "",
+        expires_after: timedelta | None = DEFAULT,
+        output_expires_after: timedelta | dict[str, Any] | None = DEFAULT,
+        keep_vendor_files: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.pipeline_id = pipeline_id
+        self.lifetimes = Lifetimes(as_lifetime(expires_after), as_lifetime(output_expires_after), keep_vendor_files)
         self.batch_file, self.batch_id, self.staging_root, self.conn_id = batch_file, batch_id, staging_root, conn_id
         self.max_attempts, self.poll_interval, self.completion_window = max_attempts, poll_interval, completion_window
         self.queue_wait, self.storage_conn_id, self.max_queue_waits = queue_wait, storage_conn_id, max_queue_waits
@@ -84,8 +91,8 @@ class CollectResultsOperator(AttemptLoop, BaseOperator):
             "resubmitted": resubmitted,
         }
 
-    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
-        return vendor.get_batch(self.batch_id)
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None, ledger: Ledger) -> Batch:
+        return self._batch(vendor, ledger, self.batch_id)
 
 
 def _timeline(batch: Batch) -> dict[str, Any]:

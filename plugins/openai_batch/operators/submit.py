@@ -14,12 +14,13 @@ from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
 from openai_batch.links import OpenAIBatchLink
 from openai_batch.queue_wait import wait_then_retry
+from openai_batch.retention import DEFAULT, Lifetimes, as_lifetime
 from openai_batch.statuses import METADATA_KEY
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from batchkit.ledger import Claim
+    from batchkit.ledger import Claim, Ledger
     from openai_batch.vendors.base import BatchVendor
 
 
@@ -39,8 +40,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
     :param batch_file: a descriptor from ``SplitPartitionOperator`` (templated); its file is streamed from
         staging (local or ``s3://`` through ``storage_conn_id``) to the Files API.
     :param staging_root: as for ``SplitPartitionOperator`` (the ledger lives there).
-    :param endpoint: Batch API endpoint; ``completion_window``, ``metadata`` and ``output_expires_after``
-        are passed to ``batches.create``.
+    :param endpoint: Batch API endpoint; ``completion_window`` and ``metadata`` are passed to ``batches.create``.
+    :param expires_after: how long the vendor keeps each uploaded input file (default 7 days; None: the vendor's
+        default); ``output_expires_after``: each batch's output and error files (a timedelta, or the API's
+        ``{"anchor": "created_at", "seconds": N}``). At least the completion window + 1 h (``retention``).
+    :param keep_vendor_files: keep a batch's files at the vendor once its answers are in the ledger (until they
+        expire); False (default): delete them then.
     :param wait_for_completion: follow the batch to the end here (default); False returns once it is created.
     :param pipeline_id: as for ``SplitPartitionOperator``.
     :param conn_id: the batch vendor's connection (templated; ``vendors`` picks the adapter); ``allowed_api_conns``
@@ -62,7 +67,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         storage_conn_id: str | None = None,
         completion_window: str = "24h",
         metadata: dict[str, str] | None = None,
-        output_expires_after: dict[str, Any] | None = None,
+        expires_after: timedelta | None = DEFAULT,
+        output_expires_after: timedelta | dict[str, Any] | None = DEFAULT,
+        keep_vendor_files: bool = False,
         max_attempts: int = 3,
         poll_interval: float = 60,
         wait_for_completion: bool = True,
@@ -77,11 +84,8 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         self.allowed_api_conns = allowed_api_conns
         self.pipeline_id = pipeline_id
         self.storage_conn_id, self.queue_wait, self.max_queue_waits = storage_conn_id, queue_wait, max_queue_waits
-        self.completion_window, self.metadata, self.output_expires_after = (
-            completion_window,
-            metadata,
-            output_expires_after,
-        )
+        self.completion_window, self.metadata = completion_window, metadata
+        self.lifetimes = Lifetimes(as_lifetime(expires_after), as_lifetime(output_expires_after), keep_vendor_files)
         self.max_attempts, self.poll_interval, self.wait_for_completion = (
             max_attempts,
             poll_interval,
@@ -112,9 +116,9 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         )
         return chain[0].id
 
-    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None) -> Batch:
+    def first_batch(self, context: Any, vendor: BatchVendor, claim: Claim | None, ledger: Ledger) -> Batch:
         saved = context["task_state_store"].get("batch_id")
-        batch = vendor.get_batch(saved) if saved else super().first_batch(context, vendor, claim)
+        batch = self._batch(vendor, ledger, saved) if saved else super().first_batch(context, vendor, claim, ledger)
         self.batch_id = batch.id  # a resumed run: the link stays
         return batch
 
@@ -128,10 +132,12 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
         check_api_conn(self.conn_id, self.allowed_api_conns)
         vendor, run = for_connection(self.conn_id), TaskRun.of(context, self.pipeline_id)
         sha, partition = self.batch_file["sha256"], self.batch_file["partition"]
+        connect_storage(self.batch_file["path"], self.storage_conn_id)
+        ledger = RunStaging(self.staging_root, run, self.storage_conn_id).ledger()
         saved = context["task_state_store"].get("batch_id")
         if saved and vendor.limits.metadata:  # recorded by an earlier try (also before the ledger): adopt it if it
-            batch = vendor.get_batch(saved)  # is this file's (without metadata, the ledger's claim decides below)
-            if (batch.metadata or {}).get("file_sha256") == sha[:32]:
+            batch = self._batch(vendor, ledger, saved)  # is this file's (without metadata, the claim decides below)
+            if (batch.metadata or {}).get("file_sha256") == sha[:32]:  # (a deleted one: its claim decides below)
                 self.log.info("adopting batch %s (%s) recorded by an earlier try", batch.id, batch.status)
                 return batch
             self.log.warning("batch %s of an earlier try was made from another file; not adopting it", batch.id)
@@ -145,9 +151,6 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
             "file_sha256": sha[:32],
             METADATA_KEY: key,
         }
-        extra = {"output_expires_after": self.output_expires_after} if self.output_expires_after else {}
-        connect_storage(self.batch_file["path"], self.storage_conn_id)
-        ledger = RunStaging(self.staging_root, run, self.storage_conn_id).ledger()
         try:
             with airflow_errors(f"submitting {self.batch_file['path']}"):
                 batch, _ = submit_once(
@@ -162,7 +165,7 @@ class SubmitBatchOperator(AttemptLoop, BaseOperator):
                     endpoint=self.endpoint,
                     completion_window=self.completion_window,
                     metadata=metadata,
-                    **extra,
+                    lifetimes=self.lifetimes,
                 )
                 return batch
         except CreateRefused as exc:

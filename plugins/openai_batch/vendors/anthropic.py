@@ -12,6 +12,10 @@ equals the file's and that no other claim of the ledger names; an ended one is c
 results' first line. Residual risk: two creates of the same size in one workspace within minutes, both unanswered
 and unrecorded, where the first found is still running: it is adopted unconfirmed, and if it was the other's,
 its results are refused at download (tag mismatch) and the run stops naming it, rather than loading wrong answers.
+
+Retention: a message batch has no files and no expiry setting; its results stay downloadable for 29 days after its
+creation. ``forget`` deletes the ended batch (and its results) once they are recorded; a deleted batch answers 404,
+and the pipeline then reads what the ledger recorded of it (``retention.batch_or_recorded``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import orjson
 
 from batchkit.batch_api import Endpoint
 from batchkit.errors import InputError, TransientError
+from openai_batch.vendors.anthropic_body import RequestsBody
 from openai_batch.vendors.anthropic_convert import CUSTOM_ID, Converter, batch_view, hashed, our_id, output_line
-from openai_batch.vendors.base import LOOKUP_MARGIN, BatchVendor, CreateRefused, Limits, ModelMissing, create_once
+from openai_batch.vendors.base import LOOKUP_MARGIN, BatchVendor, CreateRefused, Gone, Limits, ModelMissing, create_once
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -52,6 +57,7 @@ class AnthropicVendor(BatchVendor):
         embeddings=False,
         metadata=False,
         endpoints=(Endpoint.CHAT.value, Endpoint.RESPONSES.value),
+        lifetimes=None,  # no files; results are kept 29 days after the batch's creation, or until it is deleted
     )
 
     @cached_property
@@ -138,7 +144,12 @@ class AnthropicVendor(BatchVendor):
         return batch
 
     def get_batch(self, batch_id: str) -> Batch:
-        return self._view(self.client.messages.batches.retrieve(batch_id))
+        import anthropic
+
+        try:
+            return self._view(self.client.messages.batches.retrieve(batch_id))
+        except anthropic.NotFoundError as exc:
+            raise Gone(f"{self.title} has no message batch {batch_id}") from exc
 
     def cancel_batch(self, batch_id: str) -> Batch:
         return self._view(self.client.messages.batches.cancel(batch_id))
@@ -185,6 +196,8 @@ class AnthropicVendor(BatchVendor):
         return running[0]
 
     def download(self, batch: Batch, folder: Path, name: str, requests_file: str, key: str) -> list[tuple[str, Path]]:
+        import anthropic
+
         by_hash: dict[str, str] = {}
 
         def hashes() -> dict[str, str]:
@@ -198,6 +211,16 @@ class AnthropicVendor(BatchVendor):
         for path in paths.values():
             path.parent.mkdir(parents=True, exist_ok=True)
         counts = dict.fromkeys(paths, 0)
+        try:
+            self._write_results(batch, paths, counts, key, hashes)
+        except anthropic.NotFoundError as exc:
+            raise Gone(f"{self.title} has no results of {batch.id} (deleted)") from exc
+        self.hook.log.info("downloaded the results of %s: %d ok, %d other", batch.id, counts["outputs"], counts["errors"])
+        return [(kind, path) for kind, path in paths.items() if counts[kind]]
+
+    def _write_results(
+        self, batch: Batch, paths: dict[str, Path], counts: dict[str, int], key: str, hashes: Callable[[], dict[str, str]]
+    ) -> None:
         with (
             self.client.messages.batches.with_streaming_response.results(batch.id) as response,
             paths["outputs"].open("wb") as outputs,
@@ -211,14 +234,27 @@ class AnthropicVendor(BatchVendor):
                 kind, line = output_line(raw, our_id(raw["custom_id"], key, hashes), batch.created_at)
                 files[kind].write(orjson.dumps(line) + b"\n")
                 counts[kind] += 1
-        self.hook.log.info("downloaded the results of %s: %d ok, %d other", batch.id, counts["outputs"], counts["errors"])
-        return [(kind, path) for kind, path in paths.items() if counts[kind]]
+
+    def forget(self, batch: Batch, log: Any) -> list[str]:
+        """Delete the ended message batch, its results with it (the requests were inline: no file)."""
+        import anthropic
+
+        from openai_batch.retention import delete_each
+
+        batches = self.client.with_options(max_retries=2).messages.batches
+        deletes = {f"message batch {batch.id}": lambda: batches.delete(batch.id)}
+        return delete_each(self.title, deletes, (anthropic.NotFoundError,), log)
 
     def _first_result_tag(self, batch_id: str) -> str | None:
-        with self.client.messages.batches.with_streaming_response.results(batch_id) as response:
-            for text in response.iter_lines():
-                if text.strip():
-                    return str(orjson.loads(text).get("custom_id", ""))[:8]
+        import anthropic
+
+        try:
+            with self.client.messages.batches.with_streaming_response.results(batch_id) as response:
+                for text in response.iter_lines():
+                    if text.strip():
+                        return str(orjson.loads(text).get("custom_id", ""))[:8]
+        except anthropic.NotFoundError:  # deleted meanwhile: recorded by a claim, so not a lost create's
+            return None
         return None
 
     def batch_url(self, batch_id: str) -> str:
@@ -246,40 +282,17 @@ class AnthropicVendor(BatchVendor):
         return batch_view(raw)
 
     async def araw_status(self, client: Any, batch_id: str) -> bytes:
-        from openai_batch.polling import PollRefused
+        import anthropic
+
+        from openai_batch.polling import PollGone, PollRefused
 
         try:
             return (await client.messages.batches.with_raw_response.retrieve(batch_id)).content
         except self.transient as exc:
             raise PollRefused(type(exc).__name__) from exc
+        except anthropic.NotFoundError as exc:
+            raise PollGone(f"HTTP 404 polling message batch {batch_id}") from exc
 
     async def acancel(self, client: Any, batch_id: str) -> None:
         await client.messages.batches.cancel(batch_id)
 
-
-class RequestsBody:
-    """The create body ``{"requests": [...]}`` of a batch file, converted line by line as it is sent (bounded
-    memory; iterable again, e.g. to measure it first)."""
-
-    def __init__(self, path: str, key: str, converter: Converter) -> None:
-        self.path, self.key, self.converter = path, key, converter
-
-    def __iter__(self) -> Iterator[bytes]:
-        from batchkit.storage import open_file
-
-        yield b'{"requests":['
-        first = True
-        with open_file(self.path) as lines:
-            for raw in lines:
-                if raw.strip():
-                    yield (b"" if first else b",") + orjson.dumps(self.converter.request(orjson.loads(raw), self.key))
-                    first = False
-        yield b"]}"
-
-    def measure(self) -> tuple[int, int]:
-        """The body's size in bytes and its request count (every line converted once, nothing kept)."""
-        size = count = 0
-        for chunk in self:
-            size += len(chunk)
-            count += 1
-        return size, count - 2

@@ -1,7 +1,9 @@
 """Azure OpenAI global batch on the v1 API: OpenAI's shapes at ``https://<resource>.openai.azure.com/openai/v1/``
 (``files``, ``batches``; no ``api-version``), the key in an ``api-key`` header, ``model`` = the Global-Batch
 **deployment name**. It differs from OpenAI only in data: 100,000 requests per file, batches that run past 24 h
-(Azure does not expire them), the enqueued-token quota (a failed batch with ``token_limit_exceeded``, as OpenAI's).
+(Azure does not expire them), the enqueued-token quota (a failed batch with ``token_limit_exceeded``, as OpenAI's),
+file lifetimes of 14 to 30 days (``expires_after`` and ``output_expires_after``; without them Azure keeps batch files
+until they are deleted, at most 500 of them per resource).
 
 The connection is an ``openai`` one whose host is the resource (``https://my-res.openai.azure.com`` or its
 ``/openai/v1/`` URL), or any ``openai`` connection with ``{"vendor": "azure"}`` in its extra. Extra
@@ -58,6 +60,7 @@ class AzureOpenAIVendor(OpenAIVendor):
         expires=False,
         max_runtime=timedelta(hours=MAX_BATCH_HOURS),
         queue_full="a failed batch whose errors are token_limit_exceeded (the deployment's enqueued-token quota)",
+        lifetimes=(1_209_600, 2_592_000),  # "a number between 1209600-2592000", i.e. 14 to 30 days (the batch guide)
     )
 
     hook_class = AzureBatchHook

@@ -46,6 +46,8 @@ class Limits:
     :param embeddings: the vendor runs ``/v1/embeddings`` batches.
     :param metadata: batches carry our metadata (the ``batchkit_key``), which finds a lost create.
     :param endpoints: the request endpoints the split may write for this vendor.
+    :param lifetimes: the seconds ``expires_after`` (input files) and ``output_expires_after`` (output and error
+        files) may take at this vendor; None: it has neither (its batches leave no files).
     """
 
     max_requests: int
@@ -58,6 +60,7 @@ class Limits:
     embeddings: bool = True
     metadata: bool = True
     endpoints: tuple[str, ...] = ENDPOINTS
+    lifetimes: tuple[int, int] | None = (3600, 2_592_000)  # OpenAI's: 1 hour to 30 days
 
 
 class CreateRefused(Exception):
@@ -69,6 +72,10 @@ class CreateRefused(Exception):
         self.message = message
 
 
+class Gone(Exception):
+    """The vendor no longer has the batch or file (404): deleted, or expired."""
+
+
 class ModelMissing(Exception):
     """The model (Azure: the deployment) does not exist for this connection."""
 
@@ -77,7 +84,7 @@ class BatchVendor(ABC):
     """One vendor's Batch API behind the pipeline. Instances are cheap; clients are built on first use.
 
     Worker side (sync): ``check_model``, ``check_request``, ``submit``, ``get_batch``, ``cancel_batch``,
-    ``iter_batches_since``, ``find_batch``, ``download``. Triggerer side (async, one shared client per
+    ``iter_batches_since``, ``find_batch``, ``download``, ``forget``. Triggerer side (async, one shared client per
     connection and event loop, see ``polling``): ``aclient``, ``status_path``, ``batch_view``, ``araw_status``,
     ``acancel``.
 
@@ -142,12 +149,15 @@ class BatchVendor(ABC):
 
         :param requests: the file's request count, ``owned`` and ``pending`` as for ``find_batch`` (the
             lost-create lookup of a vendor without metadata uses them).
-        :param create: ``completion_window``, ``metadata``, ``output_expires_after``: used where the vendor has them.
+        :param create: ``completion_window``, ``metadata``, and ``lifetimes`` (``retention.Lifetimes``: the input
+            file's ``expires_after`` and the batch's ``output_expires_after``, see ``expiry``): used where the
+            vendor has them.
         :raises CreateRefused: the vendor refused for its rate or queue limits.
         """
 
     @abstractmethod
-    def get_batch(self, batch_id: str) -> Batch: ...
+    def get_batch(self, batch_id: str) -> Batch:
+        """:raises Gone: the vendor has no such batch (any more)."""
 
     @abstractmethod
     def cancel_batch(self, batch_id: str) -> Any: ...
@@ -180,11 +190,36 @@ class BatchVendor(ABC):
 
         :param requests_file: the batch file the split wrote (attempt 1's), ``key`` the batch's key: for vendors
             that map custom_ids.
+        :raises Gone: the results are not there any more (deleted or expired).
         """
 
     def download_input(self, batch: Batch, path: Path) -> Path:
-        """The input file of a batch refused for the queue limit (OpenAI and Azure only: others refuse the create)."""
+        """The input file of a batch refused for the queue limit (OpenAI and Azure only: others refuse the create).
+
+        :raises Gone: the file is not there any more."""
         raise NotImplementedError(f"{self.title} batches have no input file")
+
+    def forget(self, batch: Batch, log: Any) -> list[str]:
+        """Delete what the vendor still holds of a terminal batch whose answers the ledger has recorded: its input,
+        output and error files (OpenAI, Azure), or the batch with its results (Anthropic). What is already gone
+        (404) counts as deleted; a deletion the vendor refuses is logged on ``log`` as a warning and skipped.
+
+        :returns: what was deleted, for the log (empty: the vendor keeps nothing to delete).
+        """
+        return []
+
+    def expiry(self, lifetime: timedelta | None, log: Any = None) -> dict[str, Any] | None:
+        """``{"anchor": "created_at", "seconds": N}`` for ``lifetime``, moved into the vendor's range
+        (``Limits.lifetimes``; said on ``log``); None when none is asked or the vendor has no such setting."""
+        if lifetime is None or self.limits.lifetimes is None:
+            return None
+        asked = int(lifetime.total_seconds())
+        low, high = self.limits.lifetimes
+        seconds = min(max(asked, low), high)
+        if seconds != asked and log is not None:
+            days = (low / 86400, high / 86400, asked / 86400, seconds / 86400)
+            log.info("%s keeps files %g to %g days: %g days asked, %g used", self.title, *days)
+        return {"anchor": "created_at", "seconds": seconds}
 
     def batch_url(self, batch_id: str) -> str:
         """Where a person looks at the batch (the task's link); empty: nowhere."""

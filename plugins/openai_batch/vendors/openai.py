@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from batchkit.batch_api import MAX_BYTES, MAX_REQUESTS
-from openai_batch.vendors.base import BatchVendor, CreateRefused, Limits, ModelMissing
+from openai_batch.vendors.base import BatchVendor, CreateRefused, Gone, Limits, ModelMissing
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
     from openai_batch.hooks import OpenAIBatchHook
+    from openai_batch.retention import Lifetimes
+
+DELETE_RETRIES = 2  # a file deletion is best effort: it expires on its own
 
 
 class OpenAIVendor(BatchVendor):
@@ -56,17 +59,27 @@ class OpenAIVendor(BatchVendor):
         endpoint: str,
         owned: Callable[[], set[str]] | None = None,
         pending: Callable[[], bool] | None = None,
+        lifetimes: Lifetimes | None = None,
         **create: Any,
     ) -> Batch:
         import openai
 
+        upload = {}
+        if lifetimes is not None:
+            upload = {"expires_after": self.expiry(lifetimes.files, self.hook.log)}
+            create["output_expires_after"] = self.expiry(lifetimes.outputs, self.hook.log)
         try:
-            return self.hook.submit_file(key, path, endpoint=endpoint, **create)
+            return self.hook.submit_file(key, path, upload=upload, endpoint=endpoint, **create)
         except openai.RateLimitError as exc:
             raise CreateRefused(exc.message) from exc
 
     def get_batch(self, batch_id: str) -> Batch:
-        return self.hook.get_batch(batch_id)
+        import openai
+
+        try:
+            return self.hook.get_batch(batch_id)
+        except openai.NotFoundError as exc:
+            raise Gone(f"{self.title} has no batch {batch_id}") from exc
 
     def cancel_batch(self, batch_id: str) -> Any:
         return self.hook.cancel_batch(batch_id)
@@ -89,14 +102,33 @@ class OpenAIVendor(BatchVendor):
         written = []
         for kind, file_id in (("outputs", batch.output_file_id), ("errors", batch.error_file_id)):
             if file_id:
-                size = self.hook.download(file_id, folder / kind / name)
+                size = self._download(file_id, folder / kind / name)
                 self.hook.log.info("downloaded file %s of %s (%d bytes)", file_id, batch.id, size)
                 written.append((kind, folder / kind / name))
         return written
 
     def download_input(self, batch: Batch, path: Path) -> Path:
-        self.hook.download(batch.input_file_id, path)
+        self._download(batch.input_file_id, path)
         return path
+
+    def _download(self, file_id: str, path: Path) -> int:
+        import openai
+
+        try:
+            return self.hook.download(file_id, path)
+        except openai.NotFoundError as exc:
+            raise Gone(f"{self.title} has no file {file_id} (deleted or expired)") from exc
+
+    def forget(self, batch: Batch, log: Any) -> list[str]:
+        """Delete the batch's input, output and error files (the batch object itself cannot be deleted)."""
+        import openai
+
+        from openai_batch.retention import delete_each
+
+        files = self.hook.conn.with_options(max_retries=DELETE_RETRIES).files
+        ids = [batch.input_file_id, batch.output_file_id, batch.error_file_id]
+        deletes = {f"file {file_id}": (lambda f=file_id: files.delete(f)) for file_id in dict.fromkeys(ids) if file_id}
+        return delete_each(self.title, deletes, (openai.NotFoundError,), log)
 
     def batch_url(self, batch_id: str) -> str:
         from openai_batch.links import base_url_of, batch_url
@@ -110,7 +142,14 @@ class OpenAIVendor(BatchVendor):
         return f"batches/{batch_id}"
 
     async def araw_status(self, client: Any, batch_id: str) -> bytes:
-        return (await client.batches.with_raw_response.retrieve(batch_id)).content
+        import openai
+
+        from openai_batch.polling import PollGone
+
+        try:
+            return (await client.batches.with_raw_response.retrieve(batch_id)).content
+        except openai.NotFoundError as exc:
+            raise PollGone(f"HTTP 404 polling batch {batch_id}") from exc
 
     async def acancel(self, client: Any, batch_id: str) -> None:
         await client.batches.cancel(batch_id)

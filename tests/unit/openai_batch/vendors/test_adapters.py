@@ -1,9 +1,12 @@
 """Each adapter against a real emulator process speaking its vendor's API, through the vendor's own SDK: submit a
-small file, poll (worker and triggerer side), download, and find a lost create (Anthropic: without metadata)."""
+small file, poll (worker and triggerer side), download, find a lost create (Anthropic: without metadata), and forget
+what a recorded batch left at the vendor (files of a lifetime in the vendor's range; Anthropic: the batch)."""
 
 import asyncio
 import json
+import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -13,7 +16,7 @@ from batchkit.sentiment import SENTIMENT_SCHEMA
 from batchkit.split.requests import RequestShape
 from openai_batch import triggers
 from openai_batch.vendors import for_connection
-from openai_batch.vendors.base import CreateRefused, ModelMissing
+from openai_batch.vendors.base import CreateRefused, Gone, ModelMissing
 
 KEY = "5eed1234" + "0" * 24
 IDS = ["r-1", "r_2", "https://shop.example/r/3?x=1"]  # the last breaks Anthropic's custom_id rule
@@ -153,3 +156,48 @@ def test_anthropic_expired_and_cancelled_requests_come_back_as_openais(vendor_co
     assert vendor.cancel_batch(running.id).status in ("cancelling", "cancelled")
     cancelled = until_ended(vendor, running.id)
     assert cancelled.status == "cancelled" and cancelled.cancelling_at
+
+
+def test_azure_files_live_14_days_at_least_and_are_forgotten_once_recorded(vendor_conn, tmp_path, caplog):
+    from openai_batch.retention import Lifetimes
+
+    vendor = vendor_conn("azure", "--line-failure-rate", "0.5")
+    path = batch_file(tmp_path, "gpt-4o-mini")
+    lifetimes = Lifetimes(timedelta(days=7), timedelta(days=20))  # Azure's range is 14 to 30 days: 7 becomes 14
+    batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions", completion_window="24h",
+                          lifetimes=lifetimes)
+    ended = until_ended(vendor, batch.id)
+    files = vendor.hook.conn.files
+    lived = {f: files.retrieve(f) for f in (ended.input_file_id, ended.output_file_id, ended.error_file_id) if f}
+    assert len(lived) == 3, "a line failed: an error file too"
+    assert [f.expires_at - f.created_at for f in lived.values()] == [14 * 86400, 20 * 86400, 20 * 86400]
+    assert set(results(vendor, ended, tmp_path, path)) == set(IDS)
+
+    log = logging.getLogger("forget")
+    with caplog.at_level(logging.WARNING):
+        assert vendor.forget(ended, log) == [f"file {f}" for f in lived]
+        assert vendor.forget(ended, log) == [f"file {f}" for f in lived]  # already gone (404): fine, no warning
+    assert not [r for r in caplog.records if r.name == "forget"]
+    assert not {f.id for f in files.list()} & set(lived)
+    with pytest.raises(Gone):
+        vendor.download(ended, tmp_path / "again", "attempt-1.jsonl", str(path), KEY)
+    assert vendor.get_batch(batch.id).status == "completed"  # the batch itself stays
+
+
+def test_anthropic_forgets_an_ended_batch_and_its_results(vendor_conn, tmp_path, monkeypatch, caplog):
+    vendor = vendor_conn("anthropic")
+    path = batch_file(tmp_path, "claude-haiku-4-5")
+    batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions", lifetimes=object())
+    ended = until_ended(vendor, batch.id)
+    assert set(results(vendor, ended, tmp_path, path)) == set(IDS)
+    with caplog.at_level(logging.WARNING):
+        assert vendor.forget(ended, logging.getLogger("forget")) == [f"message batch {batch.id}"]
+        assert vendor.forget(ended, logging.getLogger("forget")) == [f"message batch {batch.id}"]  # 404: gone
+    assert not [r for r in caplog.records if r.name == "forget"]
+    with pytest.raises(Gone):
+        vendor.get_batch(batch.id)
+    with pytest.raises(Gone):
+        results(vendor, ended, tmp_path / "again", path)
+    assert vendor.find_batch(KEY, time.time() - 60, requests=3) is None  # no lost create to adopt
+    event = poll_on_the_triggerer("anthropic_test", batch.id, monkeypatch)
+    assert event["status"] == "gone"  # the waiting task reads the ledger instead
