@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from batchkit.batch_api import ENDPOINTS
-from batchkit.errors import InputError
+from batchkit.errors import InputError, TransientError
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
 LOOKUP_MARGIN = 300  # seconds before a claim that a batch created under it may carry (clock skew)
+LOOKUP_WAIT_SECONDS = 60.0  # how long a lost create's lookup asks again, in place, while it cannot tell yet
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class CreateRefused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class LookupPending(TransientError):
+    """A lost create's lookup cannot tell yet which batch is its own (a vendor without metadata: another claim is
+    still creating a batch that could be it, or several running batches could). Never a reason to create again:
+    look again later, or retry the task."""
 
 
 class ModelMissing(Exception):
@@ -170,7 +177,9 @@ class BatchVendor(ABC):
 
         :param requests: the file's request count; ``owned``: batch ids other claims of the ledger name;
             ``pending``: whether another claim is creating its batch right now (all three for vendors without
-            metadata).
+            metadata; one lookup asks ``owned`` first, ``pending`` answers from the same read).
+        :returns: the batch, or None when none can be it (the caller may create it).
+        :raises LookupPending: a batch may be it but cannot be told apart yet.
         """
 
     @abstractmethod
@@ -240,10 +249,23 @@ def create_once(
         except transient as exc:
             log.warning("creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__)
             time.sleep(2 ** (attempt - 1))  # 1, 2, 4 s: longer refusals are waited out on the triggerer
-            found = find(started)
+            found = _look(find, started, log)
             if found:
                 log.info("the batch was created despite the error: adopting %s", found.id)
                 return found
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
+
+
+def _look(find: Callable[[float], Batch | None], started: float, log: Any) -> Batch | None:
+    """``find(started)``, asked again every 2 s while it cannot tell yet (``LookupPending``), for a while."""
+    deadline = time.monotonic() + LOOKUP_WAIT_SECONDS
+    while True:
+        try:
+            return find(started)
+        except LookupPending as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("%s; looking again in 2 s", exc)
+            time.sleep(2)
