@@ -48,7 +48,12 @@ def vendor_connections(emulator_url: str) -> dict[str, str]:
     """The demo stack's environment for the other vendors' connections, all on the emulator at ``emulator_url``
     (its root), and the allow-list that lets a run name any of them (``openai_default`` is the stack's own)."""
     anthropic = {"conn_type": "anthropic", "password": "emulator", "host": emulator_url}
-    azure = {"conn_type": "openai", "password": "emulator", "host": f"{emulator_url}/openai/v1", "extra": {"vendor": "azure"}}
+    azure = {
+        "conn_type": "openai",
+        "password": "emulator",
+        "host": f"{emulator_url}/openai/v1",
+        "extra": {"vendor": "azure"},  # its host is not on Azure: the extra names the vendor
+    }
     return {
         "AIRFLOW_CONN_ANTHROPIC_DEFAULT": json.dumps(anthropic),
         "AIRFLOW_CONN_AZURE_DEFAULT": json.dumps(azure),
