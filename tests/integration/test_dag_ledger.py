@@ -214,7 +214,8 @@ def test_f_anthropic_expiry_then_clear_of_the_run_sends_only_unanswered_requests
     partition, rows, per_file = "2026-11-15", PARTITIONS["2026-11-15"], 20
     conf = {"partition": partition, "max_requests_per_file": per_file, "max_attempts": 2, "max_error_rate": 0.05}
     before = {b.id for b in message_batches(stack)}
-    with emulator_settings(stack, *EXPIRING):
+    expiring = (*EXPIRING[:4], "--seconds-per-request", "0.05")  # chunks of 4 requests: 20 stop halfway
+    with emulator_settings(stack, *expiring):
         first = run(stack, "f_1", {**conf, **CLAUDE})
     assert first["state"] == "failed"  # too many unanswered requests: the load refused
     assert {t["task_id"]: t["state"] for t in first["tasks"]}["load"] == "failed"
