@@ -238,3 +238,43 @@ def error_line(custom_id: str, status: int | None, code: str | None, message: st
         "error": None,
         "response": {"status_code": status, "request_id": "r", "body": {"error": {"code": code, "message": message}}},
     }
+
+
+def moderation_line(custom_id: str, flagged: list[str]) -> dict:
+    """A batch output line answering a moderation request (``flagged``: the categories it flags), as the official
+    SDK's types write the body (aliases such as ``self-harm/intent``)."""
+    from openai.types import ModerationCreateResponse
+    from openai.types.moderation import Categories
+
+    names = [f.alias or name for name, f in Categories.model_fields.items()]
+    result = {
+        "flagged": bool(flagged),
+        "categories": {name: name in flagged for name in names},
+        "category_scores": {name: (0.9 if name in flagged else 0.01) for name in names},
+        "category_applied_input_types": {name: ["text"] for name in names},
+    }
+    body = {"id": "modr-1", "model": "omni-moderation-2024-09-26", "results": [result]}
+    body = ModerationCreateResponse.model_validate(body).model_dump(mode="json", by_alias=True, exclude_none=True)
+    response = {"status_code": 200, "request_id": "req", "body": body}
+    return {"id": f"batch_req_{custom_id}", "custom_id": custom_id, "response": response, "error": None}
+
+
+def moderated_partition(tmp_path: Path, write_parquet: Callable[[str, dict], Path]) -> tuple[str, list[str]]:
+    """A moderation split of rows a, b, c, d (d's prompt null: skipped) answered by one output file: a not flagged,
+    b flagged for harassment, c a server error (first in the file). Returns the staged rows and the ledger file."""
+    import json
+
+    from batchkit.results.results import result_batches, write_results
+    from batchkit.split.batch_inputs import fingerprints
+    from batchkit.split.splitter import split
+
+    src = write_parquet("p.parquet", {"id": ["a", "b", "c", "d"], "text": ["kind", "mean", "awful", None]})
+    config = split_config(model="omni-moderation-latest", endpoint="/v1/moderations", id_column="id")
+    split(str(src), tmp_path / "o", config)
+    lines = [error_line("c", 500, "server_error"), moderation_line("a", []), moderation_line("b", ["harassment"])]
+    output = tmp_path / "output.jsonl"
+    output.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    ledger = tmp_path / "ledger" / "1-0.parquet"
+    source = lambda per_line: result_batches([output], "batch_1", per_line)  # noqa: E731
+    assert write_results(source, fingerprints(tmp_path / "o" / "batch-00000.jsonl"), 1, ledger, expected=3) == 3
+    return str(tmp_path / "o" / "rows.parquet"), [str(ledger)]

@@ -19,7 +19,7 @@ class Endpoint(StrEnum):
 
 # What the split builds requests for (plain strings, for Params and CLI choices); the first is the default. A
 # subset of Endpoint: only endpoints whose requests the split builds and whose answers collect and merge parse.
-ENDPOINTS = tuple(e.value for e in (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.EMBEDDINGS))
+ENDPOINTS = tuple(e.value for e in (Endpoint.CHAT, Endpoint.RESPONSES, Endpoint.EMBEDDINGS, Endpoint.MODERATIONS))
 DEFAULT_ENDPOINT = ENDPOINTS[0]
 TEXT_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})  # answers are text: output schemas apply
 

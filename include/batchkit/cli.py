@@ -1,15 +1,13 @@
 """The ``batchkit`` command line."""
 
 import argparse
-import json
 import sys
 import time
 
-from .batch_api import DEFAULT_ENDPOINT, ENDPOINTS, MAX_BYTES, MAX_REQUESTS
 from .cost.pricing import Estimate
 from .emulator.command import add_emulator_command
 from .errors import BatchkitError, InputError
-from .sizes import parse_size
+from .split.options import cli_arguments, declared
 from .split.split_config import SplitConfig
 from .split.splitter import split
 from .storage import CREDENTIALS_HELP, credential_errors
@@ -54,39 +52,11 @@ def _add_split(commands: argparse._SubParsersAction) -> None:
         required=True,
         help="output directory, local or s3://bucket/prefix (created; a previous split there is replaced)",
     )
-    p.add_argument("--model", required=True, help="model for every request, e.g. gpt-4o-mini")
-    p.add_argument(
-        "--endpoint", default=DEFAULT_ENDPOINT, choices=ENDPOINTS, help="Batch API endpoint (default: %(default)s)"
-    )
-    prompt = p.add_mutually_exclusive_group(required=True)
-    prompt.add_argument("--prompt-column", help="column holding the prompt text")
-    prompt.add_argument("--prompt-template", help='template with {column} placeholders, e.g. "Summarise: {text}"')
-    p.add_argument("--system-prompt", help="system message (chat) or instructions (responses)")
-    p.add_argument("--id-column", help="unique id column used as custom_id (default: <source index>-<row>)")
-    p.add_argument("--max-requests", type=int, default=MAX_REQUESTS, help="requests per file (default: %(default)s)")
-    p.add_argument("--max-bytes", type=_size, default=MAX_BYTES, help="bytes per file, e.g. 200MB (default)")
-    p.add_argument("--max-tokens", type=int, help="estimated input tokens per file (the model's enqueued-token limit)")
-    p.add_argument(
-        "--exact-tokens", action="store_true", help="count tokens with the model's tokenizer (offline, slower)"
-    )
-    p.add_argument("--body-json", type=_json_object, default={}, help="extra body fields, e.g. '{\"temperature\": 0}'")
-    p.add_argument(
-        "--output-schema",
-        type=_json_object_or_file,
-        help="JSON Schema every answer must follow (structured outputs; its properties become typed columns): "
-        "the JSON itself or @path/to/schema.json",
-    )
-    p.add_argument(
-        "--expected-output-tokens",
-        type=int,
-        help="output tokens per request for the cost estimate (default: the body's max_tokens, else not estimated)",
-    )
-    p.add_argument(
-        "--prices",
-        type=_json_object_or_file,
-        help='batch prices per 1M tokens overriding genai-prices: {"model": {"input": 0.1, "output": 0.4}} '
-        "or @prices.json",
-    )
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for flag, group, keywords in cli_arguments(SplitConfig):
+        if group and group not in groups:
+            groups[group] = p.add_mutually_exclusive_group(required=True)
+        (groups[group] if group else p).add_argument(flag, **keywords)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_run_split)
 
@@ -151,59 +121,8 @@ def _run_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(text: str) -> int:
-    """``parse_size`` for argparse, which shows the message of an ``ArgumentTypeError`` only."""
-    try:
-        return parse_size(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _json_object(text: str) -> dict:
-    """A JSON object as the API will receive it: strict JSON (no NaN/Infinity, which would silently become null),
-    at most 1,024 levels deep."""
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"{constant} is not JSON (the API cannot receive it)")
-
-    try:
-        value = json.loads(text, parse_constant=refuse)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise argparse.ArgumentTypeError(f"not valid JSON: {reason}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
-
-
-def _json_object_or_file(text: str) -> dict:
-    """``_json_object`` of the text, or of the file named after an ``@``."""
-    if not text.startswith("@"):
-        return _json_object(text)
-    try:
-        with open(text[1:], encoding="utf-8") as handle:
-            return _json_object(handle.read())
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {text[1:]}: {exc.strerror or exc}") from None
-
-
 def _run_split(args: argparse.Namespace) -> int:
-    config = SplitConfig(
-        model=args.model,
-        endpoint=args.endpoint,
-        prompt_column=args.prompt_column,
-        prompt_template=args.prompt_template,
-        system_prompt=args.system_prompt,
-        id_column=args.id_column,
-        max_requests=args.max_requests,
-        max_bytes=args.max_bytes,
-        max_tokens=args.max_tokens,
-        body_options=args.body_json,
-        exact_tokens=args.exact_tokens,
-        output_schema=args.output_schema,
-        expected_output_tokens=args.expected_output_tokens,
-        prices=args.prices,
-    )
+    config = SplitConfig(**{each.name: getattr(args, each.name) for each, spec in declared(SplitConfig) if spec.flag})
     started = time.monotonic()
     last = [started]
 
@@ -223,8 +142,9 @@ def _run_split(args: argparse.Namespace) -> int:
         f"in {time.monotonic() - started:.1f}s"
     )
     print(f"estimated cost: {Estimate(**manifest.estimate).describe()}")
-    if totals["rows_skipped"]:
-        print(f"skipped {totals['rows_skipped']:,} row(s) with a null or empty prompt (listed in manifest.json)")
+    for reason, count in (manifest.skipped.reasons or {manifest.skipped.reason: totals["rows_skipped"]}).items():
+        if count:
+            print(f"skipped {count:,} row(s): {reason} (examples in manifest.json)")
     if not totals["files"]:
         print("the source has no rows to submit: no batch files written")
     return 0

@@ -155,7 +155,7 @@ class AttemptLoop:
     ) -> None:
         """Download a terminal batch's files once and record its results in the ledger (``key``: the batch's)."""
         from batchkit.results.results import from_results, result_batches, write_results
-        from batchkit.split.batch_inputs import answer_check, fingerprints
+        from batchkit.split.batch_inputs import answer_check, batch_fingerprints
 
         if batch.status == BatchStatus.FAILED and not queue_full(batch.errors):
             raise AirflowFailException(failure(batch.id, batch.errors))
@@ -173,8 +173,10 @@ class AttemptLoop:
             counts = batch.request_counts
             expected = counts.total if batch.status == BatchStatus.COMPLETED and counts else None
             local = scratch / f"{batch.id}.parquet"
-            if not hasattr(self, "_prints"):
-                self._prints, self._check = fingerprints(self.batch_file["path"]), answer_check(self.batch_file["path"])
+            if not hasattr(self, "_prints"):  # the file's requests: from the rows the split staged, when it says where
+                f = self.batch_file
+                self._prints = batch_fingerprints(f["path"], f["manifest"], f["index"], f["sha256"])
+                self._check = answer_check(f["path"])
             written = write_results(source, self._prints, attempt, local, expected, self._check)
             url = ledger.record_results(batch.id, local)
             for kind, path in downloaded:

@@ -1,15 +1,51 @@
 """The Params of the ``openai_batch_inference`` DAG: its trigger form, in sections, each with a title, a
-description and examples."""
+description and examples. The split options' Params are built from their declarations (``SplitConfig``'s fields,
+``batchkit.split.options``); the pipeline's own are written here."""
 
+import copy
+from dataclasses import MISSING
 from typing import Any
 
 from airflow.sdk import Param
 
-from batchkit.batch_api import DEFAULT_ENDPOINT, ENDPOINTS
 from batchkit.sentiment import SENTIMENT_SCHEMA
+from batchkit.split.options import declared, default_of
+from batchkit.split.split_config import SplitConfig
 from openai_batch.context import PARTITION_PATTERN
 
+# The trigger form: its sections in order, each with its Params in order
+FORM = {
+    "Input": ("source", "partition", "partition_format", "id_column", "input_columns"),
+    "Requests": (
+        *("conn_id", "model", "endpoint", "prompt_template", "prompt_column", "system_prompt", "body_options"),
+        *("image_columns", "image_detail"),
+    ),
+    "Structured output": ("output_schema",),
+    "Limits and retries": (
+        "max_requests_per_file",
+        "max_tokens_per_file",
+        "max_attempts",
+        "max_error_rate",
+        "max_invalid_output_rate",
+    ),
+    "Warehouse": ("target_table", "warehouse_conn_id"),
+    "Cost": ("expected_output_tokens", "max_cost_usd"),
+    "Run": ("dry_run", "reuse_results"),
+}
 VENDOR_MAX_REQUESTS = 100_000  # the largest batch of any built-in vendor (the split checks the connection's own)
+# The shipped DAG's form of the split options over their declarations: fitted to the sample reviews (``make demo``)
+# and to every vendor
+SAMPLE = {
+    "max_requests": {"maximum": VENDOR_MAX_REQUESTS},
+    "id_column": {"default": "review_id"},
+    "prompt_template": {
+        "default": "Classify the sentiment of this review of {product} ({stars} stars) as positive, negative or "
+        "neutral: {text}"
+    },
+    "system_prompt": {"default": "Answer with one word."},
+    "body_options": {"default": {"temperature": 0}},
+    "output_schema": {"examples": [SENTIMENT_SCHEMA]},
+}
 
 
 def optional(kind: str, **schema: Any) -> Param:
@@ -24,14 +60,13 @@ def inference_params(
     """The DAG's Params; ``data_root`` is where the sample source lives, ``partition_format`` the default strftime
     format of partition keys, ``default_table`` the default target table, ``conn_id`` the default batch vendor
     connection."""
-    return {
+    own = {
         "source": Param(
             f"{data_root}/reviews/dt={{partition}}",
             type="string",
             title="Source",
             description="Parquet file, directory or glob, local or s3://; {partition} is replaced by the partition "
             "key, {partition:%H} (any strftime format) by its time, e.g. dt={partition:%Y-%m-%d}/hr={partition:%H}",
-            section="Input",
             examples=["s3://my-lake/reviews/dt={partition}/", f"{data_root}/reviews/dt={{partition}}/*.parquet"],
         ),
         "partition": optional(
@@ -40,7 +75,6 @@ def inference_params(
             title="Partition",
             description="partition key, e.g. 2026-11-24; empty: the period the run covers (a scheduled run at "
             "midnight: the day that just closed; a backfill: each date)",
-            section="Input",
             examples=["2026-11-24", "2026-11-24T13"],
         ),
         "partition_format": Param(
@@ -49,23 +83,7 @@ def inference_params(
             title="Partition format",
             description="strftime format of the partition key taken from the run's data interval "
             "(%Y-%m-%d daily, %Y-%m-%dT%H hourly)",
-            section="Input",
             examples=["%Y-%m-%d", "%Y-%m-%dT%H"],
-        ),
-        "id_column": Param(
-            "review_id",
-            type="string",
-            title="Id column",
-            description="unique id column (empty: row position)",
-            section="Input",
-        ),
-        "input_columns": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Input columns to keep",
-            description="input columns to keep in the table (empty: all)",
-            section="Input",
         ),
         "conn_id": Param(
             conn_id,
@@ -75,81 +93,6 @@ def inference_params(
             description="the connection whose vendor runs the batches: openai (OpenAI or any compatible API), an "
             "openai connection on an Azure OpenAI resource, or anthropic (README 'Vendors'); one of "
             "OPENAI_BATCH_ALLOWED_API_CONNS",
-            section="Requests",
-        ),
-        "model": Param(
-            "gpt-4o-mini",
-            type="string",
-            title="Model",
-            description="model every request names (Azure OpenAI: the Global-Batch deployment name); checked before "
-            "anything is split or submitted",
-            section="Requests",
-            examples=["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "text-embedding-3-small", "claude-haiku-4-5"],
-        ),
-        "endpoint": Param(
-            DEFAULT_ENDPOINT,
-            enum=list(ENDPOINTS),
-            title="Endpoint",
-            description="Batch API endpoint the requests go to",
-            section="Requests",
-        ),
-        "prompt_template": Param(
-            "Classify the sentiment of this review of {product} ({stars} stars) as positive, "
-            "negative or neutral: {text}",
-            type="string",
-            format="multiline",
-            title="Prompt template",
-            description="the user prompt, with {column} placeholders filled from each row; leave empty to use "
-            "prompt_column",
-            section="Requests",
-        ),
-        "prompt_column": optional(
-            "string",
-            title="Prompt column",
-            description="column holding the prompt (if no template)",
-            section="Requests",
-        ),
-        "system_prompt": Param(
-            "Answer with one word.",
-            type="string",
-            format="multiline",
-            title="System prompt",
-            description="sent as the system message of every request (empty: none)",
-            section="Requests",
-        ),
-        "body_options": Param(
-            {"temperature": 0},
-            type="object",
-            title="Request body options",
-            description="extra request body fields, e.g. temperature, max_completion_tokens",
-            section="Requests",
-            examples=[{"temperature": 0}, {"temperature": 0, "max_completion_tokens": 50}],
-        ),
-        "output_schema": optional(
-            "object",
-            title="Output schema",
-            description="structured outputs: a JSON Schema object every answer must follow (strict: every object "
-            "lists all its properties in required and sets additionalProperties false); its properties become "
-            "typed columns (README 'Structured outputs'); empty: free text in response_text",
-            section="Structured output",
-            examples=[SENTIMENT_SCHEMA],
-        ),
-        "max_requests_per_file": optional(
-            "integer",
-            minimum=1,
-            maximum=VENDOR_MAX_REQUESTS,
-            title="Requests per batch file",
-            description="at most this many requests per batch file, i.e. per batch; empty: the vendor's limit "
-            "(OpenAI 50,000; Azure OpenAI and Anthropic 100,000)",
-            section="Limits and retries",
-        ),
-        "max_tokens_per_file": optional(
-            "integer",
-            minimum=1,
-            title="Tokens per batch file",
-            description="at most this many estimated input tokens per batch file, e.g. to stay under the "
-            "account's enqueued-token limit (empty: no limit)",
-            section="Limits and retries",
         ),
         "max_attempts": Param(
             3,
@@ -159,7 +102,6 @@ def inference_params(
             title="Attempts per file",
             description="batches per file at most: the first, then resubmissions of the lines that failed with "
             "a retryable error (429, 5xx, expired)",
-            section="Limits and retries",
         ),
         "max_error_rate": Param(
             0.05,
@@ -168,7 +110,6 @@ def inference_params(
             maximum=1,
             title="Max error rate",
             description="refuse to load (the table stays as it was) when more rows than this ended in error",
-            section="Limits and retries",
         ),
         "max_invalid_output_rate": Param(
             0.05,
@@ -177,7 +118,6 @@ def inference_params(
             maximum=1,
             title="Max invalid output rate",
             description="refuse to load when more rows than this got an answer that does not follow output_schema",
-            section="Limits and retries",
         ),
         "target_table": Param(
             default_table,
@@ -186,22 +126,11 @@ def inference_params(
             title="Target table",
             description="table (or schema.table) whose rows of the partition the results replace; must be allowed by "
             "OPENAI_BATCH_ALLOWED_TABLES",
-            section="Warehouse",
         ),
         "warehouse_conn_id": optional(
             "string",
             title="Warehouse connection",
             description="a postgres or redshift connection id; empty: the DuckDB file $OPENAI_BATCH_DUCKDB",
-            section="Warehouse",
-        ),
-        "expected_output_tokens": optional(
-            "integer",
-            minimum=0,
-            title="Expected output tokens",
-            description="output tokens per request for the cost estimate; empty: the body's max_tokens (or "
-            "max_completion_tokens / max_output_tokens), if any",
-            examples=[20, 200],
-            section="Cost",
         ),
         "max_cost_usd": optional(
             "number",
@@ -210,14 +139,12 @@ def inference_params(
             description="the run stops before submitting anything when its estimated cost at batch prices is above "
             "this; empty: no cap",
             examples=[5, 100],
-            section="Cost",
         ),
         "dry_run": Param(
             False,
             type="boolean",
             title="Dry run",
             description="split and report only; submit nothing",
-            section="Run",
         ),
         "reuse_results": Param(
             True,
@@ -225,6 +152,32 @@ def inference_params(
             title="Reuse earlier answers",
             description="send only new, changed and unanswered requests: reuse the partition's answers from any "
             "earlier run (off: ask everything again)",
-            section="Run",
         ),
     }
+    params = own | split_params(SAMPLE)
+    layout = {name: section for section, names in FORM.items() for name in names}
+    if set(layout) != set(params):
+        raise ValueError(f"the form's layout and its Params differ: {sorted(set(layout) ^ set(params))}")
+    for name, section in layout.items():
+        params[name].schema["section"] = section
+    return {name: params[name] for name in layout}
+
+
+def split_params(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Param]:
+    """The Params of the split options that have one (a ``form`` in their declaration), by Param name;
+    ``overrides``: form data over the declarations', by option name (e.g. another default)."""
+    params = {}
+    for each, spec in declared(SplitConfig):
+        if spec.param is None:
+            continue
+        schema = copy.deepcopy({**spec.form, **(overrides or {}).get(each.name, {})})  # each DAG its own
+        default = schema.pop("default") if "default" in schema else default_of(each)
+        if default is MISSING:
+            raise ValueError(f"split option {each.name} is required: its form needs a default")
+        if spec.choices:
+            params[spec.param] = Param(default, enum=list(spec.choices), **schema)
+        elif default is None:
+            params[spec.param] = optional(spec.kind, **schema)
+        else:
+            params[spec.param] = Param(default, type=spec.kind, **schema)
+    return params

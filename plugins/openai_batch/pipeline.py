@@ -21,6 +21,8 @@ from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGro
 from airflow.sdk.definitions._internal.mixins import DependencyMixin
 from airflow.sdk.definitions.taskgroup import TaskGroup
 
+from batchkit.split.options import declared
+from batchkit.split.split_config import SplitConfig
 from openai_batch.notify import task_callbacks
 from openai_batch.operators import (
     CollectResultsOperator,
@@ -153,20 +155,9 @@ def _build(dag: DAG, s: PipelineSettings, o: dict[str, Any], pipeline_id: str, g
     split = SplitPartitionOperator(
         task_id="split",
         source=o["source"],
-        model=o["model"],
-        endpoint=o["endpoint"],
-        prompt_template=o["prompt_template"],
-        prompt_column=o["prompt_column"],
-        system_prompt=o["system_prompt"],
-        id_column=o["id_column"],
-        body_options=o["body_options"],
-        max_requests=o["max_requests_per_file"],
-        max_tokens=o["max_tokens_per_file"],
+        **{spec.operator: o[spec.param] for _, spec in declared(SplitConfig) if spec.param and spec.operator},
         dry_run=o["dry_run"],
-        input_columns=o["input_columns"],
         reuse_results=o["reuse_results"],
-        output_schema=o["output_schema"],
-        expected_output_tokens=o["expected_output_tokens"],
         max_cost_usd=o["max_cost_usd"],
         prices=s.prices,
         conn_id=o["conn_id"],

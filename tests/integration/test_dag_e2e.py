@@ -2,7 +2,8 @@
 (LocalExecutor, SQLite) against the emulator, with DuckDB as the warehouse.
 
 The emulator fails 5% of lines with 429/500 so the collect step's resubmission runs too, and makes 10% of
-structured answers invalid (truncated, refused, off-schema).
+structured answers invalid (truncated, refused, off-schema). Image inputs and moderations run on small partitions
+of their own (``inputs_runs``), loaded into tables of their own.
 """
 
 import re
@@ -16,6 +17,8 @@ import pytest
 from batchkit.dev.devstack import Stack
 from batchkit.sentiment import SENTIMENT_SCHEMA
 from tests.helpers import emulator_objects, running_stack
+from tests.integration import inputs_runs
+from tests.integration.inputs_runs import write_catalogue, write_posts
 from tests.integration.receivers import Receivers
 
 DAG_ID = "openai_batch_inference"
@@ -24,6 +27,7 @@ STRUCTURED, STRUCTURED_ROWS = "2026-11-25", 600
 CAPPED = "2026-11-26"
 UI, UI_ROWS = "2026-11-27", 300
 FAST, FAST_FILES = "2026-11-28", 8  # 8 batch files of 50 requests: over within seconds of each deferral
+IMAGES, POSTS = "2026-11-29", "2026-11-30"  # image inputs and moderations (inputs_runs)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,7 @@ def stack(tmp_path_factory, receivers):
     partitions = {"2026-11-24": ROWS, STRUCTURED: STRUCTURED_ROWS, CAPPED: 300, UI: UI_ROWS, FAST: FAST_FILES * 50}
     _, notify = receivers  # notifications of this stack's runs go to local SMTP and webhook receivers
     env = {**notify, "OPENAI_BATCH_TASK_MEMORY_MB": "1"}  # the merge's smallest buckets: several at 3,000 rows
+    env["OPENAI_BATCH_ALLOWED_TABLES"] = "review_sentiment,product_photos,moderated_posts"
     with running_stack(
         tmp_path_factory.mktemp("stack"), partitions, DAG_ID, poll_seconds=2, emulator_args=args, extra_env=env
     ) as stack:
@@ -241,6 +246,27 @@ def test_the_ui_names_mapped_instances_after_their_files_and_links_each_batch(st
         assert httpx.get(links["OpenAI batch"], headers={"Authorization": "Bearer emulator"}).json()["id"] == batch_id
     report = stack.api("GET", f"{base}/report/links").json()["extra_links"]["Run report"]
     assert report == f"file://{stack.data_dir}/staging/{DAG_ID}/{UI}/ui_1/report/report.html"
+
+
+def test_an_image_column_sends_images_beside_the_prompt_and_loads_the_answers(stack):
+    sizes = write_catalogue(stack.data_dir / "catalogue" / f"dt={IMAGES}")
+    conf = {**inputs_runs.PHOTOS, "partition": IMAGES, "source": f"{stack.data_dir}/catalogue/dt={{partition}}"}
+    stack.trigger(DAG_ID, "images_1", conf)
+    run = stack.wait_for_run(DAG_ID, "images_1", timeout=300, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    estimate = stack.xcom(DAG_ID, "images_1", "split", key="split")["estimate"]
+    print("images:", inputs_runs.check_photos(stack.duckdb_path, IMAGES, sizes, estimate))
+
+
+def test_a_moderations_run_loads_flagged_categories_and_scores(stack):
+    write_posts(stack.data_dir / "posts" / f"dt={POSTS}")
+    conf = {**inputs_runs.POSTS, "partition": POSTS, "source": f"{stack.data_dir}/posts/dt={{partition}}"}
+    stack.trigger(DAG_ID, "moderation_1", conf)
+    run = stack.wait_for_run(DAG_ID, "moderation_1", timeout=300, progress=lambda message: None)
+    assert run["state"] == "success", run["tasks"]
+    ok = inputs_runs.check_posts(stack.duckdb_path, POSTS)
+    load = stack.xcom(DAG_ID, "moderation_1", "load")
+    assert load["results_ok"] == ok and load["cost_usd"] == 0  # moderations are free
 
 
 def notified(received: Receivers, run_id: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from batchkit.ledger import Ledger
 from batchkit.results.merge import merge_partition
 from batchkit.results.result_line import parse_line
 from batchkit.results.results import from_results, write_results
-from batchkit.split.batch_inputs import fingerprints
+from batchkit.split.batch_inputs import batch_fingerprints, fingerprints, stored_fingerprints
 from batchkit.split.manifest import Manifest
 from batchkit.split.splitter import SplitConfig, split
 
@@ -78,6 +78,10 @@ def test_split_writes_to_s3(partition, s3fs_client):
     assert names == ["batch-00000.jsonl", "batch-00001.jsonl", "manifest.json", "rows.parquet"]
     manifest = Manifest.load(f"{out}/manifest.json")
     assert [f.requests for f in manifest.files] == [60, 40]
+    for index, entry in enumerate(manifest.files):  # collect reads them from the staged rows, in ranges
+        path = f"{out}/{entry.path}"
+        assert stored_fingerprints(f"{out}/rows.parquet", entry) == fingerprints(path)
+        assert batch_fingerprints(path, f"{out}/manifest.json", index, entry.sha256) == fingerprints(path)
     assert len(s3fs_client.cat(f"{out.removeprefix('s3://')}/batch-00001.jsonl").splitlines()) == 40
 
 

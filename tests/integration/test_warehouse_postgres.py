@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.errors import InputError
+from batchkit.results.merge import merge_partition
 from batchkit.warehouse.postgres_loader import load_postgres
-from tests.helpers import corrupt_data_pages, run_concurrently, staged_run
+from tests.helpers import corrupt_data_pages, moderated_partition, run_concurrently, staged_run
 
 
 def results(tmp_path: Path, name: str, ids: list[int], **extra) -> str:
@@ -44,6 +45,24 @@ def test_create_append_replace(database, tmp_path):
         ("d2", "run2", 1),
     ]
     assert rows(database, 'SELECT embedding, "review text" FROM llm.results WHERE id = 4') == [([0.5, 0.25], "r4")]
+
+
+def test_moderation_columns_load_as_boolean_text_array_and_json_text(database, tmp_path, write_parquet):
+    rows_file, ledger = moderated_partition(tmp_path, write_parquet)
+    merged = tmp_path / "merged.parquet"
+    merge_partition(rows_file, ledger, merged, endpoint="/v1/moderations")
+    assert load_postgres(database, "moderated", [str(merged)], "d1", "run1") == 4
+    types = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'moderated'"
+    assert {k: v for k, v in rows(database, types) if k.startswith(("flagged", "categ"))} == {
+        "flagged": "boolean",
+        "categories": "ARRAY",
+        "category_scores": "text",
+    }
+    flagged = (
+        "SELECT custom_id, categories, (category_scores::jsonb->>'harassment')::float FROM moderated WHERE flagged"
+    )
+    assert rows(database, flagged) == [("b", ["harassment"], 0.9)]
+    assert rows(database, "SELECT custom_id FROM moderated WHERE NOT flagged") == [("a",)]
 
 
 def test_concurrent_loads_of_two_partitions(database, tmp_path):

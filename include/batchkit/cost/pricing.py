@@ -7,7 +7,8 @@ the prompt cache, default ``input``; ``cache_write`` likewise for Anthropic's ca
 ``openai_batch_prices`` Airflow Variable or ``batchkit split --prices``; overrides win. An entry
 ``{"name": {"model": "gpt-4o"}}`` prices ``name`` as that model: an Azure deployment name mapped to the model it
 serves (a deployment with no entry is priced as the OpenAI model of the same name). An override named ``m`` also
-prices the dated snapshots ``m-...`` (the longest such name wins).
+prices the dated snapshots ``m-...`` (the longest such name wins). Moderation models (``omni-moderation-*``,
+``text-moderation-*``) are free, as OpenAI prices them, unless an override says otherwise.
 """
 
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ from .price_source import batch_rates, check_vendor
 _OUTPUT_LIMITS = ("max_completion_tokens", "max_tokens", "max_output_tokens")  # chat (new, old), responses
 _RATES = ("input", "output", "cached_input", "cache_write")
 DEFAULT_VENDOR = "openai"
+_FREE = ("omni-moderation", "text-moderation")  # the moderation models
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def price_of(model: str, overrides: dict[str, Any] | None = None, vendor: str = 
         entry = table[listed]
         cached, written = (float(entry[k]) if k in entry else None for k in ("cached_input", "cache_write"))
         return Price(listed, float(entry["input"]), float(entry["output"]), cached, written)
+    if model.startswith(_FREE):
+        return Price(model, 0.0, 0.0, source="free: OpenAI does not charge for moderations")
     rates = batch_rates(vendor, model)
     return Price(**asdict(rates)) if rates else None
 
@@ -127,10 +131,10 @@ def estimate(
 ) -> Estimate:
     """The expected cost of ``requests`` requests on ``vendor``: output per request from
     ``expected_output_tokens``, else the body's token limit (an upper bound), else unknown; embeddings produce no
-    output tokens. No input is assumed to come from the prompt cache (an upper bound too)."""
+    output tokens, nor do moderations. No input is assumed to come from the prompt cache (an upper bound too)."""
     limit = next((body_options[k] for k in _OUTPUT_LIMITS if isinstance((body_options or {}).get(k), int)), None)
-    if endpoint == Endpoint.EMBEDDINGS:
-        output, basis = 0, "embeddings"
+    if endpoint in (Endpoint.EMBEDDINGS, Endpoint.MODERATIONS):
+        output, basis = 0, "embeddings" if endpoint == Endpoint.EMBEDDINGS else "moderations"
     elif expected_output_tokens is not None:
         output, basis = expected_output_tokens * requests, f"{expected_output_tokens:,} per request, as expected"
     elif limit is not None:

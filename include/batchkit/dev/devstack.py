@@ -123,11 +123,15 @@ class Stack(AirflowClient):
         self._write_pids()
         progress("migrating the Airflow metadata database (SQLite)")
         self._migrate()
-        for component in COMPONENTS:
+        for component in (c for c in COMPONENTS if c != "scheduler"):
             self._spawn(component)
         self._write_pids()
         progress(f"starting Airflow {', '.join(COMPONENTS)} (logs in {self.root / 'logs'})")
         self._wait("/api/v2/monitor/health", 120, "the API server")
+        # The scheduler last: a run due at once (a catch-up) would start tasks whose supervisors find no API server
+        # yet; under load one was SIGKILLed while its start call was still being retried.
+        self._spawn("scheduler")
+        self._write_pids()
 
     def _migrate(self) -> None:
         """``airflow db migrate``, once per Airflow version on this machine: a new stack copies the migrated

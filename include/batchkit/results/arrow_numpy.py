@@ -31,6 +31,12 @@ def numbers(array: pa.Array) -> np.ndarray:
     return np.where(valid(array), values, 0).astype(np.int64)
 
 
+def bools(values: np.ndarray) -> pa.Array:
+    """numpy booleans as a boolean array (no nulls)."""
+    bits = pa.py_buffer(np.packbits(values.astype(bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, bits])
+
+
 def int64s(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values.astype(np.int64))])
 

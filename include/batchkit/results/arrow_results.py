@@ -51,6 +51,7 @@ _LINE = pa.schema(
                                     ),
                                 ),
                                 ("data", pa.list_(pa.struct([("embedding", pa.list_(pa.float32()))]))),
+                                ("results", pa.list_(pa.struct([("flagged", pa.bool_())]))),  # moderations
                                 (
                                     "usage",
                                     pa.struct(
@@ -71,9 +72,9 @@ _LINE = pa.schema(
 
 
 def arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> Iterator[pa.RecordBatch]:
-    if _body_object(path) in ("list", "response"):
+    if _body_object(path) in ("list", "response", "moderation"):
         # embeddings: orjson + numpy parse their floats about twice as fast as Arrow's reader, in less memory;
-        # responses: the text is spread over an output list
+        # responses: the text is spread over an output list; moderations: the result is kept as JSON text
         raise NeedsPerLine()
     options = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="ignore")
     try:
@@ -85,12 +86,14 @@ def arrow_batches(path: Path, batch_id: str, block_bytes: int = 16 << 20) -> Ite
 
 
 def _body_object(path: Path) -> str | None:
-    """The ``object`` of the first line's response body (``chat.completion``, ``list``, ``response``)."""
+    """The ``object`` of the first line's response body (``chat.completion``, ``list``, ``response``; a moderation
+    body has none: ``moderation``)."""
     with path.open("rb") as lines:
         for raw in lines:
             if raw.strip():
                 try:
-                    return ((orjson.loads(raw).get("response") or {}).get("body") or {}).get("object")
+                    body = (orjson.loads(raw).get("response") or {}).get("body") or {}
+                    return "moderation" if "results" in body and "object" not in body else body.get("object")
                 except (orjson.JSONDecodeError, AttributeError):
                     return None
     return None
@@ -114,6 +117,8 @@ def _typed_results(lines: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
     body = _field(response, "body")
     if pc.any(pc.is_in(_field(body, "object"), pa.array(["response", "list"]))).as_py():
         raise NeedsPerLine()  # a file mixing shapes: see arrow_batches
+    if _field(body, "results").null_count < n:
+        raise NeedsPerLine()  # moderation answers
     status_code = _field(response, "status_code")
     ok = pc.and_(pc.fill_null(pc.equal(status_code, 200), False), pc.is_null(error))
     nothing = pa.nulls(n, pa.string())

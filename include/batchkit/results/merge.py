@@ -22,9 +22,10 @@ import pyarrow.parquet as pq
 
 from .. import memory, structured
 from ..memory import DEFAULT_TASK_MEMORY_MB
+from ..split.batchfiles import SKIPPED_COLUMN
 from ..split.source import open_parquet
 from ..structured import INVALID
-from . import buckets
+from . import buckets, moderations
 from .answers import BEST_FIRST_SQL, ResultStatus
 from .result_schema import LEDGER_SCHEMA, RESULT_SCHEMA
 
@@ -42,6 +43,7 @@ def merge_partition(
     task_memory_mb: int = DEFAULT_TASK_MEMORY_MB,
     output_schema: dict[str, Any] | None = None,
     bucket_count: int | None = None,
+    endpoint: str | None = None,
 ) -> dict[str, int]:
     """Write every row of ``rows_url`` with its result to ``out`` (atomically; row order is not kept).
 
@@ -49,6 +51,7 @@ def merge_partition(
         limit to what the process has left of it, and spills the rest to disk beside ``out``.
     :param output_schema: the split's output schema: each ok answer's properties become typed columns.
     :param bucket_count: how many buckets to join one at a time (default: as many as the headroom needs).
+    :param endpoint: the split's endpoint: moderation answers become typed columns (``results.moderations``).
     :returns: ``rows``, ``ok``, ``errors`` (skipped and invalid outputs included), ``invalid`` (answers that do
         not follow the output schema) and ``unanswered`` (rows whose request has no result at all; the caller
         refuses to load those).
@@ -75,7 +78,7 @@ def merge_partition(
         row_files = buckets.spread([rows_url], "__custom_id", rows_schema, count, Path(spill) / "rows", read)
         answer_schema = buckets.unified_schema(result_urls, LEDGER_SCHEMA)
         answer_files = buckets.spread(result_urls, "custom_id", answer_schema, count, Path(spill) / "answers", read)
-        query = _query(rows_schema.names, output_schema)
+        query = _query(rows_schema.names, output_schema, endpoint)
         config = {"memory_limit": memory.duckdb_limit(headroom, 3), "threads": 2, "temp_directory": spill}
         writer = None
         with duckdb.connect(config={**config, "preserve_insertion_order": False}) as con:
@@ -101,19 +104,25 @@ def merge_partition(
     }
 
 
-def merged_schema(rows_schema: pa.Schema, output_schema: dict[str, Any] | None = None) -> pa.Schema:
+def merged_schema(
+    rows_schema: pa.Schema, output_schema: dict[str, Any] | None = None, endpoint: str | None = None
+) -> pa.Schema:
     """The columns ``merge_partition`` writes for staged rows of ``rows_schema``: its query run on no rows."""
     import duckdb
 
     with duckdb.connect() as con:
         con.register("s", rows_schema.empty_table())
         con.register("a", LEDGER_SCHEMA.empty_table())
-        return con.sql(_query(rows_schema.names, output_schema)).to_arrow_reader(1).schema
+        return con.sql(_query(rows_schema.names, output_schema, endpoint)).to_arrow_reader(1).schema
 
 
-def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> str:
+def _query(input_columns: list[str], output_schema: dict[str, Any] | None, endpoint: str | None = None) -> str:
     """The join of one bucket: staged rows ``s`` with the best of the answers ``a``."""
-    kept = [c for c in input_columns if c not in ("__custom_id", "__fingerprint", *RESULT_SCHEMA.names)]
+    staged = ("__custom_id", "__fingerprint", SKIPPED_COLUMN)
+    kept = [c for c in input_columns if c not in (*staged, *RESULT_SCHEMA.names)]
+    skipped = f"'{SKIPPED_MESSAGE}'"
+    if SKIPPED_COLUMN in input_columns:  # why each row was skipped (image columns)
+        skipped = f"coalesce('not submitted: ' || s.{SKIPPED_COLUMN}, {skipped})"
     result_columns = [f.name for f in RESULT_SCHEMA if f.name not in ("custom_id", "batch_id", "status")]
     select = ", ".join(
         [f"s.{_q(c)}" for c in kept]
@@ -127,10 +136,11 @@ def _query(input_columns: list[str], output_schema: dict[str, Any] | None) -> st
         + [
             "CASE WHEN s.__fingerprint IS NULL THEN 'skipped' WHEN r.status IS NULL THEN 'no_result' "
             "ELSE r.error_code END AS error_code",
-            f"CASE WHEN s.__fingerprint IS NULL THEN '{SKIPPED_MESSAGE}' ELSE r.error_message END AS error_message",
+            f"CASE WHEN s.__fingerprint IS NULL THEN {skipped} ELSE r.error_message END AS error_message",
             "CAST(CASE WHEN s.__fingerprint IS NULL THEN 0 ELSE r.attempts END AS INTEGER) AS attempts",
         ]
         + _answer_columns(output_schema)
+        + moderations.selects(endpoint, f"r.status = '{ResultStatus.OK}'")
     )
     best = f"(SELECT * FROM a QUALIFY row_number() OVER (PARTITION BY custom_id, fingerprint ORDER BY {BEST_FIRST_SQL}) = 1)"
     return (

@@ -9,6 +9,7 @@ import orjson
 import simdjson
 
 from ..ledger import is_retryable
+from . import moderations
 from .answers import ResultStatus
 
 
@@ -116,12 +117,13 @@ def token_counts(usage: dict[str, Any]) -> tuple[int | None, ...]:
 
 
 def _response_text(body: dict[str, Any]) -> str | None:
+    """The answer's text: a chat message, a response's output text, or a moderation result as JSON."""
     if "choices" in body:
         choices = body["choices"] or [{}]
         return (choices[0].get("message") or {}).get("content")
     if body.get("object") == "response":
         return "".join(part.get("text", "") for part in _output_parts(body, "output_text"))
-    return None
+    return moderations.answer_text(body)
 
 
 def _finish_reason(body: dict[str, Any]) -> str | None:

@@ -22,6 +22,8 @@ from .source import SourceFile
 if TYPE_CHECKING:
     from .split_config import SplitConfig
 
+SKIPPED_COLUMN = "__skipped"  # in rows.parquet with image columns: why the row was not sent (null: it was)
+MAX_GAPS = 64  # stretches of a file's rows-file span the manifest lists at most (more: readers use the file)
 MORE_FILES = (
     "raise Airflow's [core] max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH, on every component) or make the "
     "partitions smaller; nothing was submitted"
@@ -50,21 +52,27 @@ class Background:
 
 
 class RowsWriter:
-    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``) to Parquet, on a
-    background thread (Parquet encoding releases the GIL)."""
+    """Writes the partition's rows as read (kept columns + ``__custom_id`` + ``__fingerprint``, + ``__skipped``:
+    why a row was not sent, with ``reasons``) to Parquet, on a background thread (Parquet encoding releases the
+    GIL)."""
 
-    def __init__(self, path: Path | BinaryIO, schema: pa.Schema | None, keep: list[str]) -> None:
+    def __init__(self, path: Path | BinaryIO, schema: pa.Schema | None, keep: list[str], reasons: bool = False) -> None:
         import pyarrow.parquet as pq
 
         fields = [schema.field(name) for name in keep] if schema is not None else []
         self.keep = keep
-        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string())])
+        extra = [(SKIPPED_COLUMN, pa.string())] if reasons else []
+        self.schema = pa.schema([*fields, ("__custom_id", pa.string()), ("__fingerprint", pa.string()), *extra])
         self._writer = pq.ParquetWriter(path, self.schema)
         self._io = Background("batchkit-rows")
 
-    def write(self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None]) -> None:
+    def write(
+        self, batch: pa.RecordBatch, ids: pa.Array, prints: list[str | None], skipped: list[str | None] | None = None
+    ) -> None:
         columns = [batch.column(name) for name in self.keep]
         columns += [ids.cast(pa.string()), strings(prints)]
+        if SKIPPED_COLUMN in self.schema.names:
+            columns.append(strings(skipped or [None] * batch.num_rows))
         self._io.submit(self._writer.write_batch, pa.record_batch(columns, schema=self.schema))
 
     def close(self) -> None:
@@ -90,10 +98,18 @@ class FileWriter:
         self._io = Background("batchkit-writer")
 
     def write_rows(
-        self, file: SourceFile, start: int, rows: np.ndarray, lines: RequestLines, estimates: np.ndarray
+        self,
+        file: SourceFile,
+        start: int,
+        rows: np.ndarray,
+        lines: RequestLines,
+        estimates: np.ndarray,
+        positions: np.ndarray,
+        ranks: np.ndarray,
     ) -> None:
         """Append one record batch's request ``lines`` (of source ``rows``), cutting files where the next line
-        would cross a limit."""
+        would cross a limit. ``positions``: each line's row in the rows file; ``ranks``: its row's rank among the
+        rows with a prompt (see ``_place``)."""
         offsets, data = lines.buffers()
         sizes = np.diff(offsets)
         max_tokens = self.config.max_tokens or 1 << 62
@@ -112,11 +128,26 @@ class FileWriter:
                 continue
             chunk = data[offsets[i] : offsets[i + fit]]
             self._write(chunk)
+            self._place(positions[i : i + fit], ranks[i : i + fit])
             self._requests += fit
             self._bytes += len(chunk)
             self._tokens += int(estimates[i : i + fit].sum())
             i += fit
             self._last = (file.index, start + int(rows[i - 1]))
+
+    def _place(self, positions: np.ndarray, ranks: np.ndarray) -> None:
+        """Note where the file's lines sit in the rows file (before counting them): its span, and the stretches of
+        it whose rows are not in the file because the ledger answered them (a gap between two of its lines that
+        holds a row with a prompt; a row skipped for having none is told apart by its null fingerprint)."""
+        if self._requests == 0:  # the file's first lines
+            self._span_start, self._gaps = int(positions[0]), []
+        else:
+            positions, ranks = np.r_[self._last_position, positions], np.r_[self._last_rank, ranks]
+        if self._gaps is not None:
+            gaps = np.flatnonzero(np.diff(ranks) > 1)[: MAX_GAPS + 1 - len(self._gaps)]
+            self._gaps += [[int(positions[k]) + 1, int(positions[k + 1])] for k in gaps]
+            self._gaps = None if len(self._gaps) > MAX_GAPS else self._gaps
+        self._last_position, self._last_rank = int(positions[-1]), int(ranks[-1])
 
     def _check_fits(self, file: SourceFile, row: int, size: int, estimate: int) -> None:
         if size > self.config.max_bytes:
@@ -165,5 +196,6 @@ class FileWriter:
         entry = self.entries[-1]
         entry.requests, entry.bytes, entry.estimated_tokens = self._requests, self._bytes, self._tokens
         entry.sha256, entry.first_row, entry.last_row = self._hash.hexdigest(), list(self._first), list(self._last)
+        entry.rows_span, entry.rows_left_out = [self._span_start, self._last_position + 1], self._gaps
         if self.on_file is not None:
             self.on_file(self.directory / entry.path)

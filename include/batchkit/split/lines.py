@@ -1,11 +1,12 @@
 """Request lines built column-wise: the bytes of ``RequestShape.line`` (orjson's encoding) for a whole record
 batch, assembled by one Arrow ``take`` instead of a Python call per row.
 
-Each text column is cut into pieces around the bytes JSON escapes (``"``, ``\\`` and controls; UTF-8 stays as
-is); the take interleaves the shape's fixed pieces, the text pieces and the escapes. The batch's lines end up
+Each text column (custom_ids, prompts, image URLs) is cut into pieces around the bytes JSON escapes (``"``, ``\\``
+and controls; UTF-8 stays as is); the take interleaves the shape's fixed pieces, the text pieces and the escapes. The batch's lines end up
 in one contiguous buffer that the batch files receive slice by slice.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,8 @@ from ..results.arrow_numpy import binaries, int64s, text_buffers
 from .requests import RequestShape
 
 _ESCAPED = [ord('"'), ord("\\"), *range(0x20)]
-_ESCAPE_AT = np.zeros(256, np.int64)  # byte -> index of its escape in the pieces table
-_ESCAPE_AT[_ESCAPED] = np.arange(len(_ESCAPED)) + 3  # after the 3 fixed pieces
+_ESCAPE_AT = np.zeros(256, np.int64)  # byte -> index of its escape among the escapes
+_ESCAPE_AT[_ESCAPED] = np.arange(len(_ESCAPED))
 _BLOCK = 1 << 16  # bytes scanned at once: temporaries stay small and cached
 
 
@@ -33,9 +34,10 @@ def _escaped_positions(data: np.ndarray) -> np.ndarray:
     return np.concatenate(found)
 
 
-def _cut(array: pa.Array, base: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def _cut(array: pa.Array, base: int, escapes: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """``array``'s bytes cut before and after each byte to escape: the pieces, each value's first piece (and the
-    count last), and the pieces' take order (``base`` + position, an escaped byte's escape in ``_table``)."""
+    count last), and the pieces' take order (``base`` + position, an escaped byte's escape in ``_table``, whose
+    escapes start at ``escapes``)."""
     offsets, data = text_buffers(array)
     hits = _escaped_positions(data)
     firsts = np.arange(len(offsets)) + 2 * np.searchsorted(hits, offsets)
@@ -44,13 +46,19 @@ def _cut(array: pa.Array, base: int) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     cuts[firsts], cuts[at_hit], cuts[at_hit + 1] = offsets, hits, hits + 1
     pieces = pa.Array.from_buffers(pa.large_binary(), len(cuts) - 1, [None, pa.py_buffer(cuts), pa.py_buffer(data)])
     order = np.arange(base, base + len(cuts) - 1)
-    order[at_hit] = _ESCAPE_AT[data[hits]]
+    order[at_hit] = escapes + _ESCAPE_AT[data[hits]]
     return pieces, firsts, order
 
 
-def _table(shape: RequestShape) -> pa.Array:
-    """The fixed pieces of every line (before the id, between id and prompt, after the prompt), then the escapes."""
-    fixed = [shape.head + b'"', b'"' + shape.middle + b'"', b'"' + shape.tail]
+def _fixed(shape: RequestShape) -> list[bytes]:
+    """The fixed pieces of every line (before the id, between id and prompt, after the prompt or between images,
+    after the last value), each with the quotes of the strings around it."""
+    inner = [b'"' + piece + b'"' for piece in shape.pieces[1:-1]]
+    return [shape.head + b'"', *inner, b'"' + shape.tail]
+
+
+def _table(fixed: list[bytes]) -> pa.Array:
+    """The fixed pieces, then the escapes."""
     return binaries(fixed + [orjson.dumps(chr(code))[1:-1] for code in _ESCAPED])
 
 
@@ -64,25 +72,35 @@ class RequestLines:
     )  # per line, where its custom_id's JSON ends (from the line's start): what follows is fingerprinted
 
     @classmethod
-    def build(cls, shape: RequestShape, ids: pa.Array, prompts: pa.Array) -> "RequestLines":
-        """``shape``'s line for every (custom_id, prompt) pair, both given as text arrays without nulls."""
-        table = _table(shape)
-        id_pieces, id_firsts, id_order = _cut(ids, len(table))
-        prompt_pieces, prompt_firsts, prompt_order = _cut(prompts, len(table) + len(id_pieces))
-        id_count, prompt_count = np.diff(id_firsts), np.diff(prompt_firsts)  # pieces per line
-        line_firsts = np.concatenate([[0], np.cumsum(3 + id_count + prompt_count)]).astype(np.int64)
-        first = line_firsts[:-1]
-        order = np.empty(line_firsts[-1], np.int64)  # per line: head, id pieces, middle, prompt pieces, tail
-        order[first], order[first + 1 + id_count], order[first + 2 + id_count + prompt_count] = 0, 1, 2
-        order[np.arange(len(id_order)) + np.repeat(first + 1 - id_firsts[:-1], id_count)] = id_order
-        order[np.arange(len(prompt_order)) + np.repeat(first + 2 + id_count - prompt_firsts[:-1], prompt_count)] = (
-            prompt_order
-        )
-        joined = pa.chunked_array([table, id_pieces, prompt_pieces]).take(int64s(order))  # no concatenation first
+    def build(
+        cls, shape: RequestShape, ids: pa.Array, prompts: pa.Array, images: Sequence[pa.Array] = ()
+    ) -> "RequestLines":
+        """``shape``'s line for every (custom_id, prompt, image URLs...) row, each given as a text array without
+        nulls (``images``: one array per image of the shape)."""
+        fixed = _fixed(shape)
+        table = _table(fixed)
+        cuts, base = [], len(table)
+        for values in (ids, prompts, *images):
+            cuts.append(_cut(values, base, len(fixed)))
+            base += len(cuts[-1][0])
+        counts = [np.diff(firsts) for _, firsts, _ in cuts]  # pieces per line, per value
+        line_firsts = np.concatenate([[0], np.cumsum(len(fixed) + sum(counts))]).astype(np.int64)
+        at = line_firsts[:-1].copy()  # per line, where its next piece goes
+        order = np.empty(line_firsts[-1], np.int64)  # per line: head, id pieces, middle, prompt pieces, ..., tail
+        for i, ((_, firsts, value_order), count) in enumerate(zip(cuts, counts)):
+            order[at] = i
+            at += 1
+            order[np.arange(len(value_order)) + np.repeat(at - firsts[:-1], count)] = value_order
+            at += count
+            if i == 0:
+                id_closed = at.copy()  # the piece after the custom_id (its closing quote first)
+        order[at] = len(fixed) - 1
+        joined = pa.chunked_array([table, *(pieces for pieces, _, _ in cuts)]).take(int64s(order))
         offsets, data = text_buffers(joined.chunk(0) if joined.num_chunks == 1 else joined.combine_chunks())
         starts = offsets[line_firsts]
-        lines = pa.Array.from_buffers(pa.large_binary(), len(first), [None, pa.py_buffer(starts), pa.py_buffer(data)])
-        return cls(lines, offsets[first + 1 + id_count] + 1 - starts[:-1])
+        count = len(line_firsts) - 1
+        lines = pa.Array.from_buffers(pa.large_binary(), count, [None, pa.py_buffer(starts), pa.py_buffer(data)])
+        return cls(lines, offsets[id_closed] + 1 - starts[:-1])
 
     def take(self, positions: np.ndarray) -> "RequestLines":
         return RequestLines(self.lines.take(int64s(positions)), self.id_ends[positions])

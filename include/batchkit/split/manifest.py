@@ -10,12 +10,17 @@ from ..storage import open_file
 
 MANIFEST_NAME = "manifest.json"
 ROWS_NAME = "rows.parquet"
-MANIFEST_VERSION = 3  # 3 adds the cost estimate; 2 rows_file and the new/changed/retried/reused totals
+# 4 adds each file's rows_span and rows_left_out; 3 the cost estimate; 2 rows_file and the new/changed/retried/reused
+# totals. Older manifests are read as they are (what they lack is None).
+MANIFEST_VERSION = 4
 
 
 @dataclass
 class BatchFileEntry:
-    """One batch input file; ``first_row``/``last_row`` are ``[source_index, row]`` positions."""
+    """One batch input file; ``first_row``/``last_row`` are ``[source_index, row]`` positions. Its requests are the
+    rows ``rows_span`` ``[start, stop)`` of the rows file that have a fingerprint, less the stretches
+    ``rows_left_out`` (``[start, stop)`` each: rows the ledger had answered); None: not known (a manifest before
+    version 4, or more than ``batchfiles.MAX_GAPS`` stretches)."""
 
     path: str
     requests: int
@@ -26,15 +31,19 @@ class BatchFileEntry:
     endpoint: str
     first_row: list[int]
     last_row: list[int]
+    rows_span: list[int] | None = None
+    rows_left_out: list[list[int]] | None = None
 
 
 @dataclass
 class SkippedRows:
-    """Rows not turned into requests because their prompt was null or empty."""
+    """Rows not turned into requests: their prompt was null or empty, or (with image columns) an image cell was
+    null or not an image; ``reasons`` counts them by reason (manifests written before it have none)."""
 
     count: int = 0
     reason: str = "prompt is null or empty"
-    examples: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)  # with image columns, each names its reason
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

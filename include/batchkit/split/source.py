@@ -16,6 +16,7 @@ from ..errors import InputError
 from ..storage import is_remote, open_file, url_to_fs
 
 READ_BATCH_ROWS = 4096  # small batches keep peak memory low; per-batch overhead stays negligible
+WIDE_BATCH_BYTES = 32 << 20  # a batch's share of wide columns (inline images): a few batches are in flight at once
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,30 @@ def prefetch(batches: Iterator[tuple[int, pa.RecordBatch]], depth: int = 2) -> I
                 ahead.get(timeout=0.05)
 
 
-def iter_batches(file: SourceFile, columns: list[str]) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Yield ``(first_row_index, batch)`` for ``columns`` of one file, streaming."""
+def rows_per_read(file: SourceFile, wide: list[str]) -> int:
+    """Rows per read batch: ``READ_BATCH_ROWS``, fewer when the ``wide`` columns (e.g. inline images) would make a
+    batch larger than ``WIDE_BATCH_BYTES`` (from the footer's uncompressed sizes)."""
+    if not wide or not file.rows:
+        return READ_BATCH_ROWS
+    meta = open_parquet(file.path).metadata
+    names = [meta.schema.column(i).path.split(".")[0] for i in range(meta.num_columns)]
+    size = sum(
+        meta.row_group(g).column(i).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for i, name in enumerate(names)
+        if name in wide
+    )
+    return max(1, min(READ_BATCH_ROWS, WIDE_BATCH_BYTES * file.rows // max(size, 1)))
+
+
+def iter_batches(
+    file: SourceFile, columns: list[str], rows: int = READ_BATCH_ROWS
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Yield ``(first_row_index, batch)`` of at most ``rows`` rows for ``columns`` of one file, streaming."""
     start = 0
     try:
         for batch in open_parquet(file.path, pre_buffer=False, buffer_size=1 << 20).iter_batches(
-            batch_size=READ_BATCH_ROWS, columns=columns
+            batch_size=rows, columns=columns
         ):
             yield start, batch.select(columns)  # the first file's column order, whatever this file's is
             start += batch.num_rows

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from ..results.arrow_numpy import flags, int64s, numbers, text_scalar, valid
 from . import tokens
 from .answered import Answered
+from .images import image_cells
 from .lines import RequestLines
 from .manifest import SkippedRows
 from .requests import RequestShape
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .split_config import SplitConfig
 
 MAX_SKIPPED_EXAMPLES = 20
+PROMPT_MISSING = "prompt is null or empty"
 WORKERS = 2  # record batches prepared at once (Arrow and numpy work releases the GIL)
 
 
@@ -48,6 +50,8 @@ class Prepared:
     prompts: pa.Array  # of the kept rows
     lines: RequestLines  # of the kept rows
     prints: list[str]  # of the kept rows
+    image_tokens: np.ndarray  # of the kept rows: their images' estimated tokens
+    reasons: dict[int, str]  # row -> why it is skipped, when not for its prompt (an image cell)
 
 
 @dataclass
@@ -62,6 +66,8 @@ class SplitJob:
     answered: Answered
     skipped: SkippedRows = field(default_factory=SkippedRows)
     reuse: dict[str, int] = field(default_factory=lambda: dict.fromkeys(("new", "changed", "retried", "reused"), 0))
+    rows_written: int = 0  # rows committed to the rows file so far
+    kept_written: int = 0  # of them, rows with a prompt
     _pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="batchkit-prepare")
     )
@@ -90,6 +96,7 @@ class SplitJob:
         except pa.ArrowInvalid:
             # The text is validated as a whole; only when that fails pay for locating the bad row.
             names = [*(self.template.columns if self.template else [self.config.prompt_column]), self.config.id_column]
+            names += self.config.image_columns or []
             for name in dict.fromkeys(n for n in names if n):
                 check_utf8(batch.column(name), file, start, name)
             raise
@@ -101,6 +108,12 @@ class SplitJob:
         else:
             prompts = as_text(batch.column(config.prompt_column), file, config.prompt_column)
         keep = valid(prompts) & (numbers(pc.binary_length(prompts)) > 0) & ~flags(pc.utf8_is_space(prompts))
+        images = [image_cells(batch.column(name), name) for name in config.image_columns or []]
+        reasons: dict[int, str] = {}
+        for cells in images:  # a row is skipped for its first unusable image cell
+            for row, reason in cells.reasons.items():
+                if keep[row]:
+                    keep[row], reasons[row] = False, reason
         rows = np.flatnonzero(keep)
         if config.id_column:
             all_ids = as_text(batch.column(config.id_column), file, config.id_column)
@@ -112,31 +125,51 @@ class SplitJob:
             prompts, ids = prompts.take(int64s(rows)), all_ids.take(int64s(rows))
         prompts.validate(full=True)  # the bytes are copied as they are: invalid UTF-8 raises ArrowInvalid here
         all_ids.validate(full=True)
-        lines = RequestLines.build(self.shape, ids, prompts)
-        return Prepared(file, start, batch, keep, all_ids, ids, prompts, lines, lines.fingerprints())
+        urls = [cells.urls.take(int64s(rows)) for cells in images]
+        for url in urls:
+            url.validate(full=True)
+        lines = RequestLines.build(self.shape, ids, prompts, urls)
+        image_tokens = np.zeros(len(rows), np.int64)
+        for cells in images:
+            image_tokens += tokens.image_tokens(
+                config.model, config.image_detail, cells.width[rows], cells.height[rows]
+            )
+        return Prepared(
+            file, start, batch, keep, all_ids, ids, prompts, lines, lines.fingerprints(), image_tokens, reasons
+        )
 
     def commit(self, ready: Prepared) -> None:
         """Write one prepared batch: its rows, then the requests the ledger has no answer for."""
         config, shape, batch = self.config, self.shape, ready.batch
         rows = np.flatnonzero(ready.keep)
+        offset, kept = self.rows_written, self.kept_written  # where this batch's rows begin in the rows file
+        self.rows_written, self.kept_written = offset + batch.num_rows, kept + len(rows)
         row_prints: list[str | None] = ready.prints
+        skipped: list[str | None] | None = None
         if len(rows) < batch.num_rows:
-            self._record_skipped(ready)
+            skipped = self._record_skipped(ready)
             row_prints = [None] * batch.num_rows
             for row, value in zip(rows.tolist(), ready.prints):
                 row_prints[row] = value
-        self.rows.write(batch, ready.all_ids, row_prints)
-        lines, prompts = ready.lines, ready.prompts
+        self.rows.write(batch, ready.all_ids, row_prints, skipped)
+        lines, prompts, image_tokens = ready.lines, ready.prompts, ready.image_tokens
         send = self._not_answered(ready.ids, ready.prints)
+        ranks = np.arange(len(rows)) if send is None else send  # among the batch's rows with a prompt
         if send is not None:
-            rows, lines, prompts = rows[send], lines.take(send), prompts.take(int64s(send))
+            rows, lines, prompts, image_tokens = (
+                rows[send],
+                lines.take(send),
+                prompts.take(int64s(send)),
+                image_tokens[send],
+            )
         if not len(rows):
             return
         if config.exact_tokens:
             estimates = tokens.exact_tokens(prompts, config.model, shape.fixed_text)
         else:
             estimates = tokens.heuristic_tokens(prompts, len(shape.fixed_text))
-        self.writer.write_rows(ready.file, ready.start, rows, lines, estimates)
+        estimates = estimates + image_tokens
+        self.writer.write_rows(ready.file, ready.start, rows, lines, estimates, offset + rows, kept + ranks)
 
     def _not_answered(self, ids: pa.Array, prints: list[str]) -> np.ndarray | None:
         """Positions of the requests to send (None: all); counts new, changed, retried and reused requests."""
@@ -149,8 +182,15 @@ class SplitJob:
         send = np.flatnonzero(kinds != "reused")
         return None if len(send) == len(prints) else send.astype(np.int64)
 
-    def _record_skipped(self, ready: Prepared) -> None:
-        dropped = np.flatnonzero(~ready.keep)
+    def _record_skipped(self, ready: Prepared) -> list[str | None]:
+        """Count the batch's skipped rows by reason, keep the first examples; each row's reason (None: sent)."""
+        dropped = np.flatnonzero(~ready.keep).tolist()
         self.skipped.count += len(dropped)
-        for row in dropped[: MAX_SKIPPED_EXAMPLES - len(self.skipped.examples)].tolist():
-            self.skipped.examples.append({"source": ready.file.path, "row": ready.start + row})
+        reasons: list[str | None] = [None] * ready.batch.num_rows
+        for row in dropped:
+            reasons[row] = reason = ready.reasons.get(row, PROMPT_MISSING)
+            self.skipped.reasons[reason] = self.skipped.reasons.get(reason, 0) + 1
+        for row in dropped[: MAX_SKIPPED_EXAMPLES - len(self.skipped.examples)]:
+            example = {"source": ready.file.path, "row": ready.start + row}
+            self.skipped.examples.append(example | ({"reason": reasons[row]} if self.config.image_columns else {}))
+        return reasons

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cost.pricing import estimate
 from ..errors import InputError
+from ..results import moderations
 from ..storage import Upload, is_remote, local_path, put_file
 from ..structured import check_columns
 from .answered import Answered
@@ -22,7 +23,7 @@ from .batchfiles import MORE_FILES, FileWriter, RowsWriter
 from .manifest import MANIFEST_NAME, ROWS_NAME, Manifest
 from .out_dir import check_out, publish
 from .requests import RequestShape
-from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files
+from .source import SourceFile, iter_batches, open_files, prefetch, resolve_files, rows_per_read
 from .split_config import SplitConfig
 from .split_job import SplitJob
 from .template import PromptTemplate
@@ -71,12 +72,19 @@ def split(
     if out.is_symlink() and out.is_dir():  # the split replaces the link's target, the link stays
         out = out.resolve()
     check_out(out)  # before any work: a bad --out must not cost a whole split
+    images = list(config.image_columns or [])
     shape = RequestShape.build(
-        config.endpoint, config.model, config.system_prompt, config.body_options, config.output_schema
+        config.endpoint,
+        config.model,
+        config.system_prompt,
+        config.body_options,
+        config.output_schema,
+        len(images),
+        config.image_detail,
     )
     template = PromptTemplate.parse(config.prompt_template) if config.prompt_template else None
     prompt_columns = list(template.columns) if template else [config.prompt_column]
-    request_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else [])))
+    request_columns = list(dict.fromkeys(prompt_columns + ([config.id_column] if config.id_column else []) + images))
     files, schema = open_files(resolve_files(source), request_columns + list(config.keep_columns or []))
     keep = list(config.keep_columns) if config.keep_columns is not None else list(schema.names if schema else [])
     if config.id_column and config.id_column not in keep:
@@ -84,6 +92,7 @@ def split(
     read_columns = list(dict.fromkeys(request_columns + keep))
     if config.output_schema is not None:
         check_columns(config.output_schema, keep)
+    moderations.check_columns(config.endpoint, keep)
     _check_file_count(files, config)
     if config.id_column:
         check_unique_ids(files, config.id_column)
@@ -97,13 +106,16 @@ def split(
     try:
         writer = FileWriter(staging, shape, config, on_file)
         rows_out = Upload(rows_url) if rows_url else None
-        rows = RowsWriter(rows_out.handle if rows_out else staging / ROWS_NAME, schema, keep)
+        rows = RowsWriter(rows_out.handle if rows_out else staging / ROWS_NAME, schema, keep, bool(images))
         job = SplitJob(template, config, shape, writer, rows, answered or Answered.nothing())
         skipped = job.skipped
+        if images:
+            skipped.reason = "prompt is null or empty, or an image cell is null or not an image (see reasons)"
         rows_read = 0
         for file in files:
+            read = iter_batches(file, read_columns, rows_per_read(file, images))
             with (
-                closing(prefetch(iter_batches(file, read_columns))) as batches,  # an error stops the reader
+                closing(prefetch(read)) as batches,  # an error stops the reader
                 closing(job.prepared(file, batches)) as prepared,  # and the workers
             ):
                 for ready in prepared:
@@ -186,5 +198,8 @@ def _parameters(source: str, config: SplitConfig) -> dict[str, Any]:
         "body_options": config.body_options,
         "keep_columns": config.keep_columns,
         "output_schema": config.output_schema,
+        **(
+            {"image_columns": config.image_columns, "image_detail": config.image_detail} if config.image_columns else {}
+        ),
         "token_estimate": "exact" if config.exact_tokens else "heuristic",
     }

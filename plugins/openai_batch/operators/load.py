@@ -108,8 +108,14 @@ class LoadToWarehouseOperator(BaseOperator):
             manifest = Manifest.load(split["manifest"])
             output_schema = manifest.parameters.get("output_schema")
             answers = staging.ledger().result_files()
+            endpoint = manifest.parameters.get("endpoint")
             counts = merge_partition(
-                split["rows"], answers, scratch / "result.parquet", self.task_memory_mb, output_schema
+                split["rows"],
+                answers,
+                scratch / "result.parquet",
+                self.task_memory_mb,
+                output_schema,
+                endpoint=endpoint,
             )
             merged = staging.publish(scratch / "result.parquet", "merged", "result.parquet")
         given = self.results or []

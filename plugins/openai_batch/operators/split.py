@@ -7,13 +7,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from batchkit.batch_api import DEFAULT_ENDPOINT
 from batchkit.cost.pricing import Estimate
 from batchkit.split.manifest import MANIFEST_NAME, ROWS_NAME
+from batchkit.split.split_config import SplitConfig
 from openai_batch.context import TaskRun
 from openai_batch.errors import airflow_errors
-from openai_batch.operators.common import as_bool, as_list
+from openai_batch.operators.common import as_bool
 from openai_batch.operators.split_checks import check_budget, check_model, check_request
+from openai_batch.operators.split_options import OPTIONS, config_value, operator_default, with_options
 
 
 class SplitPartitionOperator(BaseOperator):
@@ -23,6 +24,10 @@ class SplitPartitionOperator(BaseOperator):
     connection's batch vendor (``vendors``) sets the limits the files are cut at and checks one request as it would
     send it (e.g. Anthropic refuses embeddings and body options it has no equivalent for).
 
+    :param model: / ``endpoint``, ``prompt_template`` or ``prompt_column``, ``system_prompt``, ``id_column``,
+        ``body_options``, ``max_requests``, ``max_tokens``, ``max_bytes``, ``exact_tokens``, ``prices``...: the
+        split options, each a templated keyword declared once on ``batchkit.split.split_config.SplitConfig`` (as
+        ``batchkit split``'s flags; ``split_options.OPTIONS``); empty values take the option's default.
     :param source: Parquet file, directory or glob, local or ``s3://``; ``{partition}`` is replaced by the
         partition key, ``{partition:%Y-%m-%d}`` by its time in that format (``context.fill_source``).
     :param staging_root: local directory or ``s3://bucket/prefix`` holding run-scoped staging areas
@@ -36,14 +41,12 @@ class SplitPartitionOperator(BaseOperator):
     :param max_requests: requests per batch file (empty: the vendor's limit: OpenAI 50,000, Azure and Anthropic
         100,000); more than the vendor allows fails the split.
     :param dry_run: split and report only; return no files, so nothing is submitted.
-    :param input_columns: input columns kept beside the results in the table (empty: all); they are staged with
-        the run (``inputs/rows.parquet``), so later steps never re-read a source that changed meanwhile.
+    :param input_columns: (``SplitConfig.keep_columns``) input columns kept beside the results in the table
+        (empty: all); they are staged with the run (``inputs/rows.parquet``), so later steps never re-read a source
+        that changed meanwhile.
     :param output_schema: structured outputs: a JSON Schema object every answer must follow, a Pydantic model or
         its dotted path; its top-level properties become typed columns (``batchkit.structured``).
-    :param expected_output_tokens: output tokens per request for the cost estimate (default: the body's
-        ``max_tokens``/``max_completion_tokens``/``max_output_tokens``, else not estimated).
     :param max_cost_usd: budget cap: a split whose estimate is above it fails before anything is submitted.
-    :param prices: batch prices overriding genai-prices (``{"model": {"input", "output"[, "cached_input"]}}``).
     :param reuse_results: leave out requests the partition's ledger already answered (same custom_id and same
         request content) in any earlier run; off: ask everything again.
     :param pipeline_id: a pipeline in a task group: its own staging area, ledger and batch keys (empty: top level).
@@ -55,22 +58,10 @@ class SplitPartitionOperator(BaseOperator):
     template_fields = (
         "source",
         "staging_root",
-        "model",
-        "endpoint",
-        "prompt_column",
-        "prompt_template",
-        "system_prompt",
-        "id_column",
-        "max_requests",
-        "max_tokens",
-        "body_options",
+        *OPTIONS,
         "dry_run",
-        "input_columns",
         "reuse_results",
-        "output_schema",
-        "expected_output_tokens",
         "max_cost_usd",
-        "prices",
         "warehouse_conn_id",
         "table",
         "database",
@@ -82,22 +73,9 @@ class SplitPartitionOperator(BaseOperator):
         *,
         source: str,
         staging_root: str,
-        model: str,
-        endpoint: str = DEFAULT_ENDPOINT,
-        prompt_column: str | None = None,
-        prompt_template: str | None = None,
-        system_prompt: str | None = None,
-        id_column: str | None = None,
-        max_requests: int | None = None,
-        max_tokens: int | None = None,
-        body_options: dict | None = None,
         dry_run: bool = False,
-        input_columns: list[str] | None = None,
         reuse_results: bool = True,
-        output_schema: dict[str, Any] | str | type | None = None,
-        expected_output_tokens: int | None = None,
         max_cost_usd: float | None = None,
-        prices: dict[str, Any] | None = None,
         conn_id: str = "openai_default",
         storage_conn_id: str | None = None,
         check_model: bool = True,
@@ -111,17 +89,18 @@ class SplitPartitionOperator(BaseOperator):
         pipeline_id: str = "",
         **kwargs: Any,
     ) -> None:
+        options = {name: kwargs.pop(name, operator_default(each)) for name, (each, _) in OPTIONS.items()}
         super().__init__(**kwargs)
+        for name, value in options.items():
+            setattr(self, name, value)
         self.warehouse_conn_id, self.table, self.database = warehouse_conn_id, table, database
         self.allowed_warehouse_conns, self.allowed_tables = allowed_warehouse_conns, allowed_tables
-        self.allowed_sources, self.output_schema, self.pipeline_id = allowed_sources, output_schema, pipeline_id
+        self.allowed_sources, self.max_cost_usd, self.pipeline_id = allowed_sources, max_cost_usd, pipeline_id
+        self.storage_conn_id, self.reuse_results, self.dry_run = storage_conn_id, reuse_results, dry_run
+        self.source, self.staging_root, self.conn_id, self.check_model = source, staging_root, conn_id, check_model
         self.allowed_api_conns = allowed_api_conns
-        self.expected_output_tokens, self.max_cost_usd, self.prices = expected_output_tokens, max_cost_usd, prices
-        self.storage_conn_id, self.input_columns, self.reuse_results = storage_conn_id, input_columns, reuse_results
-        self.source, self.staging_root, self.model, self.endpoint = source, staging_root, model, endpoint
-        self.prompt_column, self.prompt_template, self.system_prompt = prompt_column, prompt_template, system_prompt
-        self.id_column, self.max_requests, self.max_tokens = id_column, max_requests, max_tokens
-        self.body_options, self.dry_run, self.conn_id, self.check_model = body_options, dry_run, conn_id, check_model
+
+    __init__.__signature__ = with_options(__init__)  # type: ignore[attr-defined]  # read by Airflow: see with_options
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         from batchkit.results.merge import merged_schema
@@ -152,12 +131,13 @@ class SplitPartitionOperator(BaseOperator):
             manifest = split(source, scratch / "split", config, self._progress, answered, publish, rows_url)
             paths = [staging.url("inputs", f.path) for f in manifest.files]
             rows_schema = open_parquet(rows_url).schema_arrow.remove_metadata()
-            merged = merged_schema(rows_schema, manifest.parameters.get("output_schema"))
+            parameters = manifest.parameters
+            merged = merged_schema(rows_schema, parameters.get("output_schema"), parameters["endpoint"])
             manifest_url = staging.publish(scratch / "split" / MANIFEST_NAME, "inputs", MANIFEST_NAME)
         totals = manifest.totals
         self.log.info(
             "partition %s: %d rows -> %d requests to send in %d file(s), %.1f MB, ~%d tokens; %d row(s) skipped "
-            "(null/empty prompt); manifest %s",
+            "(%s); manifest %s",
             partition,
             totals["rows_read"],
             totals["requests"],
@@ -165,6 +145,7 @@ class SplitPartitionOperator(BaseOperator):
             totals["bytes"] / 1e6,
             totals["estimated_tokens"],
             totals["rows_skipped"],
+            manifest.skipped.reasons or manifest.skipped.reason,
             manifest_url,
         )
         self.log.info(
@@ -211,33 +192,22 @@ class SplitPartitionOperator(BaseOperator):
         """The core's split parameters, cut at the vendor's limits."""
         from airflow.sdk.configuration import conf
 
-        from batchkit.split.split_config import SplitConfig
-        from batchkit.structured import load_schema
-
         limits = vendor.limits
         if self.max_requests not in (None, "") and int(self.max_requests) > limits.max_requests:
             raise AirflowFailException(
                 f"max_requests_per_file is {int(self.max_requests):,} but {vendor.title} takes at most "
                 f"{limits.max_requests:,} requests per batch; nothing was submitted"
             )
+        defaults = {"max_requests": limits.max_requests, "max_bytes": limits.max_bytes}  # when left empty
         with airflow_errors("invalid split parameters"):
+            values = {
+                each.name: config_value(getattr(self, name), each, spec, defaults)
+                for name, (each, spec) in OPTIONS.items()
+            }
             return SplitConfig(
-                model=self.model,
-                endpoint=self.endpoint,
-                prompt_column=self.prompt_column or None,
-                prompt_template=self.prompt_template or None,
-                system_prompt=self.system_prompt or None,
-                id_column=self.id_column or None,
-                max_requests=int(self.max_requests or limits.max_requests),
-                max_bytes=limits.max_bytes,
+                **values,
                 request_limit=limits.max_requests,
                 byte_limit=limits.max_bytes,
-                max_tokens=int(self.max_tokens) if self.max_tokens else None,
-                body_options=self.body_options or {},
-                keep_columns=as_list(self.input_columns) or None,
-                output_schema=load_schema(self.output_schema),
-                expected_output_tokens=int(self.expected_output_tokens) if self.expected_output_tokens else None,
-                prices=self.prices or None,
                 vendor=vendor.price_vendor,
                 max_files=conf.getint("core", "max_map_length"),  # the mapped tasks cannot expand past it
             )

@@ -21,6 +21,7 @@ import orjson
 from batchkit.batch_api import Endpoint
 from batchkit.errors import InputError, ResultsUnreadable
 from batchkit.structured import schema_of
+from openai_batch.vendors.anthropic_content import content_blocks
 
 CUSTOM_ID = r"[a-zA-Z0-9_-]{1,64}"  # Anthropic's rule for a request's custom_id
 TOOL_NAME = "answer"  # the forced tool that carries a structured answer on models without structured outputs
@@ -167,7 +168,7 @@ class Converter:
 
 def _chat_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
     system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-    rest = [{"role": m["role"], "content": m["content"]} for m in messages if m.get("role") in ("user", "assistant")]
+    rest = [{"role": m["role"], "content": content_blocks(m["content"])} for m in messages if m.get("role") in ("user", "assistant")]
     if len(rest) + len(system) != len(messages):
         raise InputError("Anthropic takes system, user and assistant messages only")
     return "\n\n".join(system) or None, rest
@@ -176,7 +177,7 @@ def _chat_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dic
 def _responses_input(given: Any) -> list[dict[str, Any]]:
     if isinstance(given, str):
         return [{"role": "user", "content": given}]
-    return [{"role": m["role"], "content": m["content"]} for m in given]
+    return [{"role": m["role"], "content": content_blocks(m["content"])} for m in given]  # image parts as image blocks
 
 
 def _text(content: Any) -> str:

@@ -53,3 +53,72 @@ def test_arrow_numpy_conversions_handle_nulls_and_slices():
     assert numbers(pc.binary_length(texts)).tolist() == [1, 0, 0, 4, 0, 1]
     assert strings([None, "é", None, "x"]).to_pylist() == [None, "é", None, "x"]
     assert strings([]).to_pylist() == []
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/responses", "/v1/moderations"])
+def test_lines_with_images_match_the_per_line_encoding(endpoint):
+    shape = RequestShape.build(endpoint, "m", None, {"temperature": 0.5}, images=2, detail="low")
+    texts = _texts(300, seed=2)
+    ids = [f"r{i}" for i in range(len(texts))]
+    first = [f'https://x.example/{i}.png?q="{t[:5]}"' for i, t in enumerate(texts)]
+    second = [f"data:image/png;base64,{i:08d}" for i in range(len(texts))]
+    got = RequestLines.build(shape, pa.array(ids), pa.array(texts), [pa.array(first), pa.array(second)])
+    expected = [shape.line(*values) for values in zip(ids, texts, first, second)]
+    assert got.lines.to_pylist() == expected
+    assert got.fingerprints() == [
+        fingerprint(line[len(shape.head) + len(orjson.dumps(i)) :]) for i, line in zip(ids, expected)
+    ]
+    body = orjson.loads(expected[0])["body"]
+    if endpoint == "/v1/chat/completions":
+        assert body["messages"] == [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": texts[0]},
+                    {"type": "image_url", "image_url": {"url": first[0], "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": second[0], "detail": "low"}},
+                ],
+            }
+        ]
+    elif endpoint == "/v1/responses":
+        assert body["input"] == [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": texts[0]},
+                    {"type": "input_image", "image_url": first[0], "detail": "low"},
+                    {"type": "input_image", "image_url": second[0], "detail": "low"},
+                ],
+            }
+        ]
+    else:  # the moderation API's multi-modal input (no detail there)
+        assert body["input"] == [
+            {"type": "text", "text": texts[0]},
+            {"type": "image_url", "image_url": {"url": first[0]}},
+            {"type": "image_url", "image_url": {"url": second[0]}},
+        ]
+
+
+@pytest.mark.parametrize(
+    "endpoint,system,expected",
+    [  # computed before image inputs existed: a request without images keeps its fingerprint
+        ("/v1/chat/completions", "sys", "d2133ecd967f287853de5a378290713b"),
+        ("/v1/responses", "sys", "05d919141d26b755457d254a1e49a71e"),
+        ("/v1/embeddings", None, "60f3e9a606bdbd532c17b8d9ef752c69"),
+    ],
+)
+def test_requests_without_images_keep_their_fingerprint(endpoint, system, expected):
+    shape = RequestShape.build(endpoint, "gpt-4o-mini", system, {"temperature": 0})
+    lines = RequestLines.build(shape, pa.array(["r1"]), pa.array(['hello "x"']))
+    assert lines.fingerprints() == [expected]
+
+
+def test_images_are_refused_where_the_endpoint_takes_none():
+    from batchkit.errors import InputError
+
+    with pytest.raises(InputError, match="/v1/embeddings takes no images"):
+        RequestShape.build("/v1/embeddings", "text-embedding-3-small", images=1)
+    with pytest.raises(InputError, match="image detail must be one of auto, low, high"):
+        RequestShape.build("/v1/chat/completions", "m", images=1, detail="ultra")
+    with pytest.raises(InputError, match="/v1/moderations takes no system prompt"):
+        RequestShape.build("/v1/moderations", "omni-moderation-latest", "sys")
