@@ -24,9 +24,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
-## demo: the main job end to end on the embedded defaults
+## demo: the main job end to end on the embedded defaults; VENDOR=anthropic (or azure) runs it on that vendor's
+## routes of the emulator instead of OpenAI's
+VENDOR ?= openai
 demo: install
-	$(PY) -m batchkit.dev.demo
+	$(PY) -m batchkit.dev.demo --vendor $(VENDOR)
 
 stop:
 	@$(PY) -m batchkit.dev.demo --stop 2>/dev/null || true

@@ -68,6 +68,51 @@ def emulator_objects(stack: Stack, kind: str) -> list[dict]:
         after = page["last_id"]
 
 
+@contextmanager
+def emulator_settings(stack: Stack, *args: str):
+    """Restart the stack's emulator (same state, same port) with other settings ``args``, and with its own again
+    afterwards."""
+    before = stack.emulator_args
+    stack.kill("emulator")
+    stack.emulator_args = args
+    stack.restart("emulator")
+    try:
+        yield
+    finally:
+        stack.kill("emulator")
+        stack.emulator_args = before
+        stack.restart("emulator")
+
+
+def anthropic_connection(stack_port: int, conn_id: str = "anthropic_emulator") -> dict[str, str]:
+    """A stack's environment for an ``anthropic`` connection ``conn_id`` on the emulator at ``stack_port`` that the
+    shipped DAG's ``conn_id`` Param may name (beside ``openai_default``)."""
+    import json
+
+    conn = {"conn_type": "anthropic", "password": "k", "host": f"http://127.0.0.1:{stack_port}"}
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn),
+        "OPENAI_BATCH_ALLOWED_API_CONNS": f"openai_default,{conn_id}",
+    }
+
+
+def message_batches(stack: Stack) -> list[Any]:
+    """Every Anthropic message batch the stack's emulator holds, newest first (the anthropic SDK's types)."""
+    from anthropic import Anthropic
+
+    client = Anthropic(base_url=stack.emulator.url, api_key="k", max_retries=6)
+    return list(client.messages.batches.list(limit=100))
+
+
+def message_batch_requests(stack: Stack, batch_id: str) -> list[str]:
+    """The custom_ids (as sent, tagged) of every request of an ended message batch: its results name each one,
+    answered or not (succeeded, errored, canceled, expired)."""
+    from anthropic import Anthropic
+
+    client = Anthropic(base_url=stack.emulator.url, api_key="k", max_retries=6)
+    return [result.custom_id for result in client.messages.batches.results(batch_id)]
+
+
 def staged_run(
     tmp_path: Path,
     ids: list[int],

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from batchkit.errors import ClaimHeld
+from openai_batch.vendors.base import LookupPending
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -44,18 +45,26 @@ def submit_once(
 
             log.info("adopting batch %s of key %s (created by %s)", claim.batch_id, key, claim.owner)
             return batch_or_recorded(vendor, ledger, claim.batch_id, path), claim
-        others = Others(ledger, key)
-        found = vendor.find_batch(key, claim.claimed_at, requests=requests, owned=others.owned, pending=others.pending)
+        others, unsure = Others(ledger, key), None
+        try:
+            found = vendor.find_batch(
+                key, claim.claimed_at, requests=requests, owned=others.owned, pending=others.pending
+            )
+        except LookupPending as exc:  # a batch may be its lost create's, but cannot be told apart yet
+            found, unsure = None, exc
         if found:
             log.info("adopting batch %s of key %s, created by %s before it could record it", found.id, key, claim.owner)
             ledger.record_batch(claim, found.id)
             return found, claim
-        guessing = not vendor.limits.metadata and others.pending()  # its lost batch may look like theirs: wait
+        # its lost batch may look like theirs (or be among several): wait, never create it again meanwhile
+        guessing = unsure is not None or (not vendor.limits.metadata and others.pending())
         if not guessing and (claim.owner == owner or time.time() - claim.claimed_at > STALE_CLAIM_SECONDS):
             log.warning("taking over the claim of key %s from %s (no batch was created)", key, claim.owner)
             ledger.take_over(claim, owner)
             return _create(vendor, ledger, claim, path, requests, **create)
         if time.monotonic() > deadline:
+            if unsure is not None:
+                raise unsure
             raise ClaimHeld(
                 f"{claim.owner} is creating the batch of this file (key {key}) and has not finished after "
                 f"{CLAIM_WAIT_SECONDS:.0f}s; this task adopts it on its next try"
@@ -74,14 +83,15 @@ def _create(
 
 
 class Others:
-    """The ledger's other claims, read once when first asked (vendors without metadata ask; OpenAI's never do)."""
+    """The ledger's other claims (vendors without metadata ask; OpenAI's never do): read afresh by each lookup's
+    ``owned``, which ``pending`` then answers from (one consistent read per lookup; a lookup asked again sees the
+    claims recorded meanwhile)."""
 
     def __init__(self, ledger: Ledger, key: str) -> None:
         self.ledger, self.key, self._claims = ledger, key, None
 
     def _read(self) -> list[Claim]:
-        if self._claims is None:
-            self._claims = self.ledger.other_claims(self.key)
+        self._claims = self.ledger.other_claims(self.key)
         return self._claims
 
     def owned(self) -> set[str]:
@@ -90,5 +100,5 @@ class Others:
 
     def pending(self) -> bool:
         """Whether another claim is creating its batch right now (claimed, no batch yet, not stale)."""
-        now = time.time()
-        return any(not c.batch_id and now - c.claimed_at <= STALE_CLAIM_SECONDS for c in self._read())
+        now, claims = time.time(), self._claims if self._claims is not None else self._read()
+        return any(not c.batch_id and now - c.claimed_at <= STALE_CLAIM_SECONDS for c in claims)

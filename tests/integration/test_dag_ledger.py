@@ -8,13 +8,14 @@ and counts what the emulator was sent, not just whether the run succeeded.
 (c) a rerun after adding 10% rows and changing 5% of prompts: exactly those requests are sent
 (d) two runs of one partition at once: one batch per file, rows once
 (e) the source rewritten between split and collect: every row keeps the answer to its own prompt
+(f) (a) on Anthropic Message Batches (the shipped DAG with an ``anthropic`` connection): unfinished requests come back
+    ``expired``; a clear sends exactly the requests no batch answered, counted from the message batches' results
 
 The stack keeps the batches' files at the vendor (``OPENAI_BATCH_KEEP_VENDOR_FILES``), so the tests can read what
 was sent from the input files; (c) checks they stay, with the lifetime they were uploaded and created with.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import duckdb
 import httpx
@@ -24,36 +25,34 @@ import pyarrow.parquet as pq
 import pytest
 
 from batchkit.dev.devstack import Stack
-from tests.helpers import emulator_objects, running_stack
+from batchkit.emulator.launcher import free_port
+from tests.helpers import (
+    anthropic_connection,
+    emulator_objects,
+    emulator_settings,
+    message_batch_requests,
+    message_batches,
+    running_stack,
+)
 
 DAG_ID = "openai_batch_inference"
 NORMAL = ("--seconds-per-request", "0.002", "--validation-seconds", "1")
 EXPIRING = ("--expire-rate", "1", "--completion-window-seconds", "6", "--seconds-per-request", "0.005")
 PARTITIONS = {"2026-11-10": 1200, "2026-11-11": 600, "2026-11-12": 1000, "2026-11-13": 1000, "2026-11-14": 900}
+PARTITIONS["2026-11-15"] = 40  # (f), on Anthropic
+CLAUDE = {"conn_id": "anthropic_emulator", "model": "claude-haiku-4-5"}
 ECHO = {"prompt_template": "", "prompt_column": "text", "system_prompt": ""}  # answers are "echo: <text[:200]>"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
+    port = free_port()
     keep = {"OPENAI_BATCH_KEEP_VENDOR_FILES": "true"}  # what was sent stays readable at the emulator
+    settings = {"emulator_port": port, "extra_env": {**anthropic_connection(port), **keep}}
     with running_stack(
-        tmp_path_factory.mktemp("ledger"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=NORMAL, extra_env=keep
+        tmp_path_factory.mktemp("ledger"), PARTITIONS, DAG_ID, poll_seconds=1, emulator_args=NORMAL, **settings
     ) as stack:
         yield stack
-
-
-@contextmanager
-def emulator_settings(stack: Stack, *args: str) -> Iterator[None]:
-    """Restart the emulator (same state, same port) with other settings, and back afterwards."""
-    stack.kill("emulator")
-    stack.emulator_args = args
-    stack.restart("emulator")
-    try:
-        yield
-    finally:
-        stack.kill("emulator")
-        stack.emulator_args = NORMAL
-        stack.restart("emulator")
 
 
 def run(stack: Stack, run_id: str, conf: dict, timeout: float = 420) -> dict:
@@ -217,6 +216,39 @@ def test_e_a_source_rewritten_after_the_split_never_pairs_answers_with_other_row
     assert all(r["response_text"] == "echo: " + r["text"][:200] for r in loaded)
     first_file = next(iter(originals.values()))
     assert {r["custom_id"]: r["review_id"] for r in loaded}["0-0"] == first_file.column("review_id")[0].as_py()
+
+
+def test_f_anthropic_expiry_then_clear_of_the_run_sends_only_unanswered_requests(stack):
+    partition, rows, per_file = "2026-11-15", PARTITIONS["2026-11-15"], 20
+    conf = {"partition": partition, "max_requests_per_file": per_file, "max_attempts": 2, "max_error_rate": 0.05}
+    before = {b.id for b in message_batches(stack)}
+    expiring = (*EXPIRING[:4], "--seconds-per-request", "0.05")  # chunks of 4 requests: 20 stop halfway
+    with emulator_settings(stack, *expiring):
+        first = run(stack, "f_1", {**conf, **CLAUDE})
+    assert first["state"] == "failed"  # too many unanswered requests: the load refused
+    assert {t["task_id"]: t["state"] for t in first["tasks"]}["load"] == "failed"
+    expired = [b for b in message_batches(stack) if b.id not in before]
+    assert len(expired) == 2 * (rows // per_file)  # two attempts per file, each ending with expired requests
+    assert all(b.processing_status == "ended" and b.request_counts.expired > 0 for b in expired)
+    sent_first = [i for b in expired for i in message_batch_requests(stack, b.id)]
+    answers = ledger_answers(stack, partition)
+    answered = set(answers.filter(pc.equal(answers.column("status"), "ok")).column("custom_id").to_pylist())
+    assert 0 < len(answered) < rows and len(answered) == sum(b.request_counts.succeeded for b in expired)
+    assert table(stack, partition) == [], "a refused load must not touch the table"
+
+    stack.clear(DAG_ID, "f_1")
+    again = stack.wait_for_run(DAG_ID, "f_1", timeout=420, progress=lambda message: None)
+    assert again["state"] == "success", again["tasks"]
+    seen = before | {b.id for b in expired}
+    new = [b for b in message_batches(stack) if b.id not in seen]
+    resent = [i.split("_", 1)[1] for b in new for i in message_batch_requests(stack, b.id)]  # untagged: our ids
+    assert not answered & set(resent), "a request answered before the clear was paid for again"
+    assert sorted(resent, key=int) == sorted({str(i) for i in range(rows)} - answered, key=int)
+    loaded = table(stack, partition, "review_id, status")
+    assert len(loaded) == rows and len({r["review_id"] for r in loaded}) == rows
+    assert {r["status"] for r in loaded} == {"ok"}
+    print(f"(f) sent {len(sent_first)} requests in {len(expired)} message batches, {len(answered)} answered; "
+          f"the clear sent {len(resent)} in {len(new)}")
 
 
 def wait_for_state(stack: Stack, run_id: str, task_id: str, state: str, timeout: float = 180) -> None:

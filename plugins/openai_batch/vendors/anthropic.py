@@ -28,19 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 
 from batchkit.batch_api import Endpoint
-from batchkit.errors import InputError, TransientError
+from batchkit.errors import InputError
 from openai_batch.vendors.anthropic_body import RequestsBody
 from openai_batch.vendors.anthropic_convert import CUSTOM_ID, Converter, batch_view, hashed, our_id, output_line
 from openai_batch.vendors.base import LOOKUP_MARGIN, BatchVendor, CreateRefused, Gone, Limits, ModelMissing, create_once
+from openai_batch.vendors.errors import LookupAmbiguous
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
 MAX_BODY_BYTES = 256 * 1000 * 1000  # Anthropic's limit on one create request
-
-
-class LookupAmbiguous(TransientError):
-    """Several running batches could be the one a lost create made; once they end, their results tell."""
 
 
 class AnthropicVendor(BatchVendor):
@@ -173,8 +170,8 @@ class AnthropicVendor(BatchVendor):
         """The batch a lost create of ``key`` made: created since ``since`` (minus the skew margin), of
         ``requests`` requests, named by no other claim (``owned``); an ended one only when its results carry the
         key's tag; a running one (unconfirmable) only when it is the only candidate and no other claim is creating
-        its batch right now (``pending``: it could be theirs). Several running candidates: ``LookupAmbiguous``
-        (their results tell once they end)."""
+        its batch right now (``pending``: it could be theirs). Else, or with several running candidates,
+        ``LookupAmbiguous`` (their results tell once they end)."""
         others = owned() if owned else set()
         found = [
             b
@@ -185,8 +182,13 @@ class AnthropicVendor(BatchVendor):
         for batch in (b for b in found if b not in running):
             if self._first_result_tag(batch.id) == key[:8]:
                 return batch
-        if not running or (pending is not None and pending()):
-            return None  # nothing, or another claim's create in flight could be any of them: ask again later
+        if not running:
+            return None
+        if pending is not None and pending():  # another claim's create in flight could have made any of them
+            raise LookupAmbiguous(
+                f"{len(running)} running batch(es) of {requests} requests could be the one created for key {key}, "
+                "but another claim of the partition is still creating its batch"
+            )
         if len(running) > 1:
             raise LookupAmbiguous(
                 f"{len(running)} running batches of {requests} requests ({', '.join(b.id for b in running)}) could "

@@ -25,11 +25,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from batchkit.batch_api import ENDPOINTS
 from batchkit.errors import InputError
+from openai_batch.vendors.errors import CreateRefused, Gone, LookupPending, ModelMissing
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
+__all__ = ["BatchVendor", "CreateRefused", "Gone", "Limits", "LookupPending", "ModelMissing", "create_once"]
+
 LOOKUP_MARGIN = 300  # seconds before a claim that a batch created under it may carry (clock skew)
+LOOKUP_WAIT_SECONDS = 60.0  # how long a lost create's lookup asks again, in place, while it cannot tell yet
 
 
 @dataclass(frozen=True)
@@ -61,23 +65,6 @@ class Limits:
     metadata: bool = True
     endpoints: tuple[str, ...] = ENDPOINTS
     lifetimes: tuple[int, int] | None = (3600, 2_592_000)  # OpenAI's: 1 hour to 30 days
-
-
-class CreateRefused(Exception):
-    """The vendor refused to create a batch for its rate or queue limits (OpenAI/Azure/Anthropic 429): wait on the
-    triggerer, then try again (``queue_wait.wait_then_retry``)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class Gone(Exception):
-    """The vendor no longer has the batch or file (404): deleted, or expired."""
-
-
-class ModelMissing(Exception):
-    """The model (Azure: the deployment) does not exist for this connection."""
 
 
 class BatchVendor(ABC):
@@ -180,7 +167,9 @@ class BatchVendor(ABC):
 
         :param requests: the file's request count; ``owned``: batch ids other claims of the ledger name;
             ``pending``: whether another claim is creating its batch right now (all three for vendors without
-            metadata).
+            metadata; one lookup asks ``owned`` first, ``pending`` answers from the same read).
+        :returns: the batch, or None when none can be it (the caller may create it).
+        :raises LookupPending: a batch may be it but cannot be told apart yet.
         """
 
     @abstractmethod
@@ -275,10 +264,23 @@ def create_once(
         except transient as exc:
             log.warning("creating the batch failed (%s); checking whether it exists before retrying", type(exc).__name__)
             time.sleep(2 ** (attempt - 1))  # 1, 2, 4 s: longer refusals are waited out on the triggerer
-            found = find(started)
+            found = _look(find, started, log)
             if found:
                 log.info("the batch was created despite the error: adopting %s", found.id)
                 return found
             if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
+
+
+def _look(find: Callable[[float], Batch | None], started: float, log: Any) -> Batch | None:
+    """``find(started)``, asked again every 2 s while it cannot tell yet (``LookupPending``), for a while."""
+    deadline = time.monotonic() + LOOKUP_WAIT_SECONDS
+    while True:
+        try:
+            return find(started)
+        except LookupPending as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.info("%s; looking again in 2 s", exc)
+            time.sleep(2)

@@ -138,7 +138,8 @@ def test_anthropic_adopts_a_running_batch_only_when_nothing_else_could_be_it(ven
     vendor = vendor_conn("anthropic", "--seconds-per-request", "2")  # the batches stay running
     path, since = batch_file(tmp_path, "claude-haiku-4-5"), time.time()
     batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions")
-    assert vendor.find_batch(KEY, since, requests=3, pending=lambda: True) is None  # another claim is creating
+    with pytest.raises(LookupAmbiguous, match="another claim of the partition is still creating"):
+        vendor.find_batch(KEY, since, requests=3, pending=lambda: True)  # it could be that claim's
     assert vendor.find_batch(KEY, since, requests=3, pending=lambda: False).id == batch.id  # the only candidate
     vendor.submit("b0b0b0b0" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions")
     with pytest.raises(LookupAmbiguous, match="2 running batches"):
@@ -201,3 +202,21 @@ def test_anthropic_forgets_an_ended_batch_and_its_results(vendor_conn, tmp_path,
     assert vendor.find_batch(KEY, time.time() - 60, requests=3) is None  # no lost create to adopt
     event = poll_on_the_triggerer("anthropic_test", batch.id, monkeypatch)
     assert event["status"] == "gone"  # the waiting task reads the ledger instead
+
+
+def test_anthropic_never_creates_again_while_a_lost_create_cannot_be_told_apart(vendor_conn, tmp_path, monkeypatch):
+    from openai_batch.vendors import base
+    from openai_batch.vendors.anthropic import LookupAmbiguous
+
+    vendor = vendor_conn("anthropic", "--create-delay-seconds", "2", "--seconds-per-request", "2")  # stays running
+    vendor.client = vendor.hook.get_conn().with_options(max_retries=0, timeout=1.0)  # every create's answer is lost
+    path, since = batch_file(tmp_path, "claude-haiku-4-5"), time.time()
+    creating = iter([True, True, False])  # another claim is creating its batch, then has recorded it
+    batch = vendor.submit(KEY, str(path), requests=3, endpoint="/v1/chat/completions", owned=set,
+                          pending=lambda: next(creating))
+    assert [b.id for b in vendor.iter_batches_since(int(since) - 60)] == [batch.id]  # looked again, adopted
+    monkeypatch.setattr(base, "LOOKUP_WAIT_SECONDS", 1.0)
+    with pytest.raises(LookupAmbiguous):  # never decided: the try fails, nothing created twice
+        vendor.submit("b0b0b0b0" + KEY[8:], str(path), requests=3, endpoint="/v1/chat/completions", owned=set,
+                      pending=lambda: True)
+    assert len(list(vendor.iter_batches_since(int(since) - 60))) == 2
