@@ -49,6 +49,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             "OPENAI_BATCH_RETRY_DELAY_SECONDS": "2",  # a submit that failed with the API server retries soon
             "OPENAI_BATCH_TASK_RETRIES": "4",  # the killed components fail tries on purpose
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",  # the dead triggerer's waits move on soon
+            "OPENAI_BATCH_KEEP_VENDOR_FILES": "true",  # the tests count the message batches and files sent
             **anthropic_connection(port),
         },
     ) as stack:

@@ -37,7 +37,10 @@ def test_worker_killed_between_upload_and_create_and_between_create_and_xcom(tmp
         DAG_ID,
         poll_seconds=2,
         emulator_args=args,
-        extra_env={"OPENAI_BATCH_TASK_RETRIES": "4"},  # the killed worker fails its tries on purpose
+        extra_env={
+            "OPENAI_BATCH_TASK_RETRIES": "4",  # the killed worker fails its tries on purpose
+            "OPENAI_BATCH_KEEP_VENDOR_FILES": "true",  # the test counts the files uploaded
+        },
     ) as stack:
         stack.trigger(DAG_ID, "kill_1", {"partition": "2026-11-24", "max_requests_per_file": PER_FILE})
         killed: dict[int, int] = {}

@@ -29,7 +29,7 @@ def test_the_batch_api_endpoints_are_one_vocabulary_and_the_split_builds_only_it
             "/v1/videos",
         }
     )
-    assert ENDPOINTS == ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
+    assert ENDPOINTS == ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/moderations")
     assert frozenset({Endpoint.CHAT, Endpoint.RESPONSES}) == TEXT_ENDPOINTS
 
 
